@@ -1,0 +1,2 @@
+# bench/: benchmarks that print figures (not pass/fail).
+EXTRA_DIST += bench/throughput.py

@@ -1,0 +1,67 @@
+/* HTTP/1.1 server on a libuv loop, parsing with Debian's http-parser:
+ * keep-alive, header and body caps (431/413), strict framing (no request
+ * with both Transfer-Encoding and Content-Length). Handlers run on the loop
+ * thread and answer synchronously. Shared by the coordinator (and later
+ * posbench-serve); knows nothing about posbench's API. */
+#ifndef PB_HTTP_H
+#define PB_HTTP_H
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct pb_http_server pb_http_server_t;
+
+typedef struct pb_http_limits {
+    size_t max_header_bytes; /* all header lines together; default 16 KiB -> 431 */
+    size_t max_body_bytes;   /* default 8 MiB -> 413 */
+    int idle_timeout_ms;     /* keep-alive idle close; default 30000 */
+    int max_connections;     /* default 1024; beyond it new connections are closed */
+} pb_http_limits_t;
+
+typedef struct pb_http_req {
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* percent-decoded path, no query */
+    const char *query;  /* raw query string without '?', "" if none */
+    const char *body;   /* NUL-terminated (body_len excludes the NUL); "" if none */
+    size_t body_len;
+    void *conn_private; /* for pb_http_req_header */
+} pb_http_req_t;
+
+/* Case-insensitive header lookup; NULL when absent. */
+const char *pb_http_req_header(const pb_http_req_t *req, const char *name);
+/* Query parameter (percent-decoded) into out; returns 1 if present, 0 if not. */
+int pb_http_query_param(const pb_http_req_t *req, const char *name, char *out, size_t outlen);
+
+typedef struct pb_http_resp {
+    int status;               /* default 200 */
+    const char *content_type; /* default "application/json" (static string) */
+    char *body;               /* malloc'd, owned by the server after the handler */
+    size_t body_len;
+    char extra_headers[512];  /* "Name: value\r\n" lines, may be empty */
+} pb_http_resp_t;
+
+/* Set a response body (copied). Returns 0 or PB_ENOMEM. */
+int pb_http_resp_set(pb_http_resp_t *resp, int status, const char *content_type,
+                     const char *body, size_t len);
+/* Add an extra header line. */
+void pb_http_resp_header(pb_http_resp_t *resp, const char *name, const char *value);
+/* JSON error body {"error": msg, "field": field|null}. */
+void pb_http_resp_error(pb_http_resp_t *resp, int status, const char *msg, const char *field);
+
+/* Serve a file under root for a request path ("/" -> index.html). Refuses
+ * paths that leave root ("..", symlinks out of root) with 403/404, sets the
+ * content type by extension. Returns the status it set. */
+int pb_http_serve_file(pb_http_resp_t *resp, const char *root, const char *path);
+
+typedef void (*pb_http_handler_fn)(void *ctx, const pb_http_req_t *req, pb_http_resp_t *resp);
+
+/* Listen on host:port (port 0 = ephemeral; pb_http_port tells which). NULL
+ * limits = defaults. On failure *out is NULL and the return is negative. */
+int pb_http_start(uv_loop_t *loop, const char *host, int port, const pb_http_limits_t *limits,
+                  pb_http_handler_fn fn, void *ctx, pb_http_server_t **out);
+int pb_http_port(const pb_http_server_t *srv);
+/* Close the listener and all connections; the server is freed once libuv
+ * has closed every handle (run the loop afterwards). */
+void pb_http_stop(pb_http_server_t *srv);
+
+#endif

@@ -1,0 +1,14 @@
+# db/: the SQLite store (schema, migrations, queries).
+noinst_LTLIBRARIES += libpbdb.la
+libpbdb_la_SOURCES = db/store.h db/store.c db/schema_sql.h
+libpbdb_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
+libpbdb_la_LIBADD = libpbcommon.la $(SQLITE_LIBS)
+EXTRA_DIST += db/schema.sql
+BUILT_SOURCES = db/schema_sql.h
+CLEANFILES += db/schema_sql.h
+# schema.sql is the source of truth; it is embedded as a C string.
+db/schema_sql.h: $(srcdir)/db/schema.sql
+	$(AM_V_GEN)mkdir -p db && { echo '/* generated from db/schema.sql */'; \
+	  echo 'static const char pdb_schema_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $(srcdir)/db/schema.sql; \
+	  echo ';'; } > $@

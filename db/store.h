@@ -1,0 +1,175 @@
+/* The store: posbench's SQLite database (WAL, one writer: the coordinator's
+ * loop thread). Schema in db/schema.sql, migrations by PRAGMA user_version,
+ * prepared statements only. Every mutating call runs inside a SAVEPOINT, so
+ * it is atomic alone and composes inside pdb_begin()/pdb_commit() (the
+ * coordinator groups many results into one commit, then sends the ACKs).
+ * Uses common/ and sqlite3 only. */
+#ifndef PDB_STORE_H
+#define PDB_STORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/pb.h"
+#include "suites/jobspec.h"
+
+typedef struct pdb pdb_t;
+
+/* Task states. */
+#define PDB_QUEUED "queued"
+#define PDB_LEASED "leased"
+#define PDB_DONE "done"
+#define PDB_FAILED "failed"
+#define PDB_CANCELLED "cancelled"
+
+/* Open (creating if needed) and migrate. On failure *out is NULL and err says
+ * why (e.g. "database is newer than this posbench: user_version 7 > 1"). */
+int pdb_open(const char *path, pdb_t **out, pb_err_t *err);
+void pdb_close(pdb_t *db);
+int pdb_begin(pdb_t *db);
+int pdb_commit(pdb_t *db);
+int pdb_rollback(pdb_t *db);
+/* Last SQLite error text, for logs. */
+const char *pdb_errmsg(pdb_t *db);
+
+/* ---- jobs ---- */
+
+/* Insert a planned job with its runs and tasks (state queued) in one
+ * transaction. idem_key may be NULL; when a job with the same key exists, no
+ * job is inserted, *job_id is the existing id and PB_EEXIST is returned.
+ * schedule_id is 0 when the job was not fired by a schedule. */
+int pdb_job_insert(pdb_t *db, const ps_plan_t *plan, const char *idem_key, int64_t schedule_id,
+                   int64_t *job_id);
+
+/* Job object: {"id", "name", "state", "created_at", "started_at", "finished_at",
+ * "priority", "seed", "model": {...}, "spec": {...}, "items_total", "items_done",
+ * "error", "schedule_id",
+ * "tasks": {"queued": n, "leased": n, "done": n, "failed": n, "cancelled": n},
+ * "runs": [{"index", "suite", "task", "params", "samples", "version",
+ *           "buckets": [{"bucket", "items_total", "items_done",
+ *                        "tasks_total", "tasks_done"}]}],
+ * "failed_tasks": [{"id", "bucket", "attempt", "error"}]}
+ * Timestamps are ISO-8601 strings. PB_ENOTFOUND when there is no such job. */
+int pdb_job_get(pdb_t *db, int64_t job_id, json_t **out);
+
+/* {"jobs": [job objects without "spec", "runs", "failed_tasks"], "next": id|null}
+ * newest first; state may be NULL (any); before_id 0 = from the newest. */
+int pdb_jobs_list(pdb_t *db, const char *state, int64_t before_id, int limit, json_t **out);
+
+/* Cancel: queued and leased tasks become cancelled, the job cancelled.
+ * *leased gets a new array of {"task_id", "attempt", "worker"} for the tasks
+ * that were leased (the caller sends CANCEL). PB_ENOTFOUND for no job,
+ * PB_ESTATE when the job is already done/failed/cancelled. */
+int pdb_job_cancel(pdb_t *db, int64_t job_id, json_t **leased);
+
+/* Raw results: {"job_id", "state", "runs": [{"index", "suite", "task", "params",
+ * "samples", "version", "buckets": [{"bucket", "n", "score_sum"}]}]}.
+ * The caller adds accuracy, Wilson intervals and the suite aggregate. */
+int pdb_job_results(pdb_t *db, int64_t job_id, json_t **out);
+
+/* Items, paged by (task_id, idx) keyset: {"items": [{"task_id", "run", "bucket",
+ * "idx", "prompt_hash", "prediction", "reference", "score", "latency_us",
+ * "tokens", "meta", "error"}], "next": "TASKID:IDX"|null, "total": n}.
+ * run/bucket < 0 means any; after may be NULL. */
+int pdb_job_items(pdb_t *db, int64_t job_id, int run, int64_t bucket, const char *after, int limit,
+                  json_t **out);
+
+/* ---- tasks (the scheduler's side) ---- */
+
+/* What the scheduler keeps in memory for a queued task. */
+typedef struct pdb_task_ref {
+    int64_t task_id;
+    int64_t job_id;
+    int priority;
+    char device[8];   /* "cpu", "gpu", "any" */
+    char backend[32]; /* model backend */
+    int64_t items;    /* item_hi - item_lo */
+} pdb_task_ref_t;
+
+/* Call fn for every queued task of running/queued jobs in id order
+ * (job_id = 0: all jobs). Stops early and returns fn's value if non-zero. */
+int pdb_tasks_queued(pdb_t *db, int64_t job_id, int (*fn)(void *ctx, const pdb_task_ref_t *t),
+                     void *ctx);
+
+/* Lease a queued task to a worker: attempt+1, state leased, lease deadline.
+ * *task gets the TASK body: {"task_id", "attempt", "job_id", "run", "suite",
+ * "task", "params", "bucket", "item_lo", "item_hi", "seed", "model",
+ * "timeout_s", "version"}. The job becomes running if it was queued.
+ * PB_ESTATE when the task is no longer queued (cancelled meanwhile). */
+int pdb_task_lease(pdb_t *db, int64_t task_id, const char *worker, double lease_deadline,
+                   json_t **task);
+
+/* Extend a lease (heartbeat). PB_ESTALE if not leased at that attempt. */
+int pdb_task_renew(pdb_t *db, int64_t task_id, int attempt, double lease_deadline);
+
+/* Record a RESULT exactly once: accepted only by
+ * UPDATE tasks SET state='done' ... WHERE id=? AND attempt=? AND state='leased';
+ * items (a JSON array as the worker sent it: objects with "idx", "prompt_hash",
+ * "prediction", "reference", "score", "latency_us", "tokens", "meta", "error")
+ * and the aggregate {"n", "score_sum"} are stored in the same transaction, the
+ * job's items_done grows, and the job becomes done when no task is left.
+ * Returns 0 when recorded, PB_ESTALE when stale or duplicate (nothing
+ * changed), PB_EPARSE when items are malformed (nothing changed; err says
+ * what). *job_done is set to 1 when this result finished the job. */
+int pdb_task_record(pdb_t *db, int64_t task_id, int attempt, const json_t *items,
+                    const json_t *aggregate, int *job_done, int64_t *job_id, pb_err_t *err);
+
+/* A lease was lost (worker dead, lease expired) or the worker sent FAIL.
+ * If retryable and attempt < max_attempts: back to queued (*requeued = 1).
+ * Otherwise the task fails with error and its job fails (remaining queued
+ * tasks of the job become cancelled). PB_ESTALE if not leased at that attempt. */
+int pdb_task_release(pdb_t *db, int64_t task_id, int attempt, const char *error, int retryable,
+                     int *requeued);
+
+/* Leased tasks whose lease ended before `now`: array of {"task_id", "attempt",
+ * "worker"} (new reference). */
+int pdb_tasks_expired(pdb_t *db, double now, json_t **out);
+
+/* Startup recovery: every leased task back to queued (attempt kept; the next
+ * lease increments it, so a late result from the old lease is dropped).
+ * *n gets how many. */
+int pdb_recover(pdb_t *db, int *n);
+
+/* ---- workers ---- */
+
+/* Upsert by name: capabilities JSON, state ("idle", "busy", "gone"),
+ * last_seen now. */
+int pdb_worker_seen(pdb_t *db, const char *name, const json_t *caps, const char *state);
+/* {"workers": [{"name", "state", "capabilities", "connected_at", "last_seen",
+ * "tasks_done", "current_tasks": [ids]}]}; current tasks come from leases. */
+int pdb_workers_list(pdb_t *db, json_t **out);
+/* Mark every worker gone (coordinator start). */
+int pdb_workers_reset(pdb_t *db);
+
+/* ---- leaderboard ---- */
+
+/* Per (suite, task, model name) the latest done run:
+ * {"entries": [{"suite", "task", "model", "backend", "job_id", "run", "date",
+ *   "n", "score_sum", "params", "buckets": [{"bucket","n","score_sum"}]}]}
+ * suite may be NULL (all). The caller ranks and adds intervals. */
+int pdb_leaderboard(pdb_t *db, const char *suite, json_t **out);
+
+/* ---- schedules ---- */
+
+/* Insert: name, cron expression, job template (a job spec), enabled, next
+ * fire time (computed by the caller). PB_EEXIST for a duplicate name. */
+int pdb_schedule_insert(pdb_t *db, const char *name, const char *cron, const json_t *tmpl,
+                        int enabled, double next_fire, int64_t *id);
+/* {"schedules": [{"id", "name", "cron", "template", "enabled", "created_at",
+ * "last_fired_at", "next_fire_at", "last_job_id"}]} */
+int pdb_schedules_list(pdb_t *db, json_t **out);
+int pdb_schedule_get(pdb_t *db, int64_t id, json_t **out);
+int pdb_schedule_set_enabled(pdb_t *db, int64_t id, int enabled, double next_fire);
+/* Enabled schedules with next_fire_at <= now: array of {"id", "name", "cron",
+ * "template"}. */
+int pdb_schedules_due(pdb_t *db, double now, json_t **out);
+/* After firing: record last fired time, job id, next fire time. */
+int pdb_schedule_fired(pdb_t *db, int64_t id, double fired_at, int64_t job_id, double next_fire);
+
+/* ---- metrics ---- */
+
+/* {"tasks": {"queued": n, "leased": n, "done": n, "failed": n, "cancelled": n},
+ *  "jobs": {state: n}, "items_total": n, "results_total": n} */
+int pdb_stats(pdb_t *db, json_t **out);
+
+#endif

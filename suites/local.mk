@@ -1,0 +1,8 @@
+# suites/: the registry, job specs and the suites.
+noinst_LTLIBRARIES += libpbsuites.la
+libpbsuites_la_SOURCES = \
+	suites/suite.h suites/registry.c \
+	suites/jobspec.h suites/jobspec.c \
+	suites/arithmetic.c
+libpbsuites_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+libpbsuites_la_LIBADD = libpbcommon.la

@@ -1,0 +1,107 @@
+/* The suite interface (ARCHITECTURE.md section 8): every benchmark suite is a
+ * ps_suite_t with a name, tasks, a parameter schema with defaults, length
+ * buckets, a deterministic generator, a scorer and an aggregate. Suites use
+ * common/ and kernels/ only: no I/O, no sockets, no database. */
+#ifndef PS_SUITE_H
+#define PS_SUITE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/pb.h"
+#include "common/rng.h"
+
+/* One generated sample. Everything is owned by the item; ps_item_clear frees. */
+typedef struct ps_item {
+    uint64_t idx;         /* index within its (run, bucket): 0 .. samples-1 */
+    int64_t bucket;       /* bucket value: digit count, context length, ... */
+    char *prompt;         /* what the model sees */
+    char *reference;      /* the canonical gold answer (what `oracle` answers) */
+    json_t *meta;         /* item metadata, e.g. {"da": 3, "db": 5}; may be NULL */
+    int64_t length;       /* actual prompt length in the run's unit */
+    uint64_t prompt_hash; /* pb_hash_str of the prompt */
+} ps_item_t;
+
+void ps_item_clear(ps_item_t *item);
+
+typedef struct ps_suite ps_suite_t;
+
+/* A prepared run: one suite task with normalised params, one bucket, one seed.
+ * key = hash(suite, task, canonical params, bucket, seed); item i is generated
+ * from pb_rng_seed(key, i). */
+typedef struct ps_run {
+    const ps_suite_t *suite;
+    const char *task;     /* points into the suite's task table */
+    json_t *params;       /* owned reference: normalised params */
+    int64_t bucket;
+    uint64_t seed;
+    uint64_t key;
+    void *state;          /* suite-private parsed params (suite->prepare) */
+} ps_run_t;
+
+/* Per-bucket statistics handed to aggregate. */
+typedef struct ps_bucket_stat {
+    int64_t bucket;
+    double n;         /* items scored */
+    double score_sum; /* sum of item scores (exact match: number correct) */
+} ps_bucket_stat_t;
+
+typedef struct ps_task_def {
+    const char *name;
+    const char *description;
+} ps_task_def_t;
+
+struct ps_suite {
+    const char *name;
+    const char *description;
+    int version;              /* generator version, recorded with every result */
+    const char *bucket_unit;  /* "digits", "tokens", "chars", "cells", ... */
+    const ps_task_def_t *tasks;
+    size_t n_tasks;
+
+    /* Parameter schema with defaults for a task, as JSON:
+     * {"param": {"type": "...", "default": ..., "description": "...", ...}}.
+     * New reference. */
+    json_t *(*schema)(const char *task);
+    /* Validate params (may be NULL = all defaults) for a task and return a
+     * new normalised object with every default filled in. On failure *out is
+     * NULL and err names the field relative to params ("digits"). */
+    int (*normalize)(const char *task, const json_t *params, json_t **out, pb_err_t *err);
+    /* Bucket values for normalised params, ascending; *out is malloc'd. */
+    int (*buckets)(const char *task, const json_t *params, int64_t **out, size_t *n);
+    /* Parse run->params into run->state (optional; NULL = nothing to do). */
+    int (*prepare)(ps_run_t *run);
+    void (*release)(ps_run_t *run);
+    /* Generate item idx of run. Deterministic in (run->key, idx). */
+    int (*generate)(const ps_run_t *run, uint64_t idx, ps_item_t *out);
+    /* Score a prediction for item: *score in [0, 1] (1 = correct). */
+    int (*score)(const ps_run_t *run, const ps_item_t *item, const char *prediction,
+                 double *score);
+    /* Run-level aggregate over all buckets (new reference), e.g.
+     * {"accuracy": .., "effective_length": .., "threshold": ..}. */
+    json_t *(*aggregate)(const char *task, const json_t *params, const ps_bucket_stat_t *stats,
+                         size_t n);
+};
+
+/* Registry. */
+const ps_suite_t *ps_suite_find(const char *name);
+const ps_task_def_t *ps_suite_task(const ps_suite_t *suite, const char *task);
+size_t ps_suite_count(void);
+const ps_suite_t *ps_suite_at(size_t i);
+/* The whole registry as served by GET /api/v1/suites (new reference):
+ * {"suites": [{"name", "description", "version", "bucket_unit",
+ *              "tasks": [{"name", "description", "params": schema}]}]} */
+json_t *ps_registry_json(void);
+
+/* Open a run: validates nothing (params must already be normalised), computes
+ * the key and calls prepare. On failure run is cleared. */
+int ps_run_open(ps_run_t *run, const ps_suite_t *suite, const char *task, json_t *params,
+                int64_t bucket, uint64_t seed);
+void ps_run_close(ps_run_t *run);
+
+/* Shared scorer: exact match after whitespace normalisation (trim, take the
+ * first line, drop interior whitespace). Returns 1.0 or 0.0. */
+double ps_exact_match(const char *prediction, const char *reference);
+
+#endif

@@ -1,0 +1,48 @@
+/* One unit-test runner for every module (make check). With arguments, runs
+ * only the named groups: run_unit common db. Fails through its exit code. */
+#include "tests/unit/unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*run)(void);
+} groups[] = {
+    {"common", pb_test_common}, {"suites", pb_test_suites}, {"db", pb_test_db},
+    {"http", pb_test_http},     {"sched", pb_test_sched},   {"worker", pb_test_worker},
+};
+
+void pb_test_tmpdir(char *out, size_t n)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(out, n, "%s/pbunit-XXXXXX", base && *base ? base : "/tmp");
+    if (mkdtemp(out) == NULL) {
+        perror("mkdtemp");
+        exit(2);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int failed = 0, ran = 0;
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        int want = argc < 2;
+        for (int a = 1; a < argc; a++)
+            if (strcmp(argv[a], groups[i].name) == 0)
+                want = 1;
+        if (!want)
+            continue;
+        ran++;
+        int f = groups[i].run();
+        if (f)
+            fprintf(stderr, "unit group %s: %d failed\n", groups[i].name, f);
+        failed += f;
+    }
+    if (ran == 0) {
+        fprintf(stderr, "no unit group matched\n");
+        return 2;
+    }
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,23 @@
+/* The unit runner's groups: each module's test file defines one function that
+ * runs its cmocka group and returns the number of failures. */
+#ifndef PB_UNIT_H
+#define PB_UNIT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+int pb_test_common(void);
+int pb_test_suites(void);
+int pb_test_db(void);
+int pb_test_http(void);
+int pb_test_sched(void);
+int pb_test_worker(void);
+
+/* A fresh temporary directory for a test (mkdtemp under $TMPDIR); the path
+ * is written into out. */
+void pb_test_tmpdir(char *out, size_t n);
+
+#endif

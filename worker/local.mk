@@ -1,0 +1,12 @@
+# worker/: posbench-worker (broker session, task runner, backends).
+noinst_LTLIBRARIES += libpbworker.la
+libpbworker_la_SOURCES = \
+	worker/backend.h worker/backend.c worker/backend_baseline.c \
+	worker/runner.h worker/runner.c
+libpbworker_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(ZMQ_CFLAGS)
+libpbworker_la_LIBADD = libpbsuites.la libpbcommon.la $(ZMQ_LIBS)
+
+bin_PROGRAMS += posbench-worker
+posbench_worker_SOURCES = worker/main.c worker/session.h worker/session.c
+posbench_worker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(ZMQ_CFLAGS)
+posbench_worker_LDADD = libpbworker.la
