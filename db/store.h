@@ -84,6 +84,7 @@ typedef struct pdb_task_ref {
     char device[8];   /* "cpu", "gpu", "any" */
     char backend[32]; /* model backend */
     int64_t items;    /* item_hi - item_lo */
+    int timeout_s;    /* the job's task timeout */
 } pdb_task_ref_t;
 
 /* Call fn for every queued task of running/queued jobs in id order

@@ -1,7 +1,7 @@
 # worker/: posbench-worker (broker session, task runner, backends).
 noinst_LTLIBRARIES += libpbworker.la
 libpbworker_la_SOURCES = \
-	worker/backend.h worker/backend.c worker/backend_baseline.c \
+	worker/backend.h worker/backend_int.h worker/backend.c worker/backend_baseline.c \
 	worker/runner.h worker/runner.c
 libpbworker_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(ZMQ_CFLAGS)
 libpbworker_la_LIBADD = libpbsuites.la libpbcommon.la $(ZMQ_LIBS)

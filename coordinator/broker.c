@@ -1,0 +1,647 @@
+/* The ZeroMQ broker: a ROUTER socket on the coordinator's loop. Registers
+ * workers (HELLO), hands them tasks within their free slots, records
+ * RESULTs exactly once (grouped into one commit per drain, ACKed after the
+ * commit), requeues on FAIL, dead workers and expired leases, and answers
+ * unknown or garbled peers with RESET. */
+#include "coordinator/coord.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+static int hb_ms(const pb_coord_t *c) { return c->cfg.heartbeat_ms > 0 ? c->cfg.heartbeat_ms : PB_HEARTBEAT_MS; }
+
+/* ---- peers ---- */
+
+static pb_peer_t *peer_by_rid(pb_coord_t *c, const unsigned char *rid, size_t len)
+{
+    for (pb_peer_t *p = c->peers; p; p = p->next)
+        if (p->rid_len == len && memcmp(p->rid, rid, len) == 0)
+            return p;
+    return NULL;
+}
+
+static pb_peer_t *peer_by_name(pb_coord_t *c, const char *name)
+{
+    for (pb_peer_t *p = c->peers; p; p = p->next)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+static void peer_free(pb_peer_t *p)
+{
+    for (size_t i = 0; i < p->n_backends; i++)
+        free(p->backends[i]);
+    free(p->leases);
+    free(p);
+}
+
+static void peer_unlink(pb_coord_t *c, pb_peer_t *p)
+{
+    pb_peer_t **pp = &c->peers;
+    while (*pp && *pp != p)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = p->next;
+    if (c->rr_next == p)
+        c->rr_next = NULL;
+    c->n_peers--;
+}
+
+static int lease_add(pb_peer_t *p, const pdb_task_ref_t *ref, int attempt)
+{
+    if (p->n_leases == p->cap_leases) {
+        size_t nc = p->cap_leases ? p->cap_leases * 2 : 4;
+        pb_lease_t *nl = realloc(p->leases, nc * sizeof *nl);
+        if (nl == NULL)
+            return PB_ENOMEM;
+        p->leases = nl;
+        p->cap_leases = nc;
+    }
+    p->leases[p->n_leases].ref = *ref;
+    p->leases[p->n_leases].attempt = attempt;
+    p->n_leases++;
+    return 0;
+}
+
+/* Remove the lease (task, attempt) from p; copies it out when found. */
+static int lease_take(pb_peer_t *p, int64_t task_id, int attempt, pb_lease_t *out)
+{
+    for (size_t i = 0; i < p->n_leases; i++) {
+        if (p->leases[i].ref.task_id == task_id && (attempt < 0 || p->leases[i].attempt == attempt)) {
+            if (out)
+                *out = p->leases[i];
+            p->leases[i] = p->leases[--p->n_leases];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static pb_peer_t *peer_by_lease(pb_coord_t *c, int64_t task_id, int attempt)
+{
+    for (pb_peer_t *p = c->peers; p; p = p->next)
+        for (size_t i = 0; i < p->n_leases; i++)
+            if (p->leases[i].ref.task_id == task_id && p->leases[i].attempt == attempt)
+                return p;
+    return NULL;
+}
+
+static void send_to(pb_coord_t *c, pb_peer_t *p, int type, const json_t *body)
+{
+    if (pb_proto_send(c->router, p->rid, p->rid_len, type, body) == 0)
+        p->last_sent_ms = pb_now_ms();
+}
+
+static void send_rid(pb_coord_t *c, const unsigned char *rid, size_t len, int type, const json_t *body)
+{
+    pb_proto_send(c->router, rid, len, type, body);
+}
+
+/* ---- transactions and ACKs ---- */
+
+static int txn_open(pb_coord_t *c)
+{
+    if (c->in_txn)
+        return 0;
+    int rc = pdb_begin(c->db);
+    if (rc == 0)
+        c->in_txn = 1;
+    return rc;
+}
+
+static void ack_queue(pb_coord_t *c, const unsigned char *rid, size_t len, int64_t task_id, int attempt)
+{
+    if (c->n_acks == c->cap_acks) {
+        size_t nc = c->cap_acks ? c->cap_acks * 2 : 64;
+        pb_ack_t *na = realloc(c->acks, nc * sizeof *na);
+        if (na == NULL)
+            return; /* the worker resends; the duplicate is ACKed then */
+        c->acks = na;
+        c->cap_acks = nc;
+    }
+    pb_ack_t *a = &c->acks[c->n_acks++];
+    memcpy(a->rid, rid, len);
+    a->rid_len = len;
+    a->task_id = task_id;
+    a->attempt = attempt;
+}
+
+/* Commit what this drain wrote, then (only then) send the ACKs. */
+static void txn_close(pb_coord_t *c)
+{
+    if (c->in_txn) {
+        c->in_txn = 0;
+        if (pdb_commit(c->db) != 0) {
+            pb_error("commit failed: %s; results will be resent by workers", pdb_errmsg(c->db));
+            pdb_rollback(c->db);
+            c->n_acks = 0;
+            return;
+        }
+    }
+    for (size_t i = 0; i < c->n_acks; i++) {
+        json_t *body = json_pack("{sIsi}", "task_id", (json_int_t)c->acks[i].task_id, "attempt",
+                                 c->acks[i].attempt);
+        send_rid(c, c->acks[i].rid, c->acks[i].rid_len, PB_MSG_ACK, body);
+        json_decref(body);
+    }
+    c->n_acks = 0;
+}
+
+/* Put a released task back in the run queue, or drop its job's queue when
+ * the job failed. */
+static void after_release(pb_coord_t *c, const pdb_task_ref_t *ref, int requeued)
+{
+    if (requeued)
+        pb_sched_add(c->sched, ref, pb_now_us(), 1);
+    else
+        pb_sched_drop_job(c->sched, ref->job_id);
+    c->dispatch_wanted = 1;
+}
+
+static void release_lease(pb_coord_t *c, const pb_lease_t *l, const char *why, int retryable)
+{
+    int requeued = 0;
+    if (txn_open(c) != 0)
+        return;
+    int rc = pdb_task_release(c->db, l->ref.task_id, l->attempt, why, retryable, &requeued);
+    if (rc == 0) {
+        pb_info("task %lld attempt %d released (%s): %s", (long long)l->ref.task_id, l->attempt,
+                why, requeued ? "requeued" : "failed");
+        after_release(c, &l->ref, requeued);
+    }
+}
+
+static int requeue_one(void *ctx, const pdb_task_ref_t *t);
+
+/* Release a lease this process holds no record of (the store still fences
+ * it by attempt); a requeued task is found in the store and queued. */
+static void release_unknown(pb_coord_t *c, int64_t task_id, int attempt, const char *why,
+                            int retryable)
+{
+    int requeued = 0;
+    if (txn_open(c) != 0)
+        return;
+    if (pdb_task_release(c->db, task_id, attempt, why, retryable, &requeued) != 0)
+        return;
+    struct {
+        pb_coord_t *c;
+        int64_t task_id;
+    } want = {c, task_id};
+    if (requeued)
+        pdb_tasks_queued(c->db, 0, requeue_one, &want);
+    c->dispatch_wanted = 1;
+}
+
+/* ---- message handlers ---- */
+
+static const char *jstr(const json_t *o, const char *k, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : dflt;
+}
+
+static int64_t jint(const json_t *o, const char *k, int64_t dflt)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+static void on_hello(pb_coord_t *c, pb_msg_t *m)
+{
+    const json_t *b = m->body;
+    const char *name = jstr(b, "name", NULL);
+    const char *proto = jstr(b, "protocol", PB_PROTOCOL_VERSION);
+    json_t *caps = json_object_get(b, "capabilities");
+    if (name == NULL || !*name || strlen(name) >= sizeof((pb_peer_t *)0)->name ||
+        strcmp(proto, PB_PROTOCOL_VERSION) != 0 || !json_is_object(caps)) {
+        c->protocol_errors++;
+        pb_warn("HELLO without a usable name, protocol or capabilities: RESET");
+        send_rid(c, m->rid, m->rid_len, PB_MSG_RESET, NULL);
+        return;
+    }
+    pb_peer_t *p = peer_by_rid(c, m->rid, m->rid_len);
+    pb_peer_t *old = peer_by_name(c, name);
+    if (p == NULL) {
+        p = calloc(1, sizeof *p);
+        if (p == NULL)
+            return;
+        memcpy(p->rid, m->rid, m->rid_len);
+        p->rid_len = m->rid_len;
+        p->next = c->peers;
+        c->peers = p;
+        c->n_peers++;
+    }
+    /* A worker that reconnected on a new socket keeps its leases: its tasks
+     * are still running and their results will be resent. */
+    if (old && old != p) {
+        for (size_t i = 0; i < old->n_leases; i++)
+            lease_add(p, &old->leases[i].ref, old->leases[i].attempt);
+        peer_unlink(c, old);
+        peer_free(old);
+    }
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->device, sizeof p->device, "%s", jstr(caps, "device", "cpu"));
+    for (size_t i = 0; i < p->n_backends; i++)
+        free(p->backends[i]);
+    p->n_backends = 0;
+    json_t *bk = json_object_get(caps, "backends");
+    size_t i;
+    json_t *v;
+    json_array_foreach(bk, i, v)
+    {
+        if (json_is_string(v) && p->n_backends < PB_COORD_MAX_BACKENDS)
+            p->backends[p->n_backends++] = strdup(json_string_value(v));
+    }
+    p->slots = (int)jint(caps, "slots", 0);
+    if (p->slots < 0 || p->slots > 4096)
+        p->slots = 0;
+    if (txn_open(c) == 0)
+        pdb_worker_seen(c->db, p->name, caps, "idle");
+    pb_info("worker %s connected (%s, %d slots)", p->name, p->device, p->slots);
+    c->dispatch_wanted = 1;
+}
+
+static void on_ready(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
+{
+    /* Free slots are derived from slots - leases; READY's credit only
+     * matters for a worker that did not announce its slots. */
+    if (p->slots == 0) {
+        int64_t credit = jint(m->body, "credit", 1);
+        if (credit > 0 && credit < 4096)
+            p->slots = (int)credit + (int)p->n_leases;
+    }
+    c->dispatch_wanted = 1;
+}
+
+static void on_result(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
+{
+    int64_t task_id = jint(m->body, "task_id", -1);
+    int attempt = (int)jint(m->body, "attempt", -1);
+    if (task_id < 0 || attempt < 0) {
+        c->protocol_errors++;
+        pb_warn("RESULT from %s without task_id/attempt: dropped", p->name);
+        return;
+    }
+    pb_lease_t lease;
+    int had = lease_take(p, task_id, attempt, &lease);
+    if (!had) {
+        pb_peer_t *holder = peer_by_lease(c, task_id, attempt);
+        if (holder)
+            had = lease_take(holder, task_id, attempt, &lease);
+    }
+    if (txn_open(c) != 0)
+        return;
+    int job_done = 0;
+    int64_t job_id = 0;
+    pb_err_t err = {0};
+    json_t *items = json_object_get(m->body, "items");
+    int rc = pdb_task_record(c->db, task_id, attempt, items, json_object_get(m->body, "aggregate"),
+                             &job_done, &job_id, &err);
+    if (rc == 0) {
+        c->results_total++;
+        c->items_recorded += json_array_size(items);
+        if (job_done)
+            pb_info("job %lld done", (long long)job_id);
+    } else if (rc == PB_ESTALE) {
+        c->results_stale++;
+        pb_debug("stale result for task %lld attempt %d from %s dropped", (long long)task_id,
+                 attempt, p->name);
+    } else if (rc == PB_EPARSE) {
+        c->protocol_errors++;
+        pb_warn("malformed result for task %lld from %s: %s", (long long)task_id, p->name, err.msg);
+        char why[300];
+        snprintf(why, sizeof why, "malformed result: %s", err.msg);
+        if (had)
+            release_lease(c, &lease, why, 1);
+    } else {
+        pb_error("recording task %lld failed: %s (%s)", (long long)task_id, pb_strerror(rc),
+                 pdb_errmsg(c->db));
+        if (had)
+            lease_add(p, &lease.ref, lease.attempt); /* keep it: the worker resends */
+        return;                                      /* no ACK */
+    }
+    ack_queue(c, m->rid, m->rid_len, task_id, attempt);
+    c->dispatch_wanted = 1;
+}
+
+static void on_fail(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
+{
+    int64_t task_id = jint(m->body, "task_id", -1);
+    int attempt = (int)jint(m->body, "attempt", -1);
+    if (task_id < 0 || attempt < 0) {
+        c->protocol_errors++;
+        return;
+    }
+    const char *msg = jstr(m->body, "message", "worker reported a failure");
+    const char *cls = jstr(m->body, "error_class", "internal");
+    int retryable = json_is_true(json_object_get(m->body, "retryable"));
+    char why[600];
+    snprintf(why, sizeof why, "%s: %s (worker %s)", cls, msg, p->name);
+    pb_lease_t lease;
+    if (lease_take(p, task_id, attempt, &lease)) {
+        release_lease(c, &lease, why, retryable);
+    } else {
+        release_unknown(c, task_id, attempt, why, retryable);
+    }
+    ack_queue(c, m->rid, m->rid_len, task_id, attempt);
+}
+
+static void handle(pb_coord_t *c, pb_msg_t *m)
+{
+    if (m->type == PB_MSG_HELLO) {
+        on_hello(c, m);
+        return;
+    }
+    pb_peer_t *p = peer_by_rid(c, m->rid, m->rid_len);
+    if (p == NULL) {
+        /* Unknown peer (e.g. we restarted): ask it to introduce itself. */
+        send_rid(c, m->rid, m->rid_len, PB_MSG_RESET, NULL);
+        return;
+    }
+    p->last_seen_ms = pb_now_ms();
+    switch (m->type) {
+    case PB_MSG_READY:
+        on_ready(c, p, m);
+        break;
+    case PB_MSG_HEARTBEAT:
+        break;
+    case PB_MSG_RESULT:
+        on_result(c, p, m);
+        break;
+    case PB_MSG_FAIL:
+        on_fail(c, p, m);
+        break;
+    default:
+        c->protocol_errors++;
+        pb_warn("unexpected %s from worker %s: RESET", pb_msg_name(m->type), p->name);
+        send_to(c, p, PB_MSG_RESET, NULL);
+    }
+}
+
+static int drain(void *ctx, void *sock, int budget)
+{
+    pb_coord_t *c = ctx;
+    int n = 0;
+    for (; n < budget; n++) {
+        pb_msg_t m;
+        pb_err_t err = {0};
+        int rc = pb_proto_recv(sock, 1, &m, &err);
+        if (rc == PB_ENOTFOUND)
+            break;
+        if (rc == PB_EPROTO) {
+            c->protocol_errors++;
+            if (c->protocol_errors < 100 || c->protocol_errors % 1000 == 0)
+                pb_warn("protocol error from a peer (%s: %s): RESET", err.field, err.msg);
+            if (m.rid_len > 0)
+                send_rid(c, m.rid, m.rid_len, PB_MSG_RESET, NULL);
+            pb_msg_clear(&m);
+            continue;
+        }
+        if (m.body == NULL && (m.type == PB_MSG_HELLO || m.type == PB_MSG_RESULT || m.type == PB_MSG_FAIL)) {
+            c->protocol_errors++;
+            send_rid(c, m.rid, m.rid_len, PB_MSG_RESET, NULL);
+            pb_msg_clear(&m);
+            continue;
+        }
+        handle(c, &m);
+        pb_msg_clear(&m);
+    }
+    txn_close(c);
+    if (c->dispatch_wanted)
+        pb_broker_dispatch(c);
+    return n;
+}
+
+/* ---- dispatch ---- */
+
+static void lat_record(pb_coord_t *c, int64_t us)
+{
+    int b = 0;
+    while (b < PB_LAT_BUCKETS - 1 && ((int64_t)1 << b) < us)
+        b++;
+    c->lat_hist[b]++;
+}
+
+double pb_broker_latency_pct(const pb_coord_t *c, double pct)
+{
+    uint64_t total = 0;
+    for (int b = 0; b < PB_LAT_BUCKETS; b++)
+        total += c->lat_hist[b];
+    if (total == 0)
+        return 0;
+    uint64_t want = (uint64_t)(pct / 100.0 * (double)total + 0.5), seen = 0;
+    if (want == 0)
+        want = 1;
+    for (int b = 0; b < PB_LAT_BUCKETS; b++) {
+        seen += c->lat_hist[b];
+        if (seen >= want)
+            return (double)((int64_t)1 << b);
+    }
+    return (double)((int64_t)1 << (PB_LAT_BUCKETS - 1));
+}
+
+typedef struct outgoing {
+    pb_peer_t *peer;
+    json_t *task;
+} outgoing_t;
+
+void pb_broker_dispatch(pb_coord_t *c)
+{
+    c->dispatch_wanted = 0;
+    if (pb_sched_depth(c->sched) == 0 || c->peers == NULL)
+        return;
+    outgoing_t *out = NULL;
+    size_t n_out = 0, cap_out = 0;
+    double now = pb_wall_time();
+    int64_t now_us = pb_now_us();
+    int progress = 1;
+    int began = !c->in_txn;
+    if (txn_open(c) != 0)
+        return;
+    while (progress && pb_sched_depth(c->sched) > 0) {
+        progress = 0;
+        for (pb_peer_t *p = c->peers; p; p = p->next) {
+            if ((int)p->n_leases >= p->slots)
+                continue;
+            pb_sched_caps_t caps = {p->device, (const char *const *)p->backends, p->n_backends};
+            pdb_task_ref_t ref;
+            int64_t enq = 0;
+            if (!pb_sched_pick(c->sched, &caps, &ref, &enq))
+                continue;
+            double deadline = now + (ref.timeout_s > 0 ? ref.timeout_s : 600) + PB_LEASE_GRACE_S;
+            json_t *task = NULL;
+            int rc = pdb_task_lease(c->db, ref.task_id, p->name, deadline, &task);
+            progress = 1;
+            if (rc != 0) {
+                if (rc != PB_ESTATE)
+                    pb_error("leasing task %lld failed: %s", (long long)ref.task_id, pb_strerror(rc));
+                continue;
+            }
+            int attempt = (int)jint(task, "attempt", 0);
+            json_object_set_new(task, "lease_ms", json_integer((json_int_t)(deadline - now) * 1000));
+            if (n_out == cap_out) {
+                size_t nc = cap_out ? cap_out * 2 : 32;
+                outgoing_t *no = realloc(out, nc * sizeof *no);
+                if (no == NULL) {
+                    json_decref(task); /* lease expires and the task is retried */
+                    continue;
+                }
+                out = no;
+                cap_out = nc;
+            }
+            lease_add(p, &ref, attempt);
+            out[n_out].peer = p;
+            out[n_out].task = task;
+            n_out++;
+            lat_record(c, now_us - enq);
+            c->tasks_dispatched++;
+        }
+    }
+    /* Leases are committed before any TASK leaves, so a crash cannot leave a
+     * worker running a task the store still calls queued. */
+    if (began)
+        txn_close(c);
+    for (size_t i = 0; i < n_out; i++) {
+        send_to(c, out[i].peer, PB_MSG_TASK, out[i].task);
+        json_decref(out[i].task);
+    }
+    free(out);
+}
+
+/* ---- loading, cancel, tick ---- */
+
+static int load_one(void *ctx, const pdb_task_ref_t *t)
+{
+    pb_coord_t *c = ctx;
+    return pb_sched_add(c->sched, t, pb_now_us(), 0);
+}
+
+static int requeue_one(void *ctx, const pdb_task_ref_t *t)
+{
+    struct {
+        pb_coord_t *c;
+        int64_t task_id;
+    } *want = ctx;
+    if (t->task_id == want->task_id)
+        return pb_sched_add(want->c->sched, t, pb_now_us(), 1) ? -1 : 1;
+    return 0;
+}
+
+int pb_broker_load_queue(pb_coord_t *c, int64_t job_id)
+{
+    int rc = pdb_tasks_queued(c->db, job_id, load_one, c);
+    c->dispatch_wanted = 1;
+    return rc;
+}
+
+void pb_broker_cancel_task(pb_coord_t *c, int64_t task_id, int attempt)
+{
+    pb_peer_t *p = peer_by_lease(c, task_id, attempt);
+    if (p == NULL)
+        return;
+    lease_take(p, task_id, attempt, NULL);
+    json_t *body = json_pack("{sIsi}", "task_id", (json_int_t)task_id, "attempt", attempt);
+    send_to(c, p, PB_MSG_CANCEL, body);
+    json_decref(body);
+    c->dispatch_wanted = 1;
+}
+
+static void peer_dead(pb_coord_t *c, pb_peer_t *p)
+{
+    char why[256];
+    snprintf(why, sizeof why, "worker %s lost (no message for %d ms)", p->name,
+             PB_LIVENESS * hb_ms(c));
+    pb_warn("%s; %zu task(s) go back to the queue", why, p->n_leases);
+    for (size_t i = 0; i < p->n_leases; i++)
+        release_lease(c, &p->leases[i], why, 1);
+    if (txn_open(c) == 0)
+        pdb_worker_seen(c->db, p->name, NULL, "gone");
+    peer_unlink(c, p);
+    peer_free(p);
+}
+
+void pb_broker_tick(pb_coord_t *c)
+{
+    int64_t now = pb_now_ms();
+    int hb = hb_ms(c);
+    pb_peer_t *p = c->peers;
+    while (p) {
+        pb_peer_t *next = p->next;
+        if (now - p->last_seen_ms > (int64_t)PB_LIVENESS * hb)
+            peer_dead(c, p);
+        else if (now - p->last_sent_ms >= hb)
+            send_to(c, p, PB_MSG_HEARTBEAT, NULL);
+        p = next;
+    }
+    json_t *expired = NULL;
+    if (pdb_tasks_expired(c->db, pb_wall_time(), &expired) == 0) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(expired, i, e)
+        {
+            int64_t tid = jint(e, "task_id", -1);
+            int att = (int)jint(e, "attempt", -1);
+            pb_peer_t *holder = peer_by_lease(c, tid, att);
+            pb_lease_t lease;
+            if (holder && lease_take(holder, tid, att, &lease)) {
+                json_t *body = json_pack("{sIsi}", "task_id", (json_int_t)tid, "attempt", att);
+                send_to(c, holder, PB_MSG_CANCEL, body);
+                json_decref(body);
+                release_lease(c, &lease, "lease expired (task ran past its timeout)", 1);
+            } else {
+                release_unknown(c, tid, att, "lease expired", 1);
+            }
+        }
+        json_decref(expired);
+    }
+    txn_close(c);
+    pb_broker_dispatch(c);
+}
+
+/* ---- start/stop ---- */
+
+int pb_broker_start(pb_coord_t *c)
+{
+    c->zctx = zmq_ctx_new();
+    if (c->zctx == NULL)
+        return PB_ENET;
+    c->router = zmq_socket(c->zctx, ZMQ_ROUTER);
+    if (c->router == NULL)
+        return PB_ENET;
+    int one = 1, zero = 0, hwm = 100000;
+    int64_t maxmsg = PB_FRAME_MAX;
+    zmq_setsockopt(c->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(c->router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(c->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(c->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(c->router, c->cfg.broker) != 0) {
+        pb_error("cannot bind the broker to %s: %s", c->cfg.broker, zmq_strerror(errno));
+        return PB_ENET;
+    }
+    return pb_zloop_start(c->loop, c->router, 512, drain, c, &c->zloop);
+}
+
+void pb_broker_stop(pb_coord_t *c)
+{
+    pb_zloop_stop(c->zloop);
+    c->zloop = NULL;
+    while (c->peers) {
+        pb_peer_t *p = c->peers;
+        c->peers = p->next;
+        peer_free(p);
+    }
+    free(c->acks);
+    c->acks = NULL;
+    if (c->router)
+        zmq_close(c->router);
+    if (c->zctx)
+        zmq_ctx_term(c->zctx);
+    c->router = c->zctx = NULL;
+}

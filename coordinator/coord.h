@@ -1,0 +1,115 @@
+/* posbench-coordinator's context and its internal interfaces: the broker
+ * (ZeroMQ ROUTER, workers, leases, results), the API routes, and the
+ * periodic tick (heartbeats, lease expiry, schedules). One libuv loop runs
+ * everything; the store is written only from this thread. */
+#ifndef PB_COORD_H
+#define PB_COORD_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/proto.h"
+#include "coordinator/http.h"
+#include "coordinator/sched.h"
+#include "coordinator/zloop.h"
+#include "db/store.h"
+
+#define PB_COORD_MAX_BACKENDS 16
+#define PB_LEASE_GRACE_S 30
+
+/* A task leased to a peer. */
+typedef struct pb_lease {
+    pdb_task_ref_t ref;
+    int attempt;
+} pb_lease_t;
+
+/* A result committed in the current drain, ACKed after the commit. */
+typedef struct pb_ack {
+    unsigned char rid[PB_ROUTING_ID_MAX];
+    size_t rid_len;
+    int64_t task_id;
+    int attempt;
+} pb_ack_t;
+
+/* A connected worker. */
+typedef struct pb_peer {
+    unsigned char rid[PB_ROUTING_ID_MAX];
+    size_t rid_len;
+    char name[128];
+    char device[8];
+    char *backends[PB_COORD_MAX_BACKENDS];
+    size_t n_backends;
+    int slots;
+    int64_t last_seen_ms;
+    int64_t last_sent_ms;
+    pb_lease_t *leases;
+    size_t n_leases, cap_leases;
+    struct pb_peer *next;
+} pb_peer_t;
+
+typedef struct pb_coord_config {
+    char listen_host[256];
+    int listen_port;
+    char broker[512];
+    char db_path[PATH_MAX];
+    char web_root[PATH_MAX];
+    int heartbeat_ms;
+    pb_http_limits_t http_limits;
+} pb_coord_config_t;
+
+/* Queue-latency histogram (queued -> dispatched), log2 buckets of µs. */
+#define PB_LAT_BUCKETS 40
+
+typedef struct pb_coord {
+    pb_coord_config_t cfg;
+    uv_loop_t *loop;
+    pdb_t *db;
+    void *zctx;
+    void *router;
+    pb_zloop_t *zloop;
+    pb_http_server_t *http;
+    pb_sched_t *sched;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+    pb_peer_t *peers;
+    size_t n_peers;
+    pb_peer_t *rr_next; /* dispatch fairness across workers */
+    pb_ack_t *acks;
+    size_t n_acks, cap_acks;
+    int in_txn;
+    int dispatch_wanted;
+    /* metrics */
+    double started_at;
+    uint64_t results_total, items_recorded, results_stale, protocol_errors, tasks_dispatched;
+    uint64_t lat_hist[PB_LAT_BUCKETS];
+    double rate_window_start;
+    uint64_t rate_window_results;
+    double results_per_s;
+} pb_coord_t;
+
+/* Broker (broker.c). */
+int pb_broker_start(pb_coord_t *c);
+void pb_broker_stop(pb_coord_t *c);
+/* Try to hand queued tasks to workers with free slots. */
+void pb_broker_dispatch(pb_coord_t *c);
+/* Periodic: heartbeats, dead peers, expired leases. */
+void pb_broker_tick(pb_coord_t *c);
+/* Tell the worker holding a leased task to stop it and forget the lease. */
+void pb_broker_cancel_task(pb_coord_t *c, int64_t task_id, int attempt);
+/* Load every queued task from the store into the scheduler. */
+int pb_broker_load_queue(pb_coord_t *c, int64_t job_id);
+/* Queue-latency percentile in µs from the histogram (upper bucket bound). */
+double pb_broker_latency_pct(const pb_coord_t *c, double pct);
+
+/* API (api.c): the HTTP handler for /api/v1, /healthz, /metrics and web/. */
+void pb_api_handle(void *ctx, const pb_http_req_t *req, pb_http_resp_t *resp);
+/* Submit a job spec (used by the API and by schedules). On success *job_id
+ * is set and *existing says whether an idempotency key matched. */
+int pb_api_submit(pb_coord_t *c, const json_t *spec, const char *idem_key, int64_t schedule_id,
+                  int64_t *job_id, int *existing, pb_err_t *err);
+/* Fire due schedules (called from the tick). */
+void pb_api_fire_schedules(pb_coord_t *c);
+
+#endif

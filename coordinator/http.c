@@ -1,0 +1,1033 @@
+/* HTTP/1.1 server on a libuv loop (contract in http.h). One http_conn per TCP
+ * connection; http-parser frames requests and is paused after each one so
+ * the handler runs synchronously and pipelined answers leave in order. Caps
+ * on head (431) and body (413), back-pressure on slow readers, lingering
+ * close after errors, and static files confined to a root. */
+#include "coordinator/http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <http_parser.h>
+#include <jansson.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/pb.h"
+#include "common/util.h"
+
+#define HTTP_WQ_HIGH (1u << 20)    /* unsent output that stops reading (slow reader) */
+#define HTTP_WQ_LOW (256u << 10)   /* ... and lets it resume */
+#define HTTP_LINGER_MS 2000        /* read-and-discard after an error before closing */
+#define HTTP_FILE_MAX (64u << 20)  /* static files are small; refuse anything huge */
+#define HTTP_BODY_KEEP (64u << 10) /* body buffer kept between keep-alive requests */
+
+typedef struct http_conn http_conn_t;
+
+struct pb_http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    pb_http_limits_t limits;
+    pb_http_handler_fn fn;
+    void *ctx;
+    http_conn_t *conns; /* open connections, doubly linked */
+    int nconns;
+    int handles; /* libuv handles not yet closed: listener + 2 per connection */
+    int stopping;
+    int port;
+};
+
+enum { HDR_NONE, HDR_FIELD, HDR_VALUE };
+
+struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    http_parser parser;
+    pb_http_server_t *srv;
+    http_conn_t *prev, *next;
+    int open_handles;
+    /* The request being parsed. Headers are stored flat: "name\0value\0"... */
+    pb_buf_t url, hdrs, body;
+    size_t nhdrs, head_bytes, val_start;
+    int hdr_state;
+    int err_status; /* set by a parser callback that stops the parser */
+    const char *err_msg;
+    int keep_alive;
+    /* Input left unparsed while the client is not reading our output. */
+    char *stash;
+    size_t stash_len;
+    size_t pending_writes;
+    unsigned closing : 1, draining : 1, lingering : 1, reading : 1, paused : 1, eof : 1;
+};
+
+typedef struct http_write {
+    uv_write_t req;
+    char *head;
+    char *body;
+} http_write_t;
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void conn_close(http_conn_t *c);
+static void conn_feed(http_conn_t *c, const char *data, size_t len);
+
+/* ---- small helpers ---- */
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode s[0..n) into out (outlen bytes with the NUL); '+' becomes a
+ * space when plus is set. Returns the length, -1 for a bad escape or %00
+ * (which would cut the C string), -2 when out is too small. */
+static long url_decode(const char *s, size_t n, int plus, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (plus && ch == '+') {
+            ch = ' ';
+        }
+        if (o + 1 >= outlen)
+            return -2;
+        out[o++] = ch;
+    }
+    if (outlen == 0)
+        return -2;
+    out[o] = '\0';
+    return (long)o;
+}
+
+/* RFC 7231 IMF-fixdate, independent of the locale. */
+static void http_date(char out[40])
+{
+    static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 40, "%s, %02d %s %04d %02d:%02d:%02d GMT", wd[tm.tm_wday % 7], tm.tm_mday,
+             mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* ---- responses ---- */
+
+int pb_http_resp_set(pb_http_resp_t *resp, int status, const char *content_type,
+                     const char *body, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return PB_ENOMEM;
+    if (len)
+        memcpy(copy, body, len);
+    copy[len] = '\0';
+    free(resp->body);
+    resp->body = copy;
+    resp->body_len = len;
+    resp->status = status;
+    if (content_type)
+        resp->content_type = content_type;
+    return 0;
+}
+
+void pb_http_resp_header(pb_http_resp_t *resp, const char *name, const char *value)
+{
+    /* CR/LF in either part would let a value forge headers or a response. */
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n") || !*name) {
+        pb_warn("http: refusing header with CR/LF: %s", name);
+        return;
+    }
+    size_t used = strnlen(resp->extra_headers, sizeof resp->extra_headers);
+    size_t room = sizeof resp->extra_headers - used;
+    int n = snprintf(resp->extra_headers + used, room, "%s: %s\r\n", name, value);
+    if (n < 0 || (size_t)n >= room) {
+        resp->extra_headers[used] = '\0';
+        pb_warn("http: no room for header %s", name);
+    }
+}
+
+void pb_http_resp_error(pb_http_resp_t *resp, int status, const char *msg, const char *field)
+{
+    if (msg == NULL)
+        msg = http_status_str((enum http_status)status);
+    /* An empty field (pb_err_t with no field) reads as null. */
+    json_t *o = json_pack("{s:s, s:s?}", "error", msg, "field", field && *field ? field : NULL);
+    char *text = o ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (text == NULL || pb_http_resp_set(resp, status, "application/json", text, strlen(text))) {
+        free(resp->body);
+        resp->body = NULL;
+        resp->body_len = 0;
+        resp->status = status;
+        resp->content_type = "application/json";
+    }
+    free(text);
+}
+
+static void resp_init(pb_http_resp_t *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->status = 200;
+}
+
+/* ---- static files ---- */
+
+static const char *content_type_for(const char *name)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},   {".json", "application/json"},
+        {".svg", "image/svg+xml"},             {".png", "image/png"},
+        {".ico", "image/x-icon"},              {".txt", "text/plain; charset=utf-8"},
+        {".map", "application/json"},
+    };
+    const char *dot = strrchr(name, '.');
+    if (dot && strchr(dot, '/') == NULL)
+        for (size_t i = 0; i < PB_ARRAY_LEN(types); i++)
+            if (strcasecmp(dot, types[i].ext) == 0)
+                return types[i].type;
+    return "application/octet-stream";
+}
+
+static int has_dotdot_segment(const char *path)
+{
+    for (const char *p = path; *p;) {
+        const char *end = strchrnul(p, '/');
+        if (end - p == 2 && p[0] == '.' && p[1] == '.')
+            return 1;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static int file_error(pb_http_resp_t *resp, int status, const char *msg)
+{
+    pb_http_resp_error(resp, status, msg, NULL);
+    return status;
+}
+
+int pb_http_serve_file(pb_http_resp_t *resp, const char *root, const char *path)
+{
+    char rroot[PATH_MAX], want[PATH_MAX], rfile[PATH_MAX];
+    char *data = NULL;
+    int fd = -1, status;
+    struct stat st;
+
+    if (path == NULL || *path == '\0')
+        path = "/";
+    if (path[0] != '/')
+        return file_error(resp, 404, "not found");
+    if (has_dotdot_segment(path))
+        return file_error(resp, 403, "forbidden: path leaves the web root");
+    if (realpath(root, rroot) == NULL) {
+        pb_warn("http: web root %s: %s", root, strerror(errno));
+        return file_error(resp, 404, "not found");
+    }
+    const char *index = path[strlen(path) - 1] == '/' ? "index.html" : "";
+    int n = snprintf(want, sizeof want, "%s%s%s", rroot, path, index);
+    if (n < 0 || (size_t)n >= sizeof want)
+        return file_error(resp, 404, "not found");
+    if (realpath(want, rfile) == NULL)
+        return errno == EACCES ? file_error(resp, 403, "forbidden")
+                               : file_error(resp, 404, "not found");
+    /* Symlinks may point anywhere: the resolved file must still be under root. */
+    size_t rl = strlen(rroot);
+    if (strncmp(rfile, rroot, rl) != 0 || (rl > 1 && rfile[rl] != '/'))
+        return file_error(resp, 403, "forbidden: path leaves the web root");
+
+    fd = open(rfile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        status = file_error(resp, errno == EACCES ? 403 : 404,
+                            errno == EACCES ? "forbidden" : "not found");
+        goto out;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        status = file_error(resp, 404, "not found");
+        goto out;
+    }
+    if ((uint64_t)st.st_size > HTTP_FILE_MAX) {
+        status = file_error(resp, 500, "file too large to serve");
+        goto out;
+    }
+    size_t size = (size_t)st.st_size, got = 0;
+    data = malloc(size + 1);
+    if (data == NULL) {
+        status = file_error(resp, 503, "out of memory");
+        goto out;
+    }
+    while (got < size) { /* a file that shrinks underneath is served as read */
+        ssize_t r = read(fd, data + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            status = file_error(resp, 500, "cannot read file");
+            goto out;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    data[got] = '\0';
+    free(resp->body);
+    resp->body = data;
+    resp->body_len = got;
+    data = NULL;
+    resp->status = status = 200;
+    resp->content_type = content_type_for(want);
+    pb_http_resp_header(resp, "Cache-Control", "no-cache");
+out:
+    free(data);
+    if (fd >= 0)
+        close(fd);
+    return status;
+}
+
+/* ---- request accessors ---- */
+
+/* Walk the flat header list; valid once the head is complete (HDR_NONE). */
+static const char *hdr_find(const http_conn_t *c, const char *name, size_t *count)
+{
+    const char *p = c->hdrs.data, *found = NULL;
+    size_t cnt = 0;
+    for (size_t i = 0; p && i < c->nhdrs; i++) {
+        const char *value = p + strlen(p) + 1;
+        if (strcasecmp(p, name) == 0) {
+            if (found == NULL)
+                found = value;
+            cnt++;
+        }
+        p = value + strlen(value) + 1;
+    }
+    if (count)
+        *count = cnt;
+    return found;
+}
+
+const char *pb_http_req_header(const pb_http_req_t *req, const char *name)
+{
+    if (req == NULL || req->conn_private == NULL)
+        return NULL;
+    return hdr_find(req->conn_private, name, NULL);
+}
+
+int pb_http_query_param(const pb_http_req_t *req, const char *name, char *out, size_t outlen)
+{
+    const char *q = req && req->query ? req->query : "";
+    size_t nlen = strlen(name);
+    if (out && outlen)
+        out[0] = '\0';
+    while (*q) {
+        size_t seg = strcspn(q, "&");
+        const char *eq = memchr(q, '=', seg);
+        size_t klen = eq ? (size_t)(eq - q) : seg;
+        char key[256];
+        long kl = url_decode(q, klen, 1, key, sizeof key);
+        if (kl >= 0 && (size_t)kl == nlen && memcmp(key, name, nlen) == 0) {
+            if (out == NULL)
+                return 1;
+            long vl = url_decode(eq ? eq + 1 : "", eq ? seg - klen - 1 : 0, 1, out, outlen);
+            if (vl < 0) {
+                if (outlen)
+                    out[0] = '\0';
+                return vl == -2 ? PB_ETOOBIG : PB_EINVAL;
+            }
+            return 1;
+        }
+        q += seg;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
+/* ---- parser callbacks: collect one request ---- */
+
+static int cb_fail(http_conn_t *c, int status, const char *msg)
+{
+    c->err_status = status;
+    c->err_msg = msg;
+    return -1;
+}
+
+static int head_add(http_conn_t *c, size_t n)
+{
+    c->head_bytes += n;
+    if (c->head_bytes > c->srv->limits.max_header_bytes)
+        return cb_fail(c, 431, "request headers too large");
+    return 0;
+}
+
+/* Close the header being collected so the flat list is walkable. Trailing
+ * blanks of a value are dropped (http-parser keeps them). */
+static int hdrs_finish(http_conn_t *c)
+{
+    if (c->hdr_state == HDR_FIELD && pb_buf_append(&c->hdrs, "\0", 2))
+        return -1;
+    if (c->hdr_state == HDR_VALUE) {
+        while (c->hdrs.len > c->val_start &&
+               (c->hdrs.data[c->hdrs.len - 1] == ' ' || c->hdrs.data[c->hdrs.len - 1] == '\t'))
+            c->hdrs.len--;
+        if (pb_buf_append(&c->hdrs, "", 1))
+            return -1;
+    }
+    c->hdr_state = HDR_NONE;
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    http_conn_t *c = p->data;
+    pb_buf_reset(&c->url);
+    pb_buf_reset(&c->hdrs);
+    if (c->body.cap > HTTP_BODY_KEEP)
+        pb_buf_free(&c->body);
+    pb_buf_reset(&c->body);
+    c->nhdrs = c->head_bytes = 0;
+    c->hdr_state = HDR_NONE;
+    c->err_status = 0;
+    c->err_msg = NULL;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    http_conn_t *c = p->data;
+    if (head_add(c, len))
+        return -1;
+    return pb_buf_append(&c->url, at, len) ? cb_fail(c, 503, "out of memory") : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    http_conn_t *c = p->data;
+    if (c->hdr_state != HDR_FIELD) {
+        if (hdrs_finish(c))
+            return cb_fail(c, 503, "out of memory");
+        c->nhdrs++;
+        c->hdr_state = HDR_FIELD;
+        if (head_add(c, 4)) /* ": " and CRLF */
+            return -1;
+    }
+    if (head_add(c, len))
+        return -1;
+    return pb_buf_append(&c->hdrs, at, len) ? cb_fail(c, 503, "out of memory") : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    http_conn_t *c = p->data;
+    if (c->hdr_state == HDR_FIELD) {
+        if (pb_buf_append(&c->hdrs, "", 1))
+            return cb_fail(c, 503, "out of memory");
+        c->hdr_state = HDR_VALUE;
+        c->val_start = c->hdrs.len;
+    }
+    if (head_add(c, len))
+        return -1;
+    return pb_buf_append(&c->hdrs, at, len) ? cb_fail(c, 503, "out of memory") : 0;
+}
+
+static int conn_write(http_conn_t *c, char *head, size_t head_len, char *body, size_t body_len);
+
+static int on_headers_complete(http_parser *p)
+{
+    http_conn_t *c = p->data;
+    size_t ncl = 0, nte = 0;
+    if (hdrs_finish(c))
+        return cb_fail(c, 503, "out of memory");
+    /* http-parser 2.9.4 already refuses these; kept so framing never
+     * depends on the parser's leniency settings. */
+    hdr_find(c, "Content-Length", &ncl);
+    hdr_find(c, "Transfer-Encoding", &nte);
+    if (ncl > 1)
+        return cb_fail(c, 400, "duplicate Content-Length");
+    if (ncl && nte)
+        return cb_fail(c, 400, "request has both Transfer-Encoding and Content-Length");
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->limits.max_body_bytes)
+        return cb_fail(c, 413, "request body too large");
+    c->keep_alive = http_should_keep_alive(p);
+    /* Clients that wait for "100 Continue" would otherwise stall a second. */
+    const char *expect = hdr_find(c, "Expect", NULL);
+    if (expect && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1 &&
+        ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0)))
+        if (conn_write(c, NULL, 0, NULL, 0))
+            return cb_fail(c, 503, "cannot write");
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    http_conn_t *c = p->data;
+    int rc = pb_buf_append(&c->body, at, len);
+    if (rc == PB_ETOOBIG)
+        return cb_fail(c, 413, "request body too large");
+    return rc ? cb_fail(c, 503, "out of memory") : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http_conn_t *c = p->data;
+    c->keep_alive = http_should_keep_alive(p);
+    /* Hand control back to conn_feed, which dispatches this request before
+     * parsing the next pipelined one. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- connection I/O ---- */
+
+static void conn_read_stop(http_conn_t *c)
+{
+    if (c->reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    buf->base = malloc(suggested);
+    buf->len = buf->base ? suggested : 0; /* 0 makes libuv report UV_ENOBUFS */
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_read_start(http_conn_t *c)
+{
+    if (c->reading || c->closing || c->eof)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = 1;
+}
+
+static void on_timer(uv_timer_t *t) { conn_close(t->data); }
+
+static void conn_timer_start(http_conn_t *c, int ms)
+{
+    if (!c->closing)
+        uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    http_conn_t *c = h->data;
+    pb_http_server_t *srv = c->srv;
+    srv->handles--;
+    if (--c->open_handles == 0) {
+        pb_buf_free(&c->url);
+        pb_buf_free(&c->hdrs);
+        pb_buf_free(&c->body);
+        free(c->stash);
+        free(c);
+    }
+    if (srv->stopping && srv->handles == 0)
+        free(srv);
+}
+
+/* Close now; pending writes are cancelled (their callbacks free buffers)
+ * and the memory goes once both handles report closed. */
+static void conn_close(http_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    pb_http_server_t *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    srv->nconns--;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    http_conn_t *c = req->handle->data;
+    if (status < 0)
+        conn_close(c);
+}
+
+/* After a response that ends the connection: send FIN, then read and discard
+ * what the client still sends, so closing does not turn into a reset that
+ * could destroy the response before the client reads it. */
+static void conn_linger(http_conn_t *c)
+{
+    if (c->eof) {
+        conn_close(c);
+        return;
+    }
+    c->lingering = 1;
+    free(c->stash);
+    c->stash = NULL;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_timer_start(c, HTTP_LINGER_MS);
+    conn_read_start(c);
+}
+
+static void conn_resume(http_conn_t *c)
+{
+    char *s = c->stash;
+    size_t n = c->stash_len;
+    c->paused = 0;
+    c->stash = NULL;
+    c->stash_len = 0;
+    if (s)
+        conn_feed(c, s, n);
+    free(s);
+    if (!c->paused && !c->draining)
+        conn_read_start(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    http_write_t *w = (http_write_t *)req;
+    http_conn_t *c = req->handle->data;
+    free(w->head);
+    free(w->body);
+    free(w);
+    if (c->closing)
+        return;
+    if (status < 0) { /* peer gone mid-response */
+        conn_close(c);
+        return;
+    }
+    c->pending_writes--;
+    conn_timer_start(c, c->srv->limits.idle_timeout_ms);
+    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= HTTP_WQ_LOW)
+        conn_resume(c);
+    if (!c->closing && c->draining && !c->lingering && c->pending_writes == 0)
+        conn_linger(c);
+}
+
+/* Queue head + body (both malloc'd, freed after the write; NULL head sends
+ * the static 100 Continue line). Returns 0, or -1 with the conn closed. */
+static int conn_write(http_conn_t *c, char *head, size_t head_len, char *body, size_t body_len)
+{
+    http_write_t *w = calloc(1, sizeof *w);
+    uv_buf_t bufs[2];
+    unsigned nbufs = 0;
+    if (w == NULL) {
+        free(head);
+        free(body);
+        conn_close(c);
+        return -1;
+    }
+    w->head = head;
+    w->body = body;
+    if (head)
+        bufs[nbufs++] = uv_buf_init(head, (unsigned)head_len);
+    else
+        bufs[nbufs++] = uv_buf_init((char *)continue_line, sizeof continue_line - 1);
+    if (body && body_len)
+        bufs[nbufs++] = uv_buf_init(body, (unsigned)body_len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, nbufs, on_write) != 0) {
+        free(head);
+        free(body);
+        free(w);
+        conn_close(c);
+        return -1;
+    }
+    c->pending_writes++;
+    return 0;
+}
+
+/* Send resp (takes its body). keep_alive 0 ends the connection after it. */
+static void conn_respond(http_conn_t *c, pb_http_resp_t *resp, int head_only, int keep_alive)
+{
+    char date[40], *head = NULL;
+    if (c->closing || c->draining) {
+        free(resp->body);
+        resp->body = NULL;
+        return;
+    }
+    if (resp->status < 100 || resp->status > 999) {
+        pb_warn("http: handler returned status %d", resp->status);
+        pb_http_resp_error(resp, 500, "internal error: bad status", NULL);
+    }
+    if (c->srv->stopping)
+        keep_alive = 0;
+    if (resp->body == NULL)
+        resp->body_len = 0;
+    int no_body = resp->status < 200 || resp->status == 204 || resp->status == 304;
+    const char *ctype = resp->content_type ? resp->content_type : "application/json";
+    const char *reason = http_status_str((enum http_status)resp->status);
+    resp->extra_headers[sizeof resp->extra_headers - 1] = '\0';
+    http_date(date);
+    size_t cap = 200 + strlen(ctype) + strlen(reason) + strlen(resp->extra_headers);
+    head = malloc(cap);
+    if (head == NULL) {
+        free(resp->body);
+        resp->body = NULL;
+        conn_close(c);
+        return;
+    }
+    int n;
+    if (no_body)
+        n = snprintf(head, cap, "HTTP/1.1 %d %s\r\nConnection: %s\r\nDate: %s\r\n%s\r\n",
+                     resp->status, reason, keep_alive ? "keep-alive" : "close", date,
+                     resp->extra_headers);
+    else
+        n = snprintf(head, cap,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: %s\r\nDate: %s\r\n%s\r\n",
+                     resp->status, reason, ctype, resp->body_len,
+                     keep_alive ? "keep-alive" : "close", date, resp->extra_headers);
+    char *body = resp->body;
+    resp->body = NULL;
+    if (no_body || head_only) {
+        free(body);
+        body = NULL;
+    }
+    if (!keep_alive)
+        c->draining = 1;
+    /* The connection ends from on_write once this is out (conn_linger). */
+    conn_write(c, head, (size_t)n, body, body ? resp->body_len : 0);
+}
+
+static void conn_error(http_conn_t *c, int status, const char *msg)
+{
+    pb_http_resp_t resp;
+    resp_init(&resp);
+    pb_http_resp_error(&resp, status, msg, NULL);
+    conn_respond(c, &resp, 0, 0);
+}
+
+static void conn_parse_error(http_conn_t *c, enum http_errno e)
+{
+    char msg[160];
+    size_t ncl = 0, nte = 0;
+    if (c->err_status) {
+        conn_error(c, c->err_status, c->err_msg);
+        return;
+    }
+    if (e == HPE_HEADER_OVERFLOW) {
+        conn_error(c, 431, "request headers too large");
+        return;
+    }
+    if (e == HPE_UNEXPECTED_CONTENT_LENGTH && hdrs_finish(c) == 0) {
+        hdr_find(c, "Content-Length", &ncl);
+        hdr_find(c, "Transfer-Encoding", &nte);
+        if (ncl && nte) {
+            conn_error(c, 400, "request has both Transfer-Encoding and Content-Length");
+            return;
+        }
+        if (ncl > 1) {
+            conn_error(c, 400, "duplicate Content-Length");
+            return;
+        }
+    }
+    snprintf(msg, sizeof msg, "malformed request: %s", http_errno_description(e));
+    conn_error(c, 400, msg);
+}
+
+/* Build the request view of a parsed message and answer it. */
+static void conn_dispatch(http_conn_t *c)
+{
+    pb_http_server_t *srv = c->srv;
+    pb_http_resp_t resp;
+    struct http_parser_url u;
+    char *scratch = NULL;
+    const char *url = c->url.data ? c->url.data : "";
+    size_t ulen = c->url.len;
+    int is_head = c->parser.method == HTTP_HEAD;
+    int keep_alive = c->keep_alive && !c->parser.upgrade; /* no protocol switch here */
+
+    resp_init(&resp);
+    scratch = malloc(2 * ulen + 4);
+    if (scratch == NULL) {
+        pb_http_resp_error(&resp, 503, "out of memory", NULL);
+        goto send;
+    }
+    http_parser_url_init(&u);
+    if (ulen > UINT16_MAX ||
+        http_parser_parse_url(url, ulen, c->parser.method == HTTP_CONNECT, &u) != 0) {
+        pb_http_resp_error(&resp, 400, "invalid request URL", NULL);
+        goto send;
+    }
+    char *path = scratch, *query = scratch + ulen + 2;
+    strcpy(path, "/");
+    if (u.field_set & (1u << UF_PATH)) {
+        const char *p = url + u.field_data[UF_PATH].off;
+        size_t plen = u.field_data[UF_PATH].len;
+        if (url_decode(p, plen, 0, path, ulen + 2) < 0 || path[0] != '/') {
+            pb_http_resp_error(&resp, 400, "invalid percent-encoding in the request path", NULL);
+            goto send;
+        }
+    }
+    query[0] = '\0';
+    if (u.field_set & (1u << UF_QUERY)) {
+        memcpy(query, url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+        query[u.field_data[UF_QUERY].len] = '\0';
+    }
+    pb_http_req_t req = {
+        /* HEAD is served by the GET route; the body is dropped on the way out. */
+        .method = is_head ? "GET" : http_method_str((enum http_method)c->parser.method),
+        .path = path,
+        .query = query,
+        .body = c->body.data ? c->body.data : "",
+        .body_len = c->body.len,
+        .conn_private = c,
+    };
+    srv->fn(srv->ctx, &req, &resp);
+send:
+    conn_respond(c, &resp, is_head, keep_alive);
+    free(scratch);
+}
+
+/* Parse input, answering each complete request in order. Stops when the
+ * connection ends, or stashes the rest while the client is not reading. */
+static void conn_feed(http_conn_t *c, const char *data, size_t len)
+{
+    while (len > 0 && !c->closing && !c->draining) {
+        size_t n = http_parser_execute(&c->parser, &parser_settings, data, len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            conn_parse_error(c, e);
+            return;
+        }
+        data += n;
+        len -= n;
+        if (e != HPE_PAUSED)
+            continue;
+        http_parser_pause(&c->parser, 0);
+        conn_dispatch(c);
+        if (c->closing || c->draining)
+            return;
+        if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > HTTP_WQ_HIGH) {
+            c->paused = 1;
+            conn_read_stop(c);
+            if (len > 0) {
+                c->stash = malloc(len);
+                if (c->stash == NULL) {
+                    conn_close(c);
+                    return;
+                }
+                memcpy(c->stash, data, len);
+                c->stash_len = len;
+            }
+            return;
+        }
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    http_conn_t *c = s->data;
+    if (nread > 0 && !c->closing && !c->draining && !c->lingering) {
+        conn_timer_start(c, c->srv->limits.idle_timeout_ms);
+        conn_feed(c, buf->base, (size_t)nread);
+    } else if (nread < 0 && !c->closing) {
+        /* EOF: a half-closed client may still be owed answers. */
+        conn_read_stop(c);
+        c->eof = 1;
+        if (nread != UV_EOF || c->lingering || c->pending_writes == 0)
+            conn_close(c);
+        else
+            c->draining = 1;
+    }
+    free(buf->base);
+}
+
+/* ---- server ---- */
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    pb_http_server_t *srv = h->data;
+    if (--srv->handles == 0)
+        free(srv);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    pb_http_server_t *srv = ls->data;
+    if (status < 0) {
+        pb_warn("http: accept: %s", uv_strerror(status));
+        return;
+    }
+    http_conn_t *c = calloc(1, sizeof *c);
+    if (c == NULL) /* libuv retries the accept once a later call takes it */
+        return;
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->open_handles = 2;
+    srv->handles += 2;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    pb_buf_init(&c->url, 0); /* url and headers are bounded by head_add */
+    pb_buf_init(&c->hdrs, 0);
+    pb_buf_init(&c->body, srv->limits.max_body_bytes);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 || srv->stopping ||
+        srv->nconns > srv->limits.max_connections) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    conn_timer_start(c, srv->limits.idle_timeout_ms);
+    conn_read_start(c);
+}
+
+static int bind_socket(const char *host, int port, int *fd_out)
+{
+    struct sockaddr_storage ss;
+    int fd = -1, one = 1, rc;
+    if (host == NULL || *host == '\0' || strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    memset(&ss, 0, sizeof ss);
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+        pb_error("http: cannot parse listen address %s", host);
+        return PB_EINVAL;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        rc = PB_ENET;
+        goto fail;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    socklen_t len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                            : sizeof(struct sockaddr_in6);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+        rc = PB_ENET;
+        goto fail;
+    }
+    *fd_out = fd;
+    return 0;
+fail:
+    pb_error("http: cannot listen on %s:%d: %s", host, port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int pb_http_start(uv_loop_t *loop, const char *host, int port, const pb_http_limits_t *limits,
+                  pb_http_handler_fn fn, void *ctx, pb_http_server_t **out)
+{
+    pb_http_server_t *srv = NULL;
+    struct sockaddr_storage ss;
+    int namelen = sizeof ss, fd = -1, rc;
+    struct sigaction sa;
+
+    *out = NULL;
+    if (loop == NULL || fn == NULL || port < 0 || port > 65535)
+        return PB_EINVAL;
+    /* libuv writes with write(2): a client that vanishes mid-response would
+     * otherwise kill the daemon with SIGPIPE. Leave any handler in place. */
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return PB_ENOMEM;
+    srv->loop = loop;
+    srv->fn = fn;
+    srv->ctx = ctx;
+    srv->limits.max_header_bytes = 16u << 10;
+    srv->limits.max_body_bytes = 8u << 20;
+    srv->limits.idle_timeout_ms = 30000;
+    srv->limits.max_connections = 1024;
+    if (limits) { /* zero fields keep the defaults */
+        if (limits->max_header_bytes)
+            srv->limits.max_header_bytes = limits->max_header_bytes;
+        if (limits->max_body_bytes)
+            srv->limits.max_body_bytes = limits->max_body_bytes;
+        if (limits->idle_timeout_ms > 0)
+            srv->limits.idle_timeout_ms = limits->idle_timeout_ms;
+        if (limits->max_connections > 0)
+            srv->limits.max_connections = limits->max_connections;
+    }
+    rc = bind_socket(host, port, &fd);
+    if (rc) {
+        free(srv);
+        return rc;
+    }
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    srv->handles = 1;
+    rc = uv_tcp_open(&srv->listener, fd);
+    if (rc == 0)
+        fd = -1; /* the handle owns it now */
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN, on_connection);
+    if (rc == 0)
+        rc = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &namelen);
+    if (rc != 0) {
+        /* The handle exists now: it is freed by the close callback when the
+         * caller runs the loop. */
+        pb_error("http: listen: %s", uv_strerror(rc));
+        if (fd >= 0)
+            close(fd);
+        srv->stopping = 1;
+        uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+        return PB_ENET;
+    }
+    srv->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    *out = srv;
+    return 0;
+}
+
+int pb_http_port(const pb_http_server_t *srv) { return srv ? srv->port : -1; }
+
+void pb_http_stop(pb_http_server_t *srv)
+{
+    if (srv == NULL || srv->stopping)
+        return;
+    srv->stopping = 1;
+    uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    while (srv->conns)
+        conn_close(srv->conns);
+}

@@ -1,0 +1,244 @@
+/* posbench-coordinator: one libuv loop serving the HTTP API and web/, the
+ * ZeroMQ broker for workers, the scheduler and schedules, over the SQLite
+ * store. Flags as ARCHITECTURE.md section 6. */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "coordinator/coord.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: posbench-coordinator [options]\n"
+            "\n"
+            "Runs the posbench coordinator: HTTP API + dashboard, ZeroMQ broker for workers,\n"
+            "scheduler and schedules, over a SQLite database.\n"
+            "\n"
+            "  --listen HOST:PORT   HTTP API and dashboard (default 127.0.0.1:8080; port 0 = any)\n"
+            "  --broker ENDPOINT    ZeroMQ endpoint workers connect to (default tcp://127.0.0.1:5555)\n"
+            "  --db PATH            SQLite database (default ./posbench.db)\n"
+            "  --web DIR            static dashboard files (default: the installed web/)\n"
+            "  --heartbeat-ms N     heartbeat interval (default 1000; a worker is dead after 5)\n"
+            "  --max-body BYTES     request body limit (default 8388608)\n"
+            "  --log-level L        debug, info, warn or error (default info; or PB_LOG)\n"
+            "  --version            print the version\n"
+            "  -h, --help           this help\n");
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* web/ next to the binary, in the source tree it was built from, or installed. */
+static void find_web_root(char *out, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            char index[PATH_MAX + 16];
+            snprintf(out, n, "%s/web", exe);
+            snprintf(index, sizeof index, "%s/index.html", out);
+            if (access(index, R_OK) == 0)
+                return;
+        }
+    }
+    snprintf(out, n, "%s/web", PB_SRCDIR);
+    if (is_dir(out))
+        return;
+    snprintf(out, n, "%s/web", PB_DATADIR);
+}
+
+static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
+{
+    enum { O_LISTEN = 1000, O_BROKER, O_DB, O_WEB, O_HB, O_MAXBODY, O_LOG, O_VERSION };
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, O_LISTEN}, {"broker", required_argument, 0, O_BROKER},
+        {"db", required_argument, 0, O_DB},         {"web", required_argument, 0, O_WEB},
+        {"heartbeat-ms", required_argument, 0, O_HB}, {"max-body", required_argument, 0, O_MAXBODY},
+        {"log-level", required_argument, 0, O_LOG}, {"version", no_argument, 0, O_VERSION},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
+    };
+    const char *listen = "127.0.0.1:8080";
+    snprintf(cfg->broker, sizeof cfg->broker, "tcp://127.0.0.1:5555");
+    snprintf(cfg->db_path, sizeof cfg->db_path, "./posbench.db");
+    cfg->heartbeat_ms = 1000;
+    cfg->http_limits.max_body_bytes = 8u << 20;
+    cfg->http_limits.max_header_bytes = 16u << 10;
+    cfg->http_limits.idle_timeout_ms = 30000;
+    cfg->http_limits.max_connections = 1024;
+    int o;
+    char *end;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case O_LISTEN:
+            listen = optarg;
+            break;
+        case O_BROKER:
+            snprintf(cfg->broker, sizeof cfg->broker, "%s", optarg);
+            break;
+        case O_DB:
+            snprintf(cfg->db_path, sizeof cfg->db_path, "%s", optarg);
+            break;
+        case O_WEB:
+            snprintf(cfg->web_root, sizeof cfg->web_root, "%s", optarg);
+            break;
+        case O_HB:
+            cfg->heartbeat_ms = (int)strtol(optarg, &end, 10);
+            if (*end || cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > 60000) {
+                fprintf(stderr, "posbench-coordinator: --heartbeat-ms must be 10..60000\n");
+                return 2;
+            }
+            break;
+        case O_MAXBODY: {
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < 1024 || v > (1LL << 32)) {
+                fprintf(stderr, "posbench-coordinator: --max-body must be 1024..4294967296\n");
+                return 2;
+            }
+            cfg->http_limits.max_body_bytes = (size_t)v;
+            break;
+        }
+        case O_LOG:
+            if (strcmp(optarg, "debug") == 0)
+                pb_log_set_level(PB_LOG_DEBUG);
+            else if (strcmp(optarg, "info") == 0)
+                pb_log_set_level(PB_LOG_INFO);
+            else if (strcmp(optarg, "warn") == 0)
+                pb_log_set_level(PB_LOG_WARN);
+            else if (strcmp(optarg, "error") == 0)
+                pb_log_set_level(PB_LOG_ERROR);
+            else {
+                fprintf(stderr, "posbench-coordinator: unknown log level %s\n", optarg);
+                return 2;
+            }
+            break;
+        case O_VERSION:
+            printf("posbench-coordinator %s\n", PACKAGE_VERSION);
+            exit(0);
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "posbench-coordinator: unexpected argument %s\n", argv[optind]);
+        return 2;
+    }
+    if (pb_parse_hostport(listen, cfg->listen_host, sizeof cfg->listen_host, &cfg->listen_port)) {
+        fprintf(stderr, "posbench-coordinator: --listen wants HOST:PORT, got %s\n", listen);
+        return 2;
+    }
+    if (strncmp(cfg->broker, "tcp://", 6) != 0 && strncmp(cfg->broker, "ipc://", 6) != 0) {
+        fprintf(stderr, "posbench-coordinator: --broker wants tcp://HOST:PORT or ipc://PATH\n");
+        return 2;
+    }
+    if (cfg->web_root[0] == '\0')
+        find_web_root(cfg->web_root, sizeof cfg->web_root);
+    return 0;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    pb_coord_t *c = t->data;
+    pb_broker_tick(c);
+    pb_api_fire_schedules(c);
+    double now = pb_wall_time();
+    if (now - c->rate_window_start >= 5.0) {
+        c->results_per_s = (double)(c->results_total - c->rate_window_results) /
+                           (now - c->rate_window_start);
+        c->rate_window_start = now;
+        c->rate_window_results = c->results_total;
+    }
+}
+
+static void on_close_noop(uv_handle_t *h) { (void)h; }
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    pb_coord_t *c = s->data;
+    pb_info("signal %d: shutting down", signum);
+    pb_http_stop(c->http);
+    c->http = NULL;
+    pb_broker_stop(c);
+    uv_timer_stop(&c->tick);
+    uv_close((uv_handle_t *)&c->tick, on_close_noop);
+    uv_close((uv_handle_t *)&c->sigint, on_close_noop);
+    uv_close((uv_handle_t *)&c->sigterm, on_close_noop);
+}
+
+int main(int argc, char **argv)
+{
+    pb_log_init_env("coordinator");
+    signal(SIGPIPE, SIG_IGN);
+    pb_coord_t c;
+    memset(&c, 0, sizeof c);
+    int rc = parse_args(argc, argv, &c.cfg);
+    if (rc)
+        return rc;
+    c.loop = uv_default_loop();
+    c.started_at = c.rate_window_start = pb_wall_time();
+    pb_err_t err = {0};
+    rc = pdb_open(c.cfg.db_path, &c.db, &err);
+    if (rc) {
+        pb_error("cannot open database %s: %s", c.cfg.db_path, err.msg[0] ? err.msg : pb_strerror(rc));
+        return 1;
+    }
+    int recovered = 0;
+    if (pdb_recover(c.db, &recovered) == 0 && recovered)
+        pb_info("re-queued %d task(s) leased before the restart", recovered);
+    pdb_workers_reset(c.db);
+    if (pb_sched_new(&c.sched) || pb_broker_load_queue(&c, 0)) {
+        pb_error("cannot load the run queue");
+        return 1;
+    }
+    if (pb_broker_start(&c)) {
+        pb_error("cannot start the broker on %s", c.cfg.broker);
+        return 1;
+    }
+    rc = pb_http_start(c.loop, c.cfg.listen_host, c.cfg.listen_port, &c.cfg.http_limits,
+                       pb_api_handle, &c, &c.http);
+    if (rc) {
+        pb_error("cannot listen on %s:%d: %s", c.cfg.listen_host, c.cfg.listen_port,
+                 rc < -16 ? uv_strerror(rc) : pb_strerror(rc));
+        return 1;
+    }
+    uv_timer_init(c.loop, &c.tick);
+    c.tick.data = &c;
+    uv_timer_start(&c.tick, on_tick, (uint64_t)c.cfg.heartbeat_ms, (uint64_t)c.cfg.heartbeat_ms);
+    uv_signal_init(c.loop, &c.sigint);
+    uv_signal_init(c.loop, &c.sigterm);
+    c.sigint.data = c.sigterm.data = &c;
+    uv_signal_start(&c.sigint, on_signal, SIGINT);
+    uv_signal_start(&c.sigterm, on_signal, SIGTERM);
+    /* Tests and scripts read this line to learn the ports. */
+    pb_info("listening on http://%s:%d/ broker %s db %s web %s queue %zu", c.cfg.listen_host,
+            pb_http_port(c.http), c.cfg.broker, c.cfg.db_path, c.cfg.web_root,
+            pb_sched_depth(c.sched));
+    printf("posbench-coordinator listening on http://%s:%d/ broker %s\n", c.cfg.listen_host,
+           pb_http_port(c.http), c.cfg.broker);
+    fflush(stdout);
+    uv_run(c.loop, UV_RUN_DEFAULT);
+    pdb_close(c.db);
+    pb_sched_free(c.sched);
+    uv_loop_close(c.loop);
+    pb_info("stopped");
+    return 0;
+}

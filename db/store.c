@@ -1,0 +1,282 @@
+/* The store's core: opening the database (pragmas, migrations by
+ * PRAGMA user_version, preparing every statement once), transactions and
+ * savepoints, and the helpers the other store files share. Jobs live in
+ * store_jobs.c, tasks in store_tasks.c, workers/schedules/stats in
+ * store_admin.c. */
+#include "db/store_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "db/schema_sql.h"
+
+/* Migration k (1-based) takes user_version k-1 to k. Append new steps at the
+ * end; never edit one that has shipped. */
+static const char *const migrations[] = {
+    pdb_schema_sql, /* 1: the initial schema */
+};
+#define PDB_VERSION ((int)PB_ARRAY_LEN(migrations))
+
+static const char *const stmt_sql[PDB_N_STMTS] = {
+#define PDB_STMT_SQL(name, sql) [PDB_ST_##name] = sql,
+    PDB_STMTS(PDB_STMT_SQL)
+#undef PDB_STMT_SQL
+};
+
+int pdb__err(pdb_t *db, int src)
+{
+    if (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return PB_EEXIST;
+    if (src == SQLITE_NOMEM)
+        return PB_ENOMEM;
+    pb_warn("store: %s (%d)", sqlite3_errmsg(db->db), src);
+    return PB_EDB;
+}
+
+int pdb__run(pdb_t *db, sqlite3_stmt *s)
+{
+    int src = sqlite3_step(s);
+    sqlite3_reset(s);
+    return src == SQLITE_DONE ? 0 : pdb__err(db, src);
+}
+
+int pdb__sp_begin(pdb_t *db)
+{
+    int rc = pdb__run(db, pdb__st(db, PDB_ST_SP_BEGIN));
+    if (rc == 0)
+        db->sp_depth++;
+    return rc;
+}
+
+int pdb__sp_end(pdb_t *db, int rc)
+{
+    sqlite3_stmt *s;
+    if (rc != 0) {
+        /* Fails only when SQLite already rolled back the whole transaction
+         * (I/O error, out of memory); then there is nothing left to undo. */
+        s = pdb__st(db, PDB_ST_SP_ROLLBACK);
+        sqlite3_step(s);
+        sqlite3_reset(s);
+    }
+    s = pdb__st(db, PDB_ST_SP_RELEASE);
+    int src = sqlite3_step(s);
+    sqlite3_reset(s);
+    db->sp_depth--;
+    if (src == SQLITE_DONE)
+        return rc;
+    if (rc == 0)
+        rc = pdb__err(db, src);
+    /* Releasing the outermost savepoint is a COMMIT; when that fails, the
+     * transaction it started must not stay open behind the caller's back. */
+    if (db->sp_depth == 0 && !db->user_tx && !sqlite3_get_autocommit(db->db)) {
+        s = pdb__st(db, PDB_ST_ROLLBACK);
+        sqlite3_step(s);
+        sqlite3_reset(s);
+    }
+    return rc;
+}
+
+json_t *pdb__col_json(sqlite3_stmt *s, int col)
+{
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return NULL;
+    const char *text = (const char *)sqlite3_column_text(s, col);
+    int n = sqlite3_column_bytes(s, col);
+    if (text == NULL)
+        return NULL;
+    json_t *v = json_loadb(text, (size_t)n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    /* Written by this store, so it parses; if not, show the raw text. */
+    return v ? v : json_stringn(text, (size_t)n);
+}
+
+json_t *pdb__col_int(sqlite3_stmt *s, int col)
+{
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return NULL;
+    return json_integer((json_int_t)sqlite3_column_int64(s, col));
+}
+
+const char *pdb__col_iso(sqlite3_stmt *s, int col, char buf[32])
+{
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return NULL;
+    pb_iso8601(sqlite3_column_double(s, col), buf);
+    return buf;
+}
+
+const char *pdb__col_text(sqlite3_stmt *s, int col)
+{
+    return (const char *)sqlite3_column_text(s, col);
+}
+
+int pdb__bind_text(sqlite3_stmt *s, int i, const char *text)
+{
+    if (text == NULL)
+        return sqlite3_bind_null(s, i);
+    return sqlite3_bind_text(s, i, text, -1, SQLITE_STATIC);
+}
+
+json_t *pdb__task_state_counts(void)
+{
+    return json_pack("{s:i, s:i, s:i, s:i, s:i}", PDB_QUEUED, 0, PDB_LEASED, 0, PDB_DONE, 0,
+                     PDB_FAILED, 0, PDB_CANCELLED, 0);
+}
+
+/* ---- opening and migrating ---- */
+
+static int read_user_version(sqlite3 *sq, int *version)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(sq, "PRAGMA user_version", -1, &s, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        *version = sqlite3_column_int(s, 0);
+        src = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return src;
+}
+
+/* Run migrations user_version+1 .. PDB_VERSION, each in its own transaction
+ * together with its user_version bump, so a crash leaves a whole version. */
+static int migrate(sqlite3 *sq, pb_err_t *err)
+{
+    int version = 0;
+    if (read_user_version(sq, &version) != SQLITE_OK)
+        return pb_err_set(err, PB_EDB, "", "cannot read user_version: %s", sqlite3_errmsg(sq));
+    if (version > PDB_VERSION)
+        return pb_err_set(err, PB_EDB, "",
+                          "database is newer than this posbench: user_version %d > %d", version,
+                          PDB_VERSION);
+    for (int v = version; v < PDB_VERSION; v++) {
+        char bump[64];
+        char *msg = NULL;
+        /* The version is a constant of this program, not data. */
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
+        int src = sqlite3_exec(sq, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+        if (src == SQLITE_OK)
+            src = sqlite3_exec(sq, migrations[v], NULL, NULL, &msg);
+        if (src == SQLITE_OK)
+            src = sqlite3_exec(sq, bump, NULL, NULL, &msg);
+        if (src == SQLITE_OK)
+            src = sqlite3_exec(sq, "COMMIT", NULL, NULL, &msg);
+        if (src != SQLITE_OK) {
+            pb_err_set(err, PB_EDB, "", "migration to version %d failed: %s", v + 1,
+                       msg ? msg : sqlite3_errmsg(sq));
+            sqlite3_free(msg);
+            if (!sqlite3_get_autocommit(sq))
+                sqlite3_exec(sq, "ROLLBACK", NULL, NULL, NULL);
+            return PB_EDB;
+        }
+        if (v > 0)
+            pb_info("store: migrated database to version %d", v + 1);
+    }
+    return 0;
+}
+
+static int set_pragmas(sqlite3 *sq, pb_err_t *err)
+{
+    /* WAL lets HTTP readers run beside the one writer; NORMAL syncs at
+     * checkpoints only, which in WAL mode loses no committed transaction on an
+     * application crash. A memory temp store keeps savepoint journals off disk. */
+    static const char *const pragmas[] = {
+        "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL",
+        "PRAGMA foreign_keys = ON",  "PRAGMA temp_store = MEMORY",
+        "PRAGMA cache_size = -32768",
+    };
+    for (size_t i = 0; i < PB_ARRAY_LEN(pragmas); i++) {
+        char *msg = NULL;
+        if (sqlite3_exec(sq, pragmas[i], NULL, NULL, &msg) != SQLITE_OK) {
+            pb_err_set(err, PB_EDB, "", "%s: %s", pragmas[i], msg ? msg : sqlite3_errmsg(sq));
+            sqlite3_free(msg);
+            return PB_EDB;
+        }
+    }
+    sqlite3_busy_timeout(sq, 5000);
+    return 0;
+}
+
+int pdb_open(const char *path, pdb_t **out, pb_err_t *err)
+{
+    int rc = 0;
+    pdb_t *db = NULL;
+
+    *out = NULL;
+    if (path == NULL || *path == '\0')
+        return pb_err_set(err, PB_EINVAL, "db", "no database path");
+    db = calloc(1, sizeof *db);
+    if (db == NULL)
+        return pb_err_set(err, PB_ENOMEM, "", "out of memory");
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &db->db, flags, NULL) != SQLITE_OK) {
+        rc = pb_err_set(err, PB_EDB, "db", "cannot open %s: %s", path,
+                        db->db ? sqlite3_errmsg(db->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_extended_result_codes(db->db, 1);
+    rc = set_pragmas(db->db, err);
+    if (rc)
+        goto out;
+    rc = migrate(db->db, err);
+    if (rc)
+        goto out;
+    for (int i = 0; i < PDB_N_STMTS; i++) {
+        if (sqlite3_prepare_v3(db->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
+                               NULL) != SQLITE_OK) {
+            rc = pb_err_set(err, PB_EDB, "", "cannot prepare statement %d: %s", i,
+                            sqlite3_errmsg(db->db));
+            goto out;
+        }
+    }
+    *out = db;
+    db = NULL;
+out:
+    pdb_close(db);
+    return rc;
+}
+
+void pdb_close(pdb_t *db)
+{
+    if (db == NULL)
+        return;
+    for (int i = 0; i < PDB_N_STMTS; i++)
+        sqlite3_finalize(db->st[i]);
+    /* An open transaction is rolled back here: nothing half-written survives. */
+    sqlite3_close(db->db);
+    free(db);
+}
+
+int pdb_begin(pdb_t *db)
+{
+    if (!sqlite3_get_autocommit(db->db))
+        return PB_ESTATE;
+    int rc = pdb__run(db, pdb__st(db, PDB_ST_BEGIN));
+    db->user_tx = rc == 0;
+    return rc;
+}
+
+/* A failed COMMIT (busy, I/O) keeps the transaction open: the caller may
+ * retry pdb_commit or call pdb_rollback. */
+int pdb_commit(pdb_t *db)
+{
+    if (!db->user_tx)
+        return PB_ESTATE;
+    int rc = pdb__run(db, pdb__st(db, PDB_ST_COMMIT));
+    db->user_tx = !sqlite3_get_autocommit(db->db);
+    return rc;
+}
+
+int pdb_rollback(pdb_t *db)
+{
+    if (!db->user_tx)
+        return PB_ESTATE;
+    int rc = pdb__run(db, pdb__st(db, PDB_ST_ROLLBACK));
+    db->user_tx = !sqlite3_get_autocommit(db->db);
+    return rc;
+}
+
+const char *pdb_errmsg(pdb_t *db) { return db ? sqlite3_errmsg(db->db) : "no database"; }

@@ -1,0 +1,64 @@
+/* The store's private side: the handle with its prepared statements, and the
+ * helpers store.c, store_jobs.c and store_tasks.c share (savepoints, error
+ * mapping, column-to-JSON conversions). Not for use outside db/. */
+#ifndef PDB_STORE_INT_H
+#define PDB_STORE_INT_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "db/store.h"
+#include "db/store_sql.h"
+
+enum {
+#define PDB_STMT_ENUM(name, sql) PDB_ST_##name,
+    PDB_STMTS(PDB_STMT_ENUM)
+#undef PDB_STMT_ENUM
+    PDB_N_STMTS
+};
+
+struct pdb {
+    sqlite3 *db;
+    sqlite3_stmt *st[PDB_N_STMTS];
+    int user_tx;  /* inside pdb_begin .. pdb_commit/pdb_rollback */
+    int sp_depth; /* open pdb__sp_begin savepoints */
+};
+
+/* Caps on what one listing call returns. */
+#define PDB_LIST_DEFAULT 50
+#define PDB_LIST_MAX 1000
+#define PDB_ITEMS_DEFAULT 100
+#define PDB_ITEMS_MAX 10000
+
+/* A prepared statement, ready to bind. Every user resets it when done, so no
+ * statement keeps a read snapshot open between calls. */
+static inline sqlite3_stmt *pdb__st(pdb_t *db, int id) { return db->st[id]; }
+
+/* Map an SQLite result code to a PB_E code: uniqueness and primary-key
+ * violations are PB_EEXIST, everything else PB_EDB (logged). */
+int pdb__err(pdb_t *db, int src);
+/* Step a statement that returns no rows, then reset it; 0 or pdb__err. */
+int pdb__run(pdb_t *db, sqlite3_stmt *s);
+
+/* Open a savepoint (a transaction of its own outside pdb_begin). pdb__sp_end
+ * releases it when rc is 0, else rolls it back first; returns rc, or PB_EDB
+ * when the release itself failed. */
+int pdb__sp_begin(pdb_t *db);
+int pdb__sp_end(pdb_t *db, int rc);
+
+/* Column conversions for building JSON; all return NULL for SQL NULL, which
+ * json_pack's "o?"/"s?" turn into JSON null. */
+json_t *pdb__col_json(sqlite3_stmt *s, int col); /* parsed JSON text, new reference */
+json_t *pdb__col_int(sqlite3_stmt *s, int col);  /* integer, new reference */
+const char *pdb__col_iso(sqlite3_stmt *s, int col, char buf[32]); /* ISO-8601 in buf */
+const char *pdb__col_text(sqlite3_stmt *s, int col); /* valid until the next step/reset */
+
+/* Bind text that stays alive until the statement is reset (SQLITE_STATIC);
+ * NULL binds SQL NULL. */
+int pdb__bind_text(sqlite3_stmt *s, int i, const char *text);
+
+/* {"queued": 0, "leased": 0, ...} with every task state at zero. */
+json_t *pdb__task_state_counts(void);
+
+#endif

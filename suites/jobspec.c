@@ -1,0 +1,317 @@
+/* Job-spec validation and expansion (ARCHITECTURE.md section 3): check a
+ * submitted job against the suite registry, build the normalised spec with
+ * every default filled in, and cut each run into tasks of one bucket and at
+ * most shard_size items. Errors name the offending field as a JSON path. */
+#include "suites/jobspec.h"
+#include "suites/suite.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+
+#define PS_MAX_RUNS 64
+#define PS_MAX_NAME 200
+#define PS_MAX_SEED ((int64_t)1 << 53) /* exact in a JSON double */
+
+static const char *const backends[] = {"oracle", "random"};
+
+int ps_backend_known(const char *name)
+{
+    if (name == NULL)
+        return 0;
+    for (size_t i = 0; i < PB_ARRAY_LEN(backends); i++)
+        if (strcmp(backends[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+void ps_plan_free(ps_plan_t *plan)
+{
+    if (plan == NULL)
+        return;
+    for (size_t i = 0; i < plan->n_runs; i++) {
+        json_decref(plan->runs[i].params);
+        free(plan->runs[i].buckets);
+    }
+    free(plan->runs);
+    free(plan->tasks);
+    json_decref(plan->spec);
+    free(plan);
+}
+
+/* Set key in obj, stealing v; PB_ENOMEM when either fails. */
+static int put(json_t *obj, const char *key, json_t *v)
+{
+    return v && json_object_set_new(obj, key, v) == 0 ? 0 : PB_ENOMEM;
+}
+
+/* "model": {"name", "backend", ...}; other keys are the backend's business
+ * and are kept as given. *out is a new copy. */
+static int check_model(const json_t *spec, json_t **out, pb_err_t *err)
+{
+    const json_t *m = json_object_get(spec, "model");
+    const char *s;
+    int rc;
+    *out = NULL;
+    if (m == NULL || json_is_null(m))
+        return pb_err_set(err, PB_EINVAL, "model", "model is required");
+    if (!json_is_object(m))
+        return pb_err_set(err, PB_EINVAL, "model", "model must be an object");
+    if ((rc = pb_json_str(m, "name", NULL, 1, &s, "model", err)))
+        return rc;
+    if (*s == '\0' || strlen(s) > PS_MAX_NAME)
+        return pb_err_set(err, PB_EINVAL, "model.name", "model.name must be 1 to %d bytes",
+                          PS_MAX_NAME);
+    if ((rc = pb_json_str(m, "backend", NULL, 1, &s, "model", err)))
+        return rc;
+    if (!ps_backend_known(s))
+        return pb_err_set(err, PB_EINVAL, "model.backend", "unknown backend \"%.64s\"", s);
+    *out = json_deep_copy(m);
+    return *out ? 0 : PB_ENOMEM;
+}
+
+/* "requires": {"device": "cpu"|"gpu"|"any", "memory_mb": n}; *out is new. */
+static int check_requires(const json_t *spec, json_t **out, pb_err_t *err)
+{
+    static const char *const keys[] = {"device", "memory_mb", NULL};
+    const json_t *r = json_object_get(spec, "requires");
+    const char *dev;
+    int64_t mem;
+    int rc;
+    *out = NULL;
+    if (r != NULL && !json_is_null(r) && !json_is_object(r))
+        return pb_err_set(err, PB_EINVAL, "requires", "requires must be an object");
+    if ((rc = pb_json_only_keys(r, keys, "requires", err)))
+        return rc;
+    if ((rc = pb_json_str(r, "device", "any", 0, &dev, "requires", err)))
+        return rc;
+    if (strcmp(dev, "cpu") && strcmp(dev, "gpu") && strcmp(dev, "any"))
+        return pb_err_set(err, PB_EINVAL, "requires.device",
+                          "requires.device must be \"cpu\", \"gpu\" or \"any\"");
+    if ((rc = pb_json_int(r, "memory_mb", -1, 0, (int64_t)1 << 40, &mem, "requires", err)))
+        return rc;
+    json_t *o = json_pack("{s:s}", "device", dev);
+    if (o == NULL || (mem >= 0 && put(o, "memory_mb", json_integer(mem)))) {
+        json_decref(o);
+        return PB_ENOMEM;
+    }
+    *out = o;
+    return 0;
+}
+
+/* Validate runs[i] into pr and its normalised object *out. */
+static int check_run(const json_t *run, size_t i, ps_plan_run_t *pr, json_t **out, pb_err_t *err)
+{
+    static const char *const keys[] = {"suite", "task", "params", "samples", NULL};
+    char prefix[32], field[64];
+    const char *name, *task;
+    int64_t samples;
+    int rc;
+
+    *out = NULL;
+    snprintf(prefix, sizeof prefix, "runs[%zu]", i);
+    if (!json_is_object(run))
+        return pb_err_set(err, PB_EINVAL, prefix, "%s must be an object", prefix);
+    if ((rc = pb_json_only_keys(run, keys, prefix, err)))
+        return rc;
+    if ((rc = pb_json_str(run, "suite", NULL, 1, &name, prefix, err)))
+        return rc;
+    snprintf(field, sizeof field, "%s.suite", prefix);
+    const ps_suite_t *suite = ps_suite_find(name);
+    if (suite == NULL)
+        return pb_err_set(err, PB_EINVAL, field, "unknown suite \"%.64s\"", name);
+    if ((rc = pb_json_str(run, "task", suite->tasks[0].name, 0, &task, prefix, err)))
+        return rc;
+    const ps_task_def_t *def = ps_suite_task(suite, task);
+    if (def == NULL) {
+        snprintf(field, sizeof field, "%s.task", prefix);
+        return pb_err_set(err, PB_EINVAL, field, "unknown task \"%.64s\" for suite \"%s\"", task,
+                          suite->name);
+    }
+    if ((rc = pb_json_int(run, "samples", 20, 1, PS_MAX_SAMPLES, &samples, prefix, err)))
+        return rc;
+
+    const json_t *params = json_object_get(run, "params");
+    if (params != NULL && json_is_null(params))
+        params = NULL;
+    snprintf(field, sizeof field, "%s.params", prefix);
+    if (params != NULL && !json_is_object(params))
+        return pb_err_set(err, PB_EINVAL, field, "%s must be an object", field);
+    pb_err_t perr = {{0}, {0}};
+    rc = suite->normalize(def->name, params, &pr->params, &perr);
+    if (rc) {
+        /* re-root the suite's field name under runs[i].params */
+        char full[sizeof field + sizeof perr.field + 1];
+        if (perr.field[0])
+            snprintf(full, sizeof full, "%s.%s", field, perr.field);
+        else
+            snprintf(full, sizeof full, "%s", field);
+        return pb_err_set(err, rc, full, "%s: %s", full, perr.msg);
+    }
+    rc = suite->buckets(def->name, pr->params, &pr->buckets, &pr->n_buckets);
+    if (rc == 0 && pr->n_buckets == 0)
+        rc = PB_EINVAL;
+    if (rc)
+        return pb_err_set(err, rc, field, "%s gives no length buckets", field);
+    pr->suite = suite->name;
+    pr->task = def->name;
+    pr->samples = (uint64_t)samples;
+    pr->version = suite->version;
+
+    json_t *o = json_pack("{s:s, s:s, s:O, s:I}", "suite", suite->name, "task", def->name,
+                          "params", pr->params, "samples", (json_int_t)samples);
+    if (o == NULL)
+        return PB_ENOMEM;
+    *out = o;
+    return 0;
+}
+
+/* Fill plan->tasks: per run, per bucket, shards [lo, hi) of shard_size. */
+static int expand(ps_plan_t *plan, pb_err_t *err)
+{
+    uint64_t total = 0, items = 0;
+    for (size_t r = 0; r < plan->n_runs; r++) {
+        const ps_plan_run_t *pr = &plan->runs[r];
+        uint64_t shards = (pr->samples + plan->shard_size - 1) / plan->shard_size;
+        total += shards * pr->n_buckets;
+        items += pr->samples * pr->n_buckets;
+        if (total > PS_MAX_TASKS) /* checked per run: the sum cannot overflow */
+            return pb_err_set(err, PB_EINVAL, "runs",
+                              "job expands to more than %d tasks; raise shard_size or lower "
+                              "samples",
+                              PS_MAX_TASKS);
+    }
+    plan->tasks = calloc(total, sizeof *plan->tasks);
+    if (plan->tasks == NULL)
+        return PB_ENOMEM;
+    size_t t = 0;
+    for (size_t r = 0; r < plan->n_runs; r++) {
+        const ps_plan_run_t *pr = &plan->runs[r];
+        for (size_t b = 0; b < pr->n_buckets; b++)
+            for (uint64_t lo = 0; lo < pr->samples; lo += plan->shard_size) {
+                ps_plan_task_t *task = &plan->tasks[t++];
+                task->run = r;
+                task->bucket = pr->buckets[b];
+                task->item_lo = lo;
+                task->item_hi = lo + plan->shard_size < pr->samples ? lo + plan->shard_size
+                                                                    : pr->samples;
+            }
+    }
+    plan->n_tasks = t;
+    plan->items_total = items;
+    return 0;
+}
+
+int ps_plan_build(const json_t *spec, ps_plan_t **out, pb_err_t *err)
+{
+    static const char *const keys[] = {"name",         "model",     "runs",       "seed",
+                                       "priority",     "requires",  "max_attempts",
+                                       "timeout_s",    "shard_size", "tags", NULL};
+    ps_plan_t *plan = NULL;
+    json_t *norm = NULL, *model = NULL, *req = NULL, *runs = NULL;
+    const char *name;
+    int64_t seed, prio, attempts, timeout, shard;
+    int rc;
+
+    *out = NULL;
+    if (!json_is_object(spec)) {
+        rc = pb_err_set(err, PB_EINVAL, "", "job spec must be a JSON object");
+        goto out;
+    }
+    if ((rc = pb_json_only_keys(spec, keys, "", err)))
+        goto out;
+    if ((rc = pb_json_str(spec, "name", "job", 0, &name, "", err)))
+        goto out;
+    if (*name == '\0' || strlen(name) > PS_MAX_NAME) {
+        rc = pb_err_set(err, PB_EINVAL, "name", "name must be 1 to %d bytes", PS_MAX_NAME);
+        goto out;
+    }
+    if ((rc = check_model(spec, &model, err)))
+        goto out;
+    if ((rc = pb_json_int(spec, "seed", 0, 0, PS_MAX_SEED, &seed, "", err)) ||
+        (rc = pb_json_int(spec, "priority", 0, -100, 100, &prio, "", err)) ||
+        (rc = pb_json_int(spec, "max_attempts", PS_DEFAULT_MAX_ATTEMPTS, 1, 20, &attempts, "",
+                          err)) ||
+        (rc = pb_json_int(spec, "timeout_s", PS_DEFAULT_TIMEOUT_S, 1, 86400, &timeout, "",
+                          err)) ||
+        (rc = pb_json_int(spec, "shard_size", PS_DEFAULT_SHARD_SIZE, 1, 100000, &shard, "",
+                          err)))
+        goto out;
+    if ((rc = check_requires(spec, &req, err)))
+        goto out;
+    const json_t *tags = json_object_get(spec, "tags");
+    if (tags && !json_is_null(tags) && !json_is_object(tags) && !json_is_array(tags)) {
+        rc = pb_err_set(err, PB_EINVAL, "tags", "tags must be an object or an array");
+        goto out;
+    }
+
+    const json_t *in_runs = json_object_get(spec, "runs");
+    if (in_runs == NULL || json_is_null(in_runs)) {
+        rc = pb_err_set(err, PB_EINVAL, "runs", "runs is required");
+        goto out;
+    }
+    if (!json_is_array(in_runs) || json_array_size(in_runs) == 0 ||
+        json_array_size(in_runs) > PS_MAX_RUNS) {
+        rc = pb_err_set(err, PB_EINVAL, "runs", "runs must be an array of 1 to %d runs",
+                        PS_MAX_RUNS);
+        goto out;
+    }
+
+    plan = calloc(1, sizeof *plan);
+    runs = json_array();
+    if (plan == NULL || runs == NULL) {
+        rc = PB_ENOMEM;
+        goto out;
+    }
+    plan->runs = calloc(json_array_size(in_runs), sizeof *plan->runs);
+    if (plan->runs == NULL) {
+        rc = PB_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(in_runs); i++) {
+        json_t *nrun;
+        plan->n_runs = i + 1; /* so ps_plan_free releases a half-built run */
+        if ((rc = check_run(json_array_get(in_runs, i), i, &plan->runs[i], &nrun, err)))
+            goto out;
+        if (json_array_append_new(runs, nrun)) {
+            rc = PB_ENOMEM;
+            goto out;
+        }
+    }
+    plan->shard_size = (uint64_t)shard;
+    if ((rc = expand(plan, err)))
+        goto out;
+
+    norm = json_pack("{s:s, s:O, s:O, s:I, s:i, s:O, s:i, s:i, s:I}", "name", name, "model",
+                     model, "runs", runs, "seed", (json_int_t)seed, "priority", (int)prio,
+                     "requires", req, "max_attempts", (int)attempts, "timeout_s", (int)timeout,
+                     "shard_size", (json_int_t)shard);
+    if (norm == NULL ||
+        (tags && !json_is_null(tags) && put(norm, "tags", json_deep_copy(tags)))) {
+        rc = PB_ENOMEM;
+        goto out;
+    }
+    plan->spec = norm;
+    norm = NULL;
+    plan->name = json_string_value(json_object_get(plan->spec, "name"));
+    plan->model = json_object_get(plan->spec, "model");
+    plan->device = json_string_value(json_object_get(json_object_get(plan->spec, "requires"),
+                                                     "device"));
+    plan->seed = (uint64_t)seed;
+    plan->priority = (int)prio;
+    plan->max_attempts = (int)attempts;
+    plan->timeout_s = (int)timeout;
+    *out = plan;
+    plan = NULL;
+out:
+    if (rc == PB_ENOMEM && err)
+        pb_err_set(err, rc, "", "out of memory");
+    json_decref(norm);
+    json_decref(model);
+    json_decref(req);
+    json_decref(runs);
+    ps_plan_free(plan);
+    return rc;
+}

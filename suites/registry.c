@@ -1,0 +1,196 @@
+/* The suite registry: the static table of suites, run keys (so any item can
+ * be regenerated alone), the shared exact-match scorer and the aggregate
+ * helpers every suite uses. Adding a suite is one line in `suites` below. */
+#include "suites/suite.h"
+#include "suites/suite_int.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+
+static const ps_suite_t *const suites[] = {
+    &ps__suite_arithmetic,
+};
+
+const ps_suite_t *ps_suite_find(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    for (size_t i = 0; i < PB_ARRAY_LEN(suites); i++)
+        if (strcmp(suites[i]->name, name) == 0)
+            return suites[i];
+    return NULL;
+}
+
+const ps_task_def_t *ps_suite_task(const ps_suite_t *suite, const char *task)
+{
+    if (suite == NULL || task == NULL)
+        return NULL;
+    for (size_t i = 0; i < suite->n_tasks; i++)
+        if (strcmp(suite->tasks[i].name, task) == 0)
+            return &suite->tasks[i];
+    return NULL;
+}
+
+size_t ps_suite_count(void) { return PB_ARRAY_LEN(suites); }
+
+const ps_suite_t *ps_suite_at(size_t i)
+{
+    return i < PB_ARRAY_LEN(suites) ? suites[i] : NULL;
+}
+
+/* One suite as the registry serves it; NULL on failure. */
+static json_t *suite_json(const ps_suite_t *s)
+{
+    json_t *tasks = json_array();
+    if (tasks == NULL)
+        return NULL;
+    for (size_t t = 0; t < s->n_tasks; t++) {
+        json_t *schema = s->schema(s->tasks[t].name);
+        json_t *task = json_pack("{s:s, s:s, s:o*}", "name", s->tasks[t].name, "description",
+                                 s->tasks[t].description, "params", schema);
+        if (task == NULL || schema == NULL || json_array_append_new(tasks, task)) {
+            json_decref(tasks);
+            return NULL;
+        }
+    }
+    return json_pack("{s:s, s:s, s:i, s:s, s:o}", "name", s->name, "description",
+                     s->description, "version", s->version, "bucket_unit", s->bucket_unit,
+                     "tasks", tasks);
+}
+
+json_t *ps_registry_json(void)
+{
+    json_t *arr = json_array();
+    if (arr == NULL)
+        return NULL;
+    for (size_t i = 0; i < PB_ARRAY_LEN(suites); i++) {
+        json_t *s = suite_json(suites[i]);
+        if (s == NULL || json_array_append_new(arr, s)) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return json_pack("{s:o}", "suites", arr);
+}
+
+int ps_run_open(ps_run_t *run, const ps_suite_t *suite, const char *task, json_t *params,
+                int64_t bucket, uint64_t seed)
+{
+    memset(run, 0, sizeof *run);
+    const ps_task_def_t *def = ps_suite_task(suite, task);
+    if (def == NULL || params == NULL)
+        return PB_EINVAL;
+    /* Canonical params make the key independent of key order and spacing. */
+    char *canon = pb_json_canonical(params);
+    if (canon == NULL)
+        return PB_ENOMEM;
+    uint64_t h = pb_hash_str(PB_HASH_INIT, suite->name);
+    h = pb_hash_str(h, def->name);
+    h = pb_hash_str(h, canon);
+    h = pb_hash_u64(h, (uint64_t)bucket);
+    h = pb_hash_u64(h, seed);
+    free(canon);
+
+    run->suite = suite;
+    run->task = def->name;
+    run->params = json_incref(params);
+    run->bucket = bucket;
+    run->seed = seed;
+    run->key = h;
+    if (suite->prepare) {
+        int rc = suite->prepare(run);
+        if (rc) {
+            /* prepare leaves no state behind on failure */
+            json_decref(run->params);
+            memset(run, 0, sizeof *run);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void ps_run_close(ps_run_t *run)
+{
+    if (run == NULL)
+        return;
+    if (run->suite && run->suite->release)
+        run->suite->release(run);
+    json_decref(run->params);
+    memset(run, 0, sizeof *run);
+}
+
+void ps_item_clear(ps_item_t *item)
+{
+    if (item == NULL)
+        return;
+    free(item->prompt);
+    free(item->reference);
+    json_decref(item->meta);
+    memset(item, 0, sizeof *item);
+}
+
+/* Next character of the normalised text at *p, or '\0' at its end: leading
+ * whitespace (newlines included) is skipped, the first line ends the text,
+ * and whitespace inside that line is dropped. *started tracks whether the
+ * first non-space character has been seen. */
+static char norm_next(const char **p, int *started)
+{
+    for (;;) {
+        unsigned char c = (unsigned char)**p;
+        if (c == '\0')
+            return '\0';
+        if (c == '\n' && *started)
+            return '\0';
+        (*p)++;
+        if (isspace(c))
+            continue;
+        *started = 1;
+        return (char)c;
+    }
+}
+
+double ps_exact_match(const char *prediction, const char *reference)
+{
+    if (prediction == NULL || reference == NULL)
+        return 0.0;
+    int sp = 0, sr = 0;
+    for (;;) {
+        char a = norm_next(&prediction, &sp);
+        char b = norm_next(&reference, &sr);
+        if (a != b)
+            return 0.0;
+        if (a == '\0')
+            return 1.0;
+    }
+}
+
+static double stat_mean(const ps_bucket_stat_t *s) { return s->score_sum / s->n; }
+
+int64_t ps__effective_length(const ps_bucket_stat_t *stats, size_t n, double threshold)
+{
+    /* The smallest failing bucket bounds the answer; everything below it
+     * passes by construction, so the answer is the largest bucket below it. */
+    int have_fail = 0;
+    int64_t fail_min = 0;
+    for (size_t i = 0; i < n; i++) {
+        int fails = !(stats[i].n > 0) || stat_mean(&stats[i]) < threshold;
+        if (fails && (!have_fail || stats[i].bucket < fail_min)) {
+            fail_min = stats[i].bucket;
+            have_fail = 1;
+        }
+    }
+    int64_t best = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((!have_fail || stats[i].bucket < fail_min) && stats[i].bucket > best)
+            best = stats[i].bucket;
+    return best;
+}
+
+json_t *ps__accuracy_json(double score_sum, double n)
+{
+    json_t *acc = n > 0 ? json_real(score_sum / n) : json_null();
+    return json_pack("{s:o, s:I}", "accuracy", acc, "n", (json_int_t)n);
+}

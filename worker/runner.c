@@ -1,0 +1,331 @@
+/* The task runner: TASK body in, RESULT body out. Items come from the suite's
+ * deterministic generator, predictions from the backend in batches, scores
+ * from the suite's scorer. Runs on a session runner thread; keeps no state
+ * between calls. */
+#include "worker/runner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/rng.h"
+#include "common/util.h"
+#include "suites/suite.h"
+#include "worker/backend.h"
+
+/* What pb_runner_run reads out of a TASK body; strings borrowed from it. */
+typedef struct task_spec {
+    const char *suite;
+    const char *task;
+    const json_t *params;
+    int64_t bucket;
+    int64_t item_lo, item_hi;
+    uint64_t seed;
+    const json_t *model;
+    const char *backend;
+    int64_t batch;
+    int64_t max_tokens; /* 0: derived per item from its reference */
+    int64_t version;    /* -1: not given */
+} task_spec_t;
+
+static int parse_task(const json_t *t, task_spec_t *s, pb_err_t *err)
+{
+    int64_t seed = 0;
+    memset(s, 0, sizeof *s);
+    if (!json_is_object(t))
+        return pb_err_set(err, PB_EINVAL, "", "task must be a JSON object");
+    int rc = pb_json_str(t, "suite", NULL, 1, &s->suite, NULL, err);
+    rc = rc ? rc : pb_json_str(t, "task", NULL, 1, &s->task, NULL, err);
+    rc = rc ? rc : pb_json_int(t, "bucket", 0, INT64_MIN, INT64_MAX, &s->bucket, NULL, err);
+    rc = rc ? rc : pb_json_int(t, "item_lo", 0, 0, INT64_MAX, &s->item_lo, NULL, err);
+    rc = rc ? rc : pb_json_int(t, "item_hi", 0, 0, INT64_MAX, &s->item_hi, NULL, err);
+    rc = rc ? rc : pb_json_int(t, "seed", 0, INT64_MIN, INT64_MAX, &seed, NULL, err);
+    rc = rc ? rc : pb_json_int(t, "version", -1, -1, INT32_MAX, &s->version, NULL, err);
+    if (rc)
+        return rc;
+    s->seed = (uint64_t)seed;
+    s->params = json_object_get(t, "params");
+    if (s->params && !json_is_null(s->params) && !json_is_object(s->params))
+        return pb_err_set(err, PB_EINVAL, "params", "params must be an object");
+    if (json_object_get(t, "bucket") == NULL)
+        return pb_err_set(err, PB_EINVAL, "bucket", "bucket is required");
+    if (s->item_hi < s->item_lo)
+        return pb_err_set(err, PB_EINVAL, "item_hi", "item_hi (%lld) is below item_lo (%lld)",
+                          (long long)s->item_hi, (long long)s->item_lo);
+    if (s->item_hi - s->item_lo > PB_RUNNER_MAX_ITEMS)
+        return pb_err_set(err, PB_EINVAL, "item_hi", "a task holds at most %d items",
+                          PB_RUNNER_MAX_ITEMS);
+    s->model = json_object_get(t, "model");
+    if (!json_is_object(s->model))
+        return pb_err_set(err, PB_EINVAL, "model", "model must be an object");
+    rc = pb_json_str(s->model, "backend", NULL, 1, &s->backend, "model", err);
+    rc = rc ? rc
+            : pb_json_int(s->model, "batch_size", PB_RUNNER_BATCH, 1, PB_RUNNER_BATCH_MAX,
+                          &s->batch, "model", err);
+    rc = rc ? rc : pb_json_int(s->model, "max_tokens", 0, 0, 1 << 20, &s->max_tokens, "model", err);
+    return rc;
+}
+
+/* Prefix the suite's field name ("digits") with "params." for the FAIL text. */
+static int params_error(int rc, pb_err_t *err)
+{
+    if (err && err->field[0]) {
+        char f[sizeof err->field];
+        snprintf(f, sizeof f, "params.%s", err->field);
+        memcpy(err->field, f, sizeof f);
+    }
+    return rc;
+}
+
+/* The bucket must be one the suite itself would plan for these params. */
+static int check_bucket(const ps_suite_t *suite, const char *task, const json_t *params,
+                        int64_t bucket, pb_err_t *err)
+{
+    int64_t *b = NULL;
+    size_t n = 0;
+    int rc = suite->buckets(task, params, &b, &n);
+    if (rc)
+        return pb_err_set(err, rc, "params", "cannot list buckets: %s", pb_strerror(rc));
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] == bucket)
+            found = 1;
+    free(b);
+    if (!found)
+        return pb_err_set(err, PB_EINVAL, "bucket", "bucket %lld is not one of the run's buckets",
+                          (long long)bucket);
+    return 0;
+}
+
+/* Model replies are outside input: cut to PB_RUNNER_PRED_MAX bytes on a
+ * UTF-8 boundary, and bytes that are not valid UTF-8 become '?', so a reply
+ * can neither swell the frame nor break the JSON. New reference or NULL. */
+static json_t *prediction_json(const char *text)
+{
+    size_t n = strlen(text);
+    if (n > PB_RUNNER_PRED_MAX) {
+        n = PB_RUNNER_PRED_MAX;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--;
+    }
+    json_t *j = json_stringn(text, n);
+    if (j)
+        return j;
+    char *copy = strndup(text, n);
+    if (copy == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)copy[i] >= 0x80)
+            copy[i] = '?';
+    j = json_stringn(copy, n);
+    free(copy);
+    return j;
+}
+
+/* One scored item as RESULT carries it; NULL on allocation failure. */
+static json_t *item_json(const ps_item_t *it, const pb_gen_req_t *q, double score)
+{
+    char hex[17];
+    pb_hash_hex(it->prompt_hash, hex);
+    json_t *pj = prediction_json(q->error || q->text == NULL ? "" : q->text);
+    json_t *o = json_pack("{s:I, s:s, s:o*, s:s, s:f, s:I, s:I}", "idx", (json_int_t)it->idx,
+                          "prompt_hash", hex, "prediction", pj, "reference",
+                          it->reference ? it->reference : "", "score", score, "latency_us",
+                          (json_int_t)q->latency_us, "tokens", (json_int_t)q->tokens);
+    if (o == NULL || pj == NULL)
+        goto fail;
+    if (it->meta && json_object_set(o, "meta", it->meta))
+        goto fail;
+    if (q->error && json_object_set_new(o, "error", prediction_json(q->error)))
+        goto fail;
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+static int cancelled(volatile int *cancel)
+{
+    return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED);
+}
+
+/* Everything one run needs while its batches go through. */
+typedef struct run_ctx {
+    task_spec_t ts;
+    const ps_suite_t *suite;
+    ps_run_t run;
+    const pb_backend_ops_t *ops;
+    pb_backend_t *be;
+    ps_item_t *its;
+    pb_gen_req_t *reqs;
+    size_t n; /* items of the current batch held in its/reqs */
+    json_t *items;
+    double score_sum;
+    int64_t gen_us, score_us;
+} run_ctx_t;
+
+static void batch_clear(run_ctx_t *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        ps_item_clear(&c->its[i]);
+        free(c->reqs[i].text);
+        free(c->reqs[i].error);
+        memset(&c->reqs[i], 0, sizeof c->reqs[i]);
+    }
+    c->n = 0;
+}
+
+/* Generate, predict and score items [lo, lo + n), appending to c->items. */
+static int run_batch(run_ctx_t *c, int64_t lo, size_t n, volatile int *cancel, pb_err_t *err)
+{
+    int rc;
+    for (size_t i = 0; i < n; i++) {
+        c->n = i + 1; /* so batch_clear frees a partly generated item too */
+        rc = c->suite->generate(&c->run, (uint64_t)lo + i, &c->its[i]);
+        if (rc)
+            return pb_err_set(err, rc, "", "generating item %lld: %s", (long long)lo + (long long)i,
+                              pb_strerror(rc));
+        c->reqs[i].item = &c->its[i];
+        /* Without a model-given budget: room for the answer and some slack. */
+        c->reqs[i].max_tokens = c->ts.max_tokens > 0
+                                    ? (int)c->ts.max_tokens
+                                    : (int)strlen(c->its[i].reference ? c->its[i].reference : "") + 16;
+    }
+    int64_t t0 = pb_now_us();
+    rc = c->ops->generate(c->be, c->reqs, n, err);
+    c->gen_us += pb_now_us() - t0;
+    if (rc)
+        return rc == PB_ENOMEM ? rc : PB_EBACKEND;
+    if (cancelled(cancel))
+        return pb_err_set(err, PB_ECANCELLED, "", "cancelled");
+    t0 = pb_now_us();
+    for (size_t i = 0; i < n; i++) {
+        double sc = 0;
+        if (c->reqs[i].error == NULL) {
+            rc = c->suite->score(&c->run, &c->its[i], c->reqs[i].text ? c->reqs[i].text : "", &sc);
+            if (rc)
+                return pb_err_set(err, rc, "", "scoring item %llu: %s",
+                                  (unsigned long long)c->its[i].idx, pb_strerror(rc));
+        }
+        json_t *ij = item_json(&c->its[i], &c->reqs[i], sc);
+        if (ij == NULL || json_array_append_new(c->items, ij))
+            return pb_err_set(err, PB_ENOMEM, "", "out of memory");
+        c->score_sum += sc;
+    }
+    c->score_us += pb_now_us() - t0;
+    batch_clear(c);
+    return 0;
+}
+
+/* Look up suite, task, params, bucket and backend, and open run and backend. */
+static int run_setup(run_ctx_t *c, const json_t *task, json_t **params, int *run_open,
+                     pb_err_t *err)
+{
+    task_spec_t *ts = &c->ts;
+    int rc = parse_task(task, ts, err);
+    if (rc)
+        return rc;
+    c->suite = ps_suite_find(ts->suite);
+    if (c->suite == NULL)
+        return pb_err_set(err, PB_ENOTFOUND, "suite", "unknown suite '%s'", ts->suite);
+    if (ps_suite_task(c->suite, ts->task) == NULL)
+        return pb_err_set(err, PB_ENOTFOUND, "task", "suite %s has no task '%s'", c->suite->name,
+                          ts->task);
+    if (ts->version >= 0 && ts->version != c->suite->version)
+        /* Another worker build may have the generator the coordinator wants. */
+        return pb_err_set(err, PB_ESTALE, "version",
+                          "suite %s is version %d here, the task wants %lld", c->suite->name,
+                          c->suite->version, (long long)ts->version);
+    rc = c->suite->normalize(ts->task, json_is_null(ts->params) ? NULL : ts->params, params, err);
+    if (rc)
+        return params_error(rc, err);
+    rc = check_bucket(c->suite, ts->task, *params, ts->bucket, err);
+    if (rc)
+        return rc;
+    rc = ps_run_open(&c->run, c->suite, ts->task, *params, ts->bucket, ts->seed);
+    if (rc)
+        return pb_err_set(err, rc, "params", "cannot open the run: %s", pb_strerror(rc));
+    *run_open = 1;
+    c->ops = pb_backend_find(ts->backend);
+    if (c->ops == NULL)
+        return pb_err_set(err, PB_EUNSUPPORTED, "model.backend",
+                          "backend '%s' is not available on this worker", ts->backend);
+    rc = c->ops->open(ts->model, ts->seed, &c->be, err);
+    if (rc)
+        /* Bad options are the task's fault; a missing model or a server that
+         * is down may be fine on another worker. */
+        return rc == PB_EINVAL || rc == PB_ENOMEM ? rc : PB_EBACKEND;
+    c->items = json_array();
+    c->its = calloc((size_t)ts->batch, sizeof *c->its);
+    c->reqs = calloc((size_t)ts->batch, sizeof *c->reqs);
+    if (c->items == NULL || c->its == NULL || c->reqs == NULL)
+        return pb_err_set(err, PB_ENOMEM, "", "out of memory");
+    return 0;
+}
+
+int pb_runner_run(const json_t *task, volatile int *cancel, pb_runner_progress_fn progress,
+                  void *ctx, json_t **result, pb_err_t *err)
+{
+    int64_t t_start = pb_now_us();
+    run_ctx_t c;
+    json_t *params = NULL;
+    int run_open = 0;
+
+    memset(&c, 0, sizeof c);
+    *result = NULL;
+    int rc = run_setup(&c, task, &params, &run_open, err);
+    if (rc)
+        goto out;
+    for (int64_t lo = c.ts.item_lo; lo < c.ts.item_hi; lo += c.ts.batch) {
+        if (cancelled(cancel)) {
+            rc = pb_err_set(err, PB_ECANCELLED, "", "cancelled");
+            goto out;
+        }
+        int64_t left = c.ts.item_hi - lo;
+        rc = run_batch(&c, lo, (size_t)(left < c.ts.batch ? left : c.ts.batch), cancel, err);
+        if (rc)
+            goto out;
+        if (progress)
+            progress(ctx, (uint64_t)json_array_size(c.items));
+    }
+    *result = json_pack("{s:O, s:{s:I, s:f}, s:{s:I, s:I, s:I}, s:i}", "items", c.items,
+                        "aggregate", "n", (json_int_t)json_array_size(c.items), "score_sum",
+                        c.score_sum, "timings", "generate_us", (json_int_t)c.gen_us, "score_us",
+                        (json_int_t)c.score_us, "total_us", (json_int_t)(pb_now_us() - t_start),
+                        "version", c.suite->version);
+    if (*result == NULL)
+        rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+out:
+    if (c.its && c.reqs)
+        batch_clear(&c);
+    free(c.its);
+    free(c.reqs);
+    json_decref(c.items);
+    if (c.be)
+        c.ops->close(c.be);
+    if (run_open)
+        ps_run_close(&c.run);
+    json_decref(params);
+    return rc;
+}
+
+const char *pb_runner_error_class(int rc, int *retryable)
+{
+    switch (rc) {
+    case PB_EINVAL:
+    case PB_ENOTFOUND:
+    case PB_EPARSE:
+    case PB_ETOOBIG:
+        *retryable = 0;
+        return "bad_task";
+    case PB_EBACKEND:
+    case PB_EUNSUPPORTED:
+    case PB_ETIMEOUT:
+        *retryable = 1;
+        return "backend";
+    default:
+        *retryable = 1;
+        return "internal";
+    }
+}
