@@ -28,7 +28,8 @@ enum {
 typedef struct pb_cli {
     char url[512]; /* base URL, no trailing slash */
     CURL *curl;
-    int quiet; /* set: failed requests print nothing (health probes) */
+    int quiet;       /* set: failed requests print nothing (health probes) */
+    long timeout_ms; /* whole-request limit; 0 = 60 s */
 } pb_cli_t;
 
 /* ---- client.c ---- */
@@ -88,7 +89,8 @@ void pb_cli_fmt_acc(double v, char out[32]);
 void pb_cli_fmt_ci(double lo, double hi, char out[48]);
 void pb_cli_fmt_time(const json_t *v, char out[40]);
 void pb_cli_fmt_progress(int64_t done, int64_t total, char out[64]);
-/* Any JSON value as compact text, clipped to max bytes with "..."; malloc'd. */
+/* Any JSON value as compact text for people (reals to 6 digits), clipped to
+ * max code points with "..."; malloc'd, NULL on failure. */
 char *pb_cli_fmt_json(const json_t *v, size_t max);
 /* Clip s to max code points with "..." into out (size n), escaping controls. */
 void pb_cli_clip(const char *s, size_t max, char *out, size_t n);

@@ -169,7 +169,7 @@ int pb_cli_call(pb_cli_t *c, const char *method, const char *path, const json_t 
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TOTAL_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms > 0 ? c->timeout_ms : TOTAL_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)PB_CLI_MAX_RESPONSE);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
@@ -181,7 +181,7 @@ int pb_cli_call(pb_cli_t *c, const char *method, const char *path, const json_t 
     curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
 
-    /* Expect: empty: the coordinator answers at once, skip 100-continue. */
+    /* An empty Expect: skips curl's 100-continue wait; the coordinator answers. */
     rc = add_header(&hdrs, "Accept: application/json");
     if (rc == 0)
         rc = add_header(&hdrs, "Expect:");

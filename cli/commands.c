@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,7 +188,11 @@ int pb_cli_print_leaderboard(pb_cli_t *c, const char *suite, const char *task, i
         pb_cli_table_add(&t, ci);
         pb_cli_table_addf(&t, "%lld", (long long)pb_cli_jint(e, "n", 0));
         pb_cli_table_add(&t, eff);
-        pb_cli_table_addf(&t, "%lld", (long long)pb_cli_jint(e, "job_id", 0));
+        int64_t job = pb_cli_jint(e, "job_id", 0);
+        if (job > 0)
+            pb_cli_table_addf(&t, "%lld", (long long)job);
+        else
+            pb_cli_table_add(&t, "-");
         pb_cli_table_add(&t, date);
         free(eff);
     }
@@ -230,9 +235,64 @@ int pb_cli_cmd_leaderboard(pb_cli_t *c, int argc, char **argv)
 
 /* ---- suites ---- */
 
+/* "integer 1..200", "enum plain|reversed", or the bare type. */
+static void param_type(const json_t *p, char *out, size_t n)
+{
+    size_t o = (size_t)snprintf(out, n, "%s", pb_cli_jstr(p, "type", "-"));
+    const json_t *vals = json_object_get(p, "values");
+    double lo = pb_cli_jnum(p, "min"), hi = pb_cli_jnum(p, "max");
+    if (json_is_array(vals)) {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(vals, i, v) {
+            if (o < n && json_is_string(v))
+                o += (size_t)snprintf(out + o, n - o, "%c%s", i ? '|' : ' ',
+                                      json_string_value(v));
+        }
+    } else if (!isnan(lo) || !isnan(hi)) {
+        char a[32] = "", b[32] = "";
+        if (!isnan(lo))
+            snprintf(a, sizeof a, "%g", lo);
+        if (!isnan(hi))
+            snprintf(b, sizeof b, "%g", hi);
+        if (o < n)
+            snprintf(out + o, n - o, " %s..%s", a, b);
+    }
+}
+
+/* One task: its description, then a table of parameters from the schema
+ * {"name": {"type", "default", "description", "min", "max", "values"}}. */
+static int print_task(const json_t *task)
+{
+    static const char *const hdr[] = {"PARAM", "TYPE", "DEFAULT", "DESCRIPTION"};
+    pb_cli_table_t t;
+    printf("\n  %s: %s\n", pb_cli_jstr(task, "name", "?"), pb_cli_jstr(task, "description", ""));
+    const json_t *params = json_object_get(task, "params");
+    if (json_object_size(params) == 0)
+        return PB_CLI_OK;
+    if (pb_cli_table_init(&t, PB_ARRAY_LEN(hdr), hdr, "llll"))
+        return PB_CLI_FAIL;
+    const char *name;
+    const json_t *p;
+    json_object_foreach((json_t *)params, name, p) {
+        char type[160], desc[256];
+        const json_t *dflt = json_is_object(p) ? json_object_get(p, "default") : p;
+        char *dtext = json_is_null(dflt) || dflt == NULL ? strdup("-") : pb_cli_fmt_json(dflt, 30);
+        param_type(p, type, sizeof type);
+        pb_cli_clip(pb_cli_jstr(p, "description", ""), 70, desc, sizeof desc);
+        pb_cli_table_add(&t, name);
+        pb_cli_table_add(&t, type);
+        pb_cli_table_add(&t, dtext);
+        pb_cli_table_add(&t, desc);
+        free(dtext);
+    }
+    pb_cli_table_print(&t, stdout, 4);
+    pb_cli_table_free(&t);
+    return PB_CLI_OK;
+}
+
 int pb_cli_cmd_suites(pb_cli_t *c, int argc, char **argv)
 {
-    static const char *const hdr[] = {"TASK", "DESCRIPTION", "PARAMS"};
     int json = 0;
     int rc = list_options("suites", argc, argv, &json);
     json_t *r = NULL;
@@ -248,27 +308,16 @@ int pb_cli_cmd_suites(pb_cli_t *c, int argc, char **argv)
     size_t i, k;
     const json_t *s, *task;
     json_array_foreach(json_object_get(r, "suites"), i, s) {
-        pb_cli_table_t t;
         printf("%s%s  v%lld  buckets: %s\n", i ? "\n" : "", pb_cli_jstr(s, "name", "?"),
                (long long)pb_cli_jint(s, "version", 0), pb_cli_jstr(s, "bucket_unit", "-"));
         const char *desc = pb_cli_jstr(s, "description", NULL);
         if (desc)
             printf("  %s\n", desc);
-        if (pb_cli_table_init(&t, PB_ARRAY_LEN(hdr), hdr, "lll")) {
-            rc = PB_CLI_FAIL;
-            goto out;
-        }
         json_array_foreach(json_object_get(s, "tasks"), k, task) {
-            char d[200];
-            char *params = pb_cli_fmt_json(json_object_get(task, "params"), 120);
-            pb_cli_clip(pb_cli_jstr(task, "description", "-"), 60, d, sizeof d);
-            pb_cli_table_add(&t, pb_cli_jstr(task, "name", "?"));
-            pb_cli_table_add(&t, d);
-            pb_cli_table_add(&t, params);
-            free(params);
+            rc = print_task(task);
+            if (rc)
+                goto out;
         }
-        pb_cli_table_print(&t, stdout, 2);
-        pb_cli_table_free(&t);
     }
 out:
     json_decref(r);

@@ -6,7 +6,6 @@
 #include "common/util.h"
 
 #include <getopt.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -283,7 +282,7 @@ static void print_job_list(const json_t *r)
     pb_cli_table_free(&t);
     int64_t next = pb_cli_jint(r, "next", 0);
     if (next > 0)
-        fprintf(stderr, "more: posbench status --before %lld\n", (long long)next);
+        fprintf(stderr, "more jobs: add --before %lld\n", (long long)next);
 }
 
 /* "queued 3, leased 2, done 10, ..." in the API's order, then any others. */

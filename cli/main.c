@@ -87,7 +87,10 @@ int pb_cli_usage_error(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    pb_cli_usage(cmd, stderr);
+    if (cmd)
+        pb_cli_usage(cmd, stderr);
+    else
+        fputs("run 'posbench --help' for the commands\n", stderr);
     return PB_CLI_USAGE;
 }
 
@@ -114,8 +117,9 @@ int main(int argc, char **argv)
     int rc;
     const char *url = getenv("POSBENCH_URL");
     int i = 1;
-    pb_cli_t cli = {{0}};
+    pb_cli_t cli;
 
+    memset(&cli, 0, sizeof cli);
     if (url == NULL || *url == '\0')
         url = PB_CLI_DEFAULT_URL;
     for (; i < argc && argv[i][0] == '-'; i++) {

@@ -100,21 +100,26 @@ void pb_cli_table_print(const pb_cli_table_t *t, FILE *f, int indent)
             w[col] = width(t->cells[i]);
     }
     size_t rows = t->ncells / t->ncols;
+    pb_buf_t line;
+    pb_buf_init(&line, 0);
     for (size_t r = 0; r < rows; r++) {
-        fprintf(f, "%*s", indent, "");
-        for (size_t col = 0; col < nc; col++) {
+        int rc = pb_buf_printf(&line, "%*s", indent, "");
+        for (size_t col = 0; col < nc && rc == 0; col++) {
             const char *s = t->cells[r * t->ncols + col];
-            size_t pad = w[col] - width(s);
-            int last = col + 1 == nc;
+            int pad = (int)(w[col] - width(s));
             if (t->align && t->align[col] == 'r')
-                fprintf(f, "%*s%s", (int)pad, "", s);
+                rc = pb_buf_printf(&line, "%*s%s  ", pad, "", s);
             else
-                fprintf(f, "%s%*s", s, last ? 0 : (int)pad, "");
-            if (!last)
-                fputs("  ", f);
+                rc = pb_buf_printf(&line, "%s%*s  ", s, pad, "");
         }
-        fputc('\n', f);
+        /* Trailing padding would only make diffs and copy-paste noisy. */
+        while (line.len > 0 && line.data[line.len - 1] == ' ')
+            line.len--;
+        if (rc == 0)
+            fprintf(f, "%.*s\n", (int)line.len, line.data);
+        pb_buf_reset(&line);
     }
+    pb_buf_free(&line);
 }
 
 void pb_cli_table_free(pb_cli_table_t *t)
@@ -233,7 +238,7 @@ char *pb_cli_fmt_json(const json_t *v, size_t max)
 {
     if (v == NULL)
         return strdup("-");
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
     if (s == NULL || strlen(s) <= max)
         return s;
     char *clip = malloc(4 * max + 8);

@@ -51,7 +51,13 @@ static void print_aggregate(const json_t *agg)
     const char *key;
     const json_t *x;
     json_object_foreach((json_t *)agg, key, x) {
-        if (strcmp(key, "effective_length") == 0 || strcmp(key, "threshold") == 0)
+        /* Skip what the run line already shows. */
+        static const char *const shown[] = {"effective_length", "threshold", "accuracy", "n",
+                                            "score_sum", "ci_low", "ci_high"};
+        int skip = 0;
+        for (size_t k = 0; k < PB_ARRAY_LEN(shown); k++)
+            skip |= strcmp(key, shown[k]) == 0;
+        if (skip)
             continue;
         v = pb_cli_fmt_json(x, 200);
         printf("  %s: %s\n", key, v ? v : "-");

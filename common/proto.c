@@ -94,6 +94,15 @@ int pb_proto_recv(void *sock, int is_router, pb_msg_t *m, pb_err_t *err)
                             want);
             goto out;
         }
+        if (is_router && nf == 0) {
+            /* keep the peer's id even if the rest is malformed: the caller
+             * answers a bad message with RESET */
+            size_t n = zmq_msg_size(&f[0]);
+            if (n > PB_ROUTING_ID_MAX)
+                n = PB_ROUTING_ID_MAX;
+            memcpy(m->rid, zmq_msg_data(&f[0]), n);
+            m->rid_len = n;
+        }
         if (nf + 1 < want && !zmq_msg_more(&f[nf])) {
             nf++;
             rc = pb_err_set(err, PB_EPROTO, "frames", "message has %d frames, want %d", nf, want);
@@ -101,15 +110,7 @@ int pb_proto_recv(void *sock, int is_router, pb_msg_t *m, pb_err_t *err)
         }
     }
     drain(sock); /* extra trailing frames are a protocol error */
-    int base = 0;
-    if (is_router) {
-        size_t n = zmq_msg_size(&f[0]);
-        if (n > PB_ROUTING_ID_MAX)
-            n = PB_ROUTING_ID_MAX;
-        memcpy(m->rid, zmq_msg_data(&f[0]), n);
-        m->rid_len = n;
-        base = 1;
-    }
+    int base = is_router ? 1 : 0;
     if (zmq_msg_more(&f[nf - 1])) {
         rc = pb_err_set(err, PB_EPROTO, "frames", "message has more than %d frames", want);
         goto out;

@@ -82,7 +82,11 @@ uint64_t pb_rng_below(pb_rng_t *r, uint64_t n)
 
 int64_t pb_rng_range(pb_rng_t *r, int64_t lo, int64_t hi)
 {
-    return lo + (int64_t)pb_rng_below(r, (uint64_t)(hi - lo) + 1);
+    /* unsigned arithmetic: hi - lo overflows int64 for wide ranges, and the
+     * full range has 2^64 values (span wraps to 0) */
+    uint64_t span = (uint64_t)hi - (uint64_t)lo + 1;
+    uint64_t x = span ? pb_rng_below(r, span) : pb_rng_next(r);
+    return (int64_t)((uint64_t)lo + x);
 }
 
 double pb_rng_double(pb_rng_t *r)

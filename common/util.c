@@ -58,7 +58,7 @@ void pb_buf_init(pb_buf_t *b, size_t limit)
 
 static int buf_reserve(pb_buf_t *b, size_t need)
 {
-    if (b->limit && need > b->limit)
+    if ((b->limit && need > b->limit) || need >= SIZE_MAX / 2)
         return PB_ETOOBIG;
     if (need + 1 <= b->cap)
         return 0;
@@ -78,7 +78,8 @@ int pb_buf_append(pb_buf_t *b, const void *data, size_t n)
     int rc = buf_reserve(b, b->len + n);
     if (rc)
         return rc;
-    memcpy(b->data + b->len, data, n);
+    if (n > 0) /* data may be NULL for an empty append */
+        memcpy(b->data + b->len, data, n);
     b->len += n;
     b->data[b->len] = '\0';
     return 0;
@@ -102,7 +103,13 @@ int pb_buf_printf(pb_buf_t *b, const char *fmt, ...)
     return 0;
 }
 
-int pb_buf_cstr(pb_buf_t *b) { return buf_reserve(b, b->len); }
+int pb_buf_cstr(pb_buf_t *b)
+{
+    int rc = buf_reserve(b, b->len);
+    if (rc == 0)
+        b->data[b->len] = '\0'; /* a fresh buffer has no terminator yet */
+    return rc;
+}
 
 void pb_buf_reset(pb_buf_t *b)
 {
@@ -126,9 +133,12 @@ int pb_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
     size_t hl = (size_t)(colon - s);
     if (hl >= hostlen)
         return PB_EINVAL;
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || end == colon + 1 || p < 0 || p > 65535)
+    /* digits only: strtol alone would take " 80", "+80" and "-0" */
+    const char *d = colon + 1;
+    if (*d == '\0' || strspn(d, "0123456789") != strlen(d) || strlen(d) > 5)
+        return PB_EINVAL;
+    long p = strtol(d, NULL, 10);
+    if (p > 65535)
         return PB_EINVAL;
     if (hl == 0)
         snprintf(host, hostlen, "127.0.0.1");

@@ -573,10 +573,15 @@ void pb_broker_tick(pb_coord_t *c)
     pb_peer_t *p = c->peers;
     while (p) {
         pb_peer_t *next = p->next;
-        if (now - p->last_seen_ms > (int64_t)PB_LIVENESS * hb)
+        if (now - p->last_seen_ms > (int64_t)PB_LIVENESS * hb) {
             peer_dead(c, p);
-        else if (now - p->last_sent_ms >= hb)
+            p = next;
+            continue;
+        }
+        if (now - p->last_sent_ms >= hb)
             send_to(c, p, PB_MSG_HEARTBEAT, NULL);
+        if (txn_open(c) == 0) /* the workers list shows state and last_seen */
+            pdb_worker_seen(c->db, p->name, NULL, p->n_leases ? "busy" : "idle");
         p = next;
     }
     json_t *expired = NULL;

@@ -1,7 +1,8 @@
 # coordinator/: posbench-coordinator (HTTP API, static files, ZeroMQ broker,
 # scheduler, schedules). The library part is linked by the tests too.
 noinst_LTLIBRARIES += libpbhttp.la libpbcoord.la
-libpbhttp_la_SOURCES = coordinator/http.h coordinator/http.c
+libpbhttp_la_SOURCES = coordinator/http.h coordinator/http_int.h coordinator/http.c \
+	coordinator/http_util.c
 libpbhttp_la_CFLAGS = $(AM_CFLAGS) $(UV_CFLAGS) $(JANSSON_CFLAGS)
 libpbhttp_la_LIBADD = libpbcommon.la $(UV_LIBS) $(HTTP_PARSER_LIBS)
 

@@ -51,7 +51,7 @@ static void find_web_root(char *out, size_t n)
         if (slash) {
             *slash = '\0';
             char index[PATH_MAX + 16];
-            snprintf(out, n, "%s/web", exe);
+            snprintf(out, n, "%.4000s/web", exe);
             snprintf(index, sizeof index, "%s/index.html", out);
             if (access(index, R_OK) == 0)
                 return;

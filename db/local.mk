@@ -1,10 +1,14 @@
 # db/: the SQLite store (schema, migrations, queries).
 noinst_LTLIBRARIES += libpbdb.la
-libpbdb_la_SOURCES = db/store.h db/store.c db/schema_sql.h
+libpbdb_la_SOURCES = db/store.h db/store_int.h db/store_sql.h db/schema_sql.h \
+	db/store.c db/store_jobs.c db/store_tasks.c db/store_admin.c
 libpbdb_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
 libpbdb_la_LIBADD = libpbcommon.la $(SQLITE_LIBS)
 EXTRA_DIST += db/schema.sql
 BUILT_SOURCES = db/schema_sql.h
+# BUILT_SOURCES covers "make all/check" only; building the library target
+# alone (make libpbdb.la) needs the header first too.
+$(libpbdb_la_OBJECTS): db/schema_sql.h
 CLEANFILES += db/schema_sql.h
 # schema.sql is the source of truth; it is embedded as a C string.
 db/schema_sql.h: $(srcdir)/db/schema.sql

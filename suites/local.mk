@@ -1,7 +1,7 @@
 # suites/: the registry, job specs and the suites.
 noinst_LTLIBRARIES += libpbsuites.la
 libpbsuites_la_SOURCES = \
-	suites/suite.h suites/registry.c \
+	suites/suite.h suites/suite_int.h suites/registry.c \
 	suites/jobspec.h suites/jobspec.c \
 	suites/arithmetic.c
 libpbsuites_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)

@@ -71,9 +71,13 @@ static int parse_task(const json_t *t, task_spec_t *s, pb_err_t *err)
 static int params_error(int rc, pb_err_t *err)
 {
     if (err && err->field[0]) {
-        char f[sizeof err->field];
+        char f[sizeof err->field + 8];
         snprintf(f, sizeof f, "params.%s", err->field);
-        memcpy(err->field, f, sizeof f);
+        size_t n = strlen(f);
+        if (n >= sizeof err->field)
+            n = sizeof err->field - 1;
+        memcpy(err->field, f, n);
+        err->field[n] = '\0';
     }
     return rc;
 }

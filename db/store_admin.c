@@ -1,0 +1,310 @@
+/* The store's small tables: workers (upserted on every HELLO/heartbeat),
+ * schedules (the nightly-job timer's state) and the counters behind
+ * /metrics. */
+#include "db/store_int.h"
+
+#include <string.h>
+
+#include "common/util.h"
+
+/* ---- workers ---- */
+
+int pdb_worker_seen(pdb_t *db, const char *name, const json_t *caps, const char *state)
+{
+    char *caps_text = NULL;
+    int rc;
+
+    if (name == NULL || state == NULL)
+        return PB_EINVAL;
+    if (caps != NULL) {
+        caps_text = json_dumps(caps, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (caps_text == NULL)
+            return PB_ENOMEM;
+    }
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_WORKER_UPSERT);
+    pdb__bind_text(s, 1, name);
+    pdb__bind_text(s, 2, caps_text);
+    pdb__bind_text(s, 3, state);
+    sqlite3_bind_double(s, 4, pb_wall_time());
+    /* One statement is atomic alone and inside pdb_begin: no savepoint. */
+    rc = pdb__run(db, s);
+    free(caps_text);
+    return rc;
+}
+
+int pdb_workers_list(pdb_t *db, json_t **out)
+{
+    int rc = 0, src;
+    char t1[32], t2[32];
+    json_t *res = NULL, *arr = NULL, *by_name = NULL;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_WORKERS_LIST);
+
+    *out = NULL;
+    arr = json_array();
+    by_name = json_object();
+    if (arr == NULL || by_name == NULL) {
+        rc = PB_ENOMEM;
+        goto out;
+    }
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *cur = json_array(); /* stolen by w; by_name keeps a second reference */
+        json_t *w = json_pack("{s:s, s:s, s:o?, s:s?, s:s?, s:I, s:o}", "name",
+                              pdb__col_text(s, 0), "state", pdb__col_text(s, 1), "capabilities",
+                              pdb__col_json(s, 2), "connected_at", pdb__col_iso(s, 3, t1),
+                              "last_seen", pdb__col_iso(s, 4, t2), "tasks_done",
+                              (json_int_t)sqlite3_column_int64(s, 5), "current_tasks", cur);
+        if (w == NULL || json_array_append_new(arr, w) ||
+            json_object_set(by_name, pdb__col_text(s, 0), cur)) {
+            rc = PB_ENOMEM;
+            goto out;
+        }
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_DONE) {
+        rc = pdb__err(db, src);
+        goto out;
+    }
+    /* Current tasks are the live leases, not what the worker last said. */
+    s = pdb__st(db, PDB_ST_WORKERS_LEASES);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = pdb__col_text(s, 0);
+        json_t *cur = name ? json_object_get(by_name, name) : NULL;
+        if (cur && json_array_append_new(cur, json_integer(sqlite3_column_int64(s, 1)))) {
+            rc = PB_ENOMEM;
+            goto out;
+        }
+    }
+    if (src != SQLITE_DONE) {
+        rc = pdb__err(db, src);
+        goto out;
+    }
+    res = json_pack("{s:O}", "workers", arr);
+    if (res == NULL)
+        rc = PB_ENOMEM;
+out:
+    sqlite3_reset(s);
+    json_decref(arr);
+    json_decref(by_name);
+    if (rc == 0)
+        *out = res;
+    return rc;
+}
+
+int pdb_workers_reset(pdb_t *db) { return pdb__run(db, pdb__st(db, PDB_ST_WORKERS_RESET)); }
+
+/* ---- schedules ---- */
+
+/* next_fire <= 0 means "not planned" and is stored as NULL. */
+static void bind_fire_time(sqlite3_stmt *s, int i, double t)
+{
+    if (t > 0)
+        sqlite3_bind_double(s, i, t);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+int pdb_schedule_insert(pdb_t *db, const char *name, const char *cron, const json_t *tmpl,
+                        int enabled, double next_fire, int64_t *id)
+{
+    int rc;
+    char *text = NULL;
+
+    if (id)
+        *id = 0;
+    if (name == NULL || cron == NULL || tmpl == NULL)
+        return PB_EINVAL;
+    text = json_dumps(tmpl, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text == NULL)
+        return PB_ENOMEM;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_SCHED_INSERT);
+    pdb__bind_text(s, 1, name);
+    pdb__bind_text(s, 2, cron);
+    pdb__bind_text(s, 3, text);
+    sqlite3_bind_int(s, 4, enabled ? 1 : 0);
+    sqlite3_bind_double(s, 5, pb_wall_time());
+    bind_fire_time(s, 6, next_fire);
+    rc = pdb__run(db, s);
+    if (rc == 0 && id)
+        *id = sqlite3_last_insert_rowid(db->db);
+    free(text);
+    return rc;
+}
+
+static json_t *schedule_row(sqlite3_stmt *s)
+{
+    char t1[32], t2[32], t3[32];
+    return json_pack("{s:I, s:s, s:s, s:o?, s:b, s:s?, s:s?, s:s?, s:o?}", "id",
+                     (json_int_t)sqlite3_column_int64(s, 0), "name", pdb__col_text(s, 1), "cron",
+                     pdb__col_text(s, 2), "template", pdb__col_json(s, 3), "enabled",
+                     sqlite3_column_int(s, 4), "created_at", pdb__col_iso(s, 5, t1),
+                     "last_fired_at", pdb__col_iso(s, 6, t2), "next_fire_at",
+                     pdb__col_iso(s, 7, t3), "last_job_id", pdb__col_int(s, 8));
+}
+
+int pdb_schedules_list(pdb_t *db, json_t **out)
+{
+    int rc = 0, src;
+    json_t *arr = json_array();
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_SCHED_LIST);
+
+    *out = NULL;
+    if (arr == NULL)
+        return PB_ENOMEM;
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        if (json_array_append_new(arr, schedule_row(s))) {
+            rc = PB_ENOMEM;
+            goto out;
+        }
+    }
+    if (src != SQLITE_DONE) {
+        rc = pdb__err(db, src);
+        goto out;
+    }
+    *out = json_pack("{s:O}", "schedules", arr);
+    if (*out == NULL)
+        rc = PB_ENOMEM;
+out:
+    sqlite3_reset(s);
+    json_decref(arr);
+    return rc;
+}
+
+int pdb_schedule_get(pdb_t *db, int64_t id, json_t **out)
+{
+    int rc = 0;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_SCHED_GET);
+
+    *out = NULL;
+    sqlite3_bind_int64(s, 1, id);
+    int src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        *out = schedule_row(s);
+        rc = *out ? 0 : PB_ENOMEM;
+    } else {
+        rc = src == SQLITE_DONE ? PB_ENOTFOUND : pdb__err(db, src);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* Run a single-row UPDATE; PB_ENOTFOUND when it matched nothing. */
+static int update_one(pdb_t *db, sqlite3_stmt *s)
+{
+    int rc = pdb__run(db, s);
+    if (rc == 0 && sqlite3_changes(db->db) == 0)
+        rc = PB_ENOTFOUND;
+    return rc;
+}
+
+int pdb_schedule_set_enabled(pdb_t *db, int64_t id, int enabled, double next_fire)
+{
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_SCHED_ENABLE);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, enabled ? 1 : 0);
+    bind_fire_time(s, 3, next_fire);
+    return update_one(db, s);
+}
+
+int pdb_schedules_due(pdb_t *db, double now, json_t **out)
+{
+    int rc = 0, src;
+    json_t *arr = json_array();
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_SCHED_DUE);
+
+    *out = NULL;
+    if (arr == NULL)
+        return PB_ENOMEM;
+    sqlite3_bind_double(s, 1, now);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *o = json_pack("{s:I, s:s, s:s, s:o?}", "id",
+                              (json_int_t)sqlite3_column_int64(s, 0), "name", pdb__col_text(s, 1),
+                              "cron", pdb__col_text(s, 2), "template", pdb__col_json(s, 3));
+        if (json_array_append_new(arr, o)) {
+            rc = PB_ENOMEM;
+            goto out;
+        }
+    }
+    if (src != SQLITE_DONE)
+        rc = pdb__err(db, src);
+out:
+    sqlite3_reset(s);
+    if (rc)
+        json_decref(arr);
+    else
+        *out = arr;
+    return rc;
+}
+
+int pdb_schedule_fired(pdb_t *db, int64_t id, double fired_at, int64_t job_id, double next_fire)
+{
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_SCHED_FIRED);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_double(s, 2, fired_at);
+    if (job_id > 0)
+        sqlite3_bind_int64(s, 3, job_id);
+    else
+        sqlite3_bind_null(s, 3); /* firing failed: no job to point at */
+    bind_fire_time(s, 4, next_fire);
+    return update_one(db, s);
+}
+
+/* ---- metrics ---- */
+
+/* Fill obj[state] = count from a "SELECT state, count(*) ... GROUP BY state". */
+static int count_states(pdb_t *db, sqlite3_stmt *s, json_t *obj, int64_t *done)
+{
+    int rc = 0, src;
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *state = pdb__col_text(s, 0);
+        int64_t n = sqlite3_column_int64(s, 1);
+        if (state == NULL)
+            continue;
+        if (done && strcmp(state, PDB_DONE) == 0)
+            *done = n;
+        if (json_object_set_new(obj, state, json_integer(n))) {
+            rc = PB_ENOMEM;
+            break;
+        }
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = pdb__err(db, src);
+    sqlite3_reset(s);
+    return rc;
+}
+
+int pdb_stats(pdb_t *db, json_t **out)
+{
+    int rc;
+    int64_t results = 0, items = 0;
+    json_t *tasks = pdb__task_state_counts();
+    json_t *jobs = json_pack("{s:i, s:i, s:i, s:i, s:i}", "queued", 0, "running", 0, "done", 0,
+                             "failed", 0, "cancelled", 0);
+
+    *out = NULL;
+    if (tasks == NULL || jobs == NULL) {
+        rc = PB_ENOMEM;
+        goto out;
+    }
+    rc = count_states(db, pdb__st(db, PDB_ST_STATS_TASKS), tasks, &results);
+    if (rc == 0)
+        rc = count_states(db, pdb__st(db, PDB_ST_STATS_JOBS), jobs, NULL);
+    if (rc)
+        goto out;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_STATS_ITEMS);
+    int src = sqlite3_step(s);
+    if (src == SQLITE_ROW)
+        items = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW) {
+        rc = pdb__err(db, src);
+        goto out;
+    }
+    *out = json_pack("{s:O, s:O, s:I, s:I}", "tasks", tasks, "jobs", jobs, "items_total",
+                     (json_int_t)items, "results_total", (json_int_t)results);
+    if (*out == NULL)
+        rc = PB_ENOMEM;
+out:
+    json_decref(tasks);
+    json_decref(jobs);
+    return rc;
+}

@@ -1,0 +1,510 @@
+/* Tasks in the store, the scheduler's side: listing queued work, leasing,
+ * renewing, recording a RESULT exactly once (the guarded UPDATE plus the
+ * items in one savepoint), releasing a lost or failed lease, and startup
+ * recovery. These run on the coordinator's hot path: a guarded UPDATE and
+ * one SELECT by rowid per lease or result, items inserted with borrowed text,
+ * no re-encoding. */
+#include "db/store_int.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+static int is_live_job(const char *state)
+{
+    return state && (strcmp(state, "queued") == 0 || strcmp(state, "running") == 0);
+}
+
+int pdb_tasks_queued(pdb_t *db, int64_t job_id, int (*fn)(void *ctx, const pdb_task_ref_t *t),
+                     void *ctx)
+{
+    int rc = 0, src;
+    sqlite3_stmt *s = pdb__st(db, job_id ? PDB_ST_TASKS_QUEUED_JOB : PDB_ST_TASKS_QUEUED_ALL);
+
+    if (job_id)
+        sqlite3_bind_int64(s, 1, job_id);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        pdb_task_ref_t t;
+        const char *device = pdb__col_text(s, 3), *backend = pdb__col_text(s, 4);
+        t.task_id = sqlite3_column_int64(s, 0);
+        t.job_id = sqlite3_column_int64(s, 1);
+        t.priority = sqlite3_column_int(s, 2);
+        snprintf(t.device, sizeof t.device, "%s", device ? device : "any");
+        snprintf(t.backend, sizeof t.backend, "%s", backend ? backend : "");
+        t.items = sqlite3_column_int64(s, 5);
+        rc = fn(ctx, &t);
+        if (rc)
+            break;
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = pdb__err(db, src);
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ---- lease ---- */
+
+/* The TASK body for a task just leased: its row joined with its run, job
+ * and model. Starts the job if it was queued. */
+static int lease_body(pdb_t *db, int64_t task_id, double now, json_t **task)
+{
+    int rc = 0, start = 0;
+    int64_t job_id = 0;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_TASK_LEASE_INFO);
+
+    sqlite3_bind_int64(s, 1, task_id);
+    int src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        const char *jstate = pdb__col_text(s, 12);
+        job_id = sqlite3_column_int64(s, 0);
+        if (!is_live_job(jstate))
+            rc = PB_ESTATE; /* the job ended while this task sat in the queue */
+        start = jstate && strcmp(jstate, "queued") == 0;
+        if (rc == 0)
+            *task = json_pack(
+                "{s:I, s:I, s:I, s:I, s:s, s:s, s:o?, s:I, s:I, s:I, s:I, s:o?, s:i, s:i}",
+                "task_id", (json_int_t)task_id, "attempt", (json_int_t)sqlite3_column_int64(s, 5),
+                "job_id", (json_int_t)job_id, "run", (json_int_t)sqlite3_column_int64(s, 1),
+                "suite", pdb__col_text(s, 6), "task", pdb__col_text(s, 7), "params",
+                pdb__col_json(s, 8), "bucket", (json_int_t)sqlite3_column_int64(s, 2), "item_lo",
+                (json_int_t)sqlite3_column_int64(s, 3), "item_hi",
+                (json_int_t)sqlite3_column_int64(s, 4), "seed",
+                (json_int_t)sqlite3_column_int64(s, 10), "model", pdb__col_json(s, 13),
+                "timeout_s", sqlite3_column_int(s, 11), "version", sqlite3_column_int(s, 9));
+        if (rc == 0 && *task == NULL)
+            rc = PB_ENOMEM;
+    } else {
+        rc = src == SQLITE_DONE ? PB_EDB : pdb__err(db, src); /* the schema's foreign keys */
+    }
+    sqlite3_reset(s);
+    if (rc == 0 && start) {
+        s = pdb__st(db, PDB_ST_JOB_START);
+        sqlite3_bind_int64(s, 1, job_id);
+        sqlite3_bind_double(s, 2, now);
+        rc = pdb__run(db, s);
+    }
+    return rc;
+}
+
+int pdb_task_lease(pdb_t *db, int64_t task_id, const char *worker, double lease_deadline,
+                   json_t **task)
+{
+    int rc;
+    double now = pb_wall_time();
+
+    *task = NULL;
+    rc = pdb__sp_begin(db);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_TASK_LEASE);
+    sqlite3_bind_int64(s, 1, task_id);
+    pdb__bind_text(s, 2, worker);
+    sqlite3_bind_double(s, 3, lease_deadline);
+    sqlite3_bind_double(s, 4, now);
+    rc = pdb__run(db, s);
+    if (rc == 0 && sqlite3_changes(db->db) != 1)
+        rc = PB_ESTATE;
+    if (rc == 0)
+        rc = lease_body(db, task_id, now, task);
+    rc = pdb__sp_end(db, rc);
+    if (rc) {
+        json_decref(*task);
+        *task = NULL;
+    }
+    return rc;
+}
+
+int pdb_task_renew(pdb_t *db, int64_t task_id, int attempt, double lease_deadline)
+{
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_TASK_RENEW);
+    sqlite3_bind_int64(s, 1, task_id);
+    sqlite3_bind_int(s, 2, attempt);
+    sqlite3_bind_double(s, 3, lease_deadline);
+    int rc = pdb__run(db, s);
+    if (rc == 0 && sqlite3_changes(db->db) != 1)
+        rc = PB_ESTALE;
+    return rc;
+}
+
+/* ---- record ---- */
+
+/* The task row TASK_RECORD returned. */
+typedef struct record_task {
+    int64_t task_id, job_id, run_idx, bucket, lo, hi;
+} record_task_t;
+
+/* Bind a text column from an item field: a string as-is (borrowed, no copy),
+ * absent or null as NULL, anything else as its compact JSON text. */
+static int bind_field(sqlite3_stmt *s, int col, const json_t *v)
+{
+    if (v == NULL || json_is_null(v))
+        return sqlite3_bind_null(s, col);
+    if (json_is_string(v))
+        return sqlite3_bind_text(s, col, json_string_value(v), (int)json_string_length(v),
+                                 SQLITE_STATIC);
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL)
+        return SQLITE_NOMEM;
+    return sqlite3_bind_text(s, col, text, -1, free);
+}
+
+/* An optional integer field; PB_EPARSE when present and not a number. */
+static int bind_int_field(sqlite3_stmt *s, int col, const json_t *v)
+{
+    if (v == NULL || json_is_null(v))
+        sqlite3_bind_null(s, col);
+    else if (json_is_integer(v))
+        sqlite3_bind_int64(s, col, json_integer_value(v));
+    else if (json_is_real(v))
+        sqlite3_bind_int64(s, col, (int64_t)json_real_value(v));
+    else
+        return PB_EPARSE;
+    return 0;
+}
+
+/* PB_EPARSE naming items[i]; formatted only on this error path. */
+static int item_error(pb_err_t *err, size_t i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int item_error(pb_err_t *err, size_t i, const char *fmt, ...)
+{
+    char field[48], msg[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(field, sizeof field, "items[%zu]", i);
+    return pb_err_set(err, PB_EPARSE, field, "%s", msg);
+}
+
+/* Validate and insert one task's items. Each item must be an object whose
+ * integer idx lies in [lo, hi), once: with count == hi - lo that makes the
+ * items exactly the task's range. Sums the scores for a missing aggregate. */
+static int insert_items(pdb_t *db, const record_task_t *t, const json_t *items,
+                        double *score_sum, pb_err_t *err)
+{
+    int rc = 0;
+    size_t count = json_array_size(items), i;
+    uint64_t want = (uint64_t)(t->hi - t->lo);
+    unsigned char small[1024], *seen = small;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_ITEM_INSERT);
+
+    *score_sum = 0;
+    if (count != want)
+        return pb_err_set(err, PB_EPARSE, "items",
+                          "%zu items for task %" PRId64 ", which covers %" PRIu64
+                          " (idx %" PRId64 "..%" PRId64 ")",
+                          count, t->task_id, want, t->lo, t->hi - 1);
+    if (count > sizeof small * 8) {
+        seen = calloc((count + 7) / 8, 1);
+        if (seen == NULL)
+            return PB_ENOMEM;
+    } else {
+        memset(small, 0, (count + 7) / 8);
+    }
+    sqlite3_bind_int64(s, 1, t->job_id);
+    sqlite3_bind_int64(s, 2, t->task_id);
+    sqlite3_bind_int64(s, 4, t->run_idx);
+    sqlite3_bind_int64(s, 5, t->bucket);
+    for (i = 0; i < count; i++) {
+        const json_t *it = json_array_get(items, i);
+        const json_t *idx = json_object_get(it, "idx");
+        const json_t *score = json_object_get(it, "score");
+        if (!json_is_object(it)) {
+            rc = item_error(err, i, "not an object");
+            break;
+        }
+        if (!json_is_integer(idx)) {
+            rc = item_error(err, i, "idx missing or not an integer");
+            break;
+        }
+        int64_t v = json_integer_value(idx);
+        if (v < t->lo || v >= t->hi) {
+            rc = item_error(err, i, "idx %" PRId64 " outside the task's range %" PRId64
+                            "..%" PRId64, v, t->lo, t->hi - 1);
+            break;
+        }
+        uint64_t bit = (uint64_t)(v - t->lo);
+        if (seen[bit / 8] & (1u << (bit % 8))) {
+            rc = item_error(err, i, "duplicate idx %" PRId64, v);
+            break;
+        }
+        seen[bit / 8] |= (unsigned char)(1u << (bit % 8));
+        if (score != NULL && !json_is_null(score) && !json_is_number(score)) {
+            rc = item_error(err, i, "score is not a number");
+            break;
+        }
+        if (bind_int_field(s, 10, json_object_get(it, "latency_us")) ||
+            bind_int_field(s, 11, json_object_get(it, "tokens"))) {
+            rc = item_error(err, i, "latency_us or tokens is not a number");
+            break;
+        }
+        sqlite3_bind_int64(s, 3, v);
+        if (json_is_number(score)) {
+            double d = json_number_value(score);
+            sqlite3_bind_double(s, 9, d);
+            *score_sum += d;
+        } else {
+            sqlite3_bind_null(s, 9);
+        }
+        if (bind_field(s, 6, json_object_get(it, "prompt_hash")) ||
+            bind_field(s, 7, json_object_get(it, "prediction")) ||
+            bind_field(s, 8, json_object_get(it, "reference")) ||
+            bind_field(s, 12, json_object_get(it, "meta")) ||
+            bind_field(s, 13, json_object_get(it, "error"))) {
+            rc = PB_ENOMEM;
+            break;
+        }
+        int src = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (src != SQLITE_DONE) {
+            rc = pdb__err(db, src);
+            break;
+        }
+    }
+    /* Drop the borrowed text pointers before the caller's JSON can go away. */
+    sqlite3_clear_bindings(s);
+    if (seen != small)
+        free(seen);
+    return rc;
+}
+
+/* Aggregate {"n", "score_sum"}: *have = 0 when absent (computed from items). */
+static int parse_aggregate(const json_t *agg, int *have, int64_t *n, double *score_sum,
+                           pb_err_t *err)
+{
+    *have = 0;
+    if (agg == NULL || json_is_null(agg))
+        return 0;
+    const json_t *jn = json_object_get(agg, "n"), *js = json_object_get(agg, "score_sum");
+    if (!json_is_object(agg) || !json_is_integer(jn) || json_integer_value(jn) < 0 ||
+        !json_is_number(js))
+        return pb_err_set(err, PB_EPARSE, "aggregate",
+                          "aggregate needs an integer n >= 0 and a number score_sum");
+    *have = 1;
+    *n = json_integer_value(jn);
+    *score_sum = json_number_value(js);
+    return 0;
+}
+
+/* After a result: bump counters, and end the job when no task is open. */
+static int after_record(pdb_t *db, const record_task_t *t, double now, int *job_done)
+{
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_JOB_ADD_DONE);
+    sqlite3_bind_int64(s, 1, t->job_id);
+    sqlite3_bind_int64(s, 2, t->hi - t->lo);
+    int rc = pdb__run(db, s);
+    if (rc)
+        return rc;
+    s = pdb__st(db, PDB_ST_WORKER_ADD_DONE);
+    sqlite3_bind_int64(s, 1, t->task_id);
+    rc = pdb__run(db, s);
+    if (rc)
+        return rc;
+    s = pdb__st(db, PDB_ST_JOB_OPEN_TASKS);
+    sqlite3_bind_int64(s, 1, t->job_id);
+    int src = sqlite3_step(s);
+    int open = src == SQLITE_ROW ? sqlite3_column_int(s, 0) : 1;
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW)
+        return pdb__err(db, src);
+    if (open)
+        return 0;
+    /* Guarded by state: a job that failed meanwhile stays failed. */
+    s = pdb__st(db, PDB_ST_JOB_FINISH);
+    sqlite3_bind_int64(s, 1, t->job_id);
+    pdb__bind_text(s, 2, PDB_DONE);
+    sqlite3_bind_double(s, 3, now);
+    sqlite3_bind_null(s, 4);
+    rc = pdb__run(db, s);
+    if (rc == 0)
+        *job_done = sqlite3_changes(db->db) == 1;
+    return rc;
+}
+
+int pdb_task_record(pdb_t *db, int64_t task_id, int attempt, const json_t *items,
+                    const json_t *aggregate, int *job_done, int64_t *job_id, pb_err_t *err)
+{
+    int rc, have_agg, done = 0;
+    int64_t n = 0;
+    double score_sum = 0, item_sum = 0, now = pb_wall_time();
+    record_task_t t = {.task_id = task_id};
+
+    if (job_done)
+        *job_done = 0;
+    if (job_id)
+        *job_id = 0;
+    if (!json_is_array(items))
+        return pb_err_set(err, PB_EPARSE, "items", "items must be an array");
+    rc = parse_aggregate(aggregate, &have_agg, &n, &score_sum, err);
+    if (rc)
+        return rc;
+    rc = pdb__sp_begin(db);
+    if (rc)
+        return rc;
+
+    /* The exactly-once gate. A stale or duplicate result matches no row. */
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_TASK_RECORD);
+    sqlite3_bind_int64(s, 1, task_id);
+    sqlite3_bind_int(s, 2, attempt);
+    sqlite3_bind_int64(s, 3, have_agg ? n : (int64_t)json_array_size(items));
+    sqlite3_bind_double(s, 4, score_sum);
+    sqlite3_bind_double(s, 5, now);
+    rc = pdb__run(db, s);
+    if (rc == 0 && sqlite3_changes(db->db) != 1)
+        rc = PB_ESTALE;
+    if (rc)
+        goto out;
+    s = pdb__st(db, PDB_ST_TASK_ROW);
+    sqlite3_bind_int64(s, 1, task_id);
+    int src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        t.job_id = sqlite3_column_int64(s, 0);
+        t.run_idx = sqlite3_column_int64(s, 1);
+        t.bucket = sqlite3_column_int64(s, 2);
+        t.lo = sqlite3_column_int64(s, 3);
+        t.hi = sqlite3_column_int64(s, 4);
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW) {
+        rc = pdb__err(db, src);
+        goto out;
+    }
+    rc = insert_items(db, &t, items, &item_sum, err);
+    if (rc == 0 && !have_agg) {
+        s = pdb__st(db, PDB_ST_TASK_SET_AGG);
+        sqlite3_bind_int64(s, 1, task_id);
+        sqlite3_bind_int64(s, 2, (int64_t)json_array_size(items));
+        sqlite3_bind_double(s, 3, item_sum);
+        rc = pdb__run(db, s);
+    }
+    if (rc == 0)
+        rc = after_record(db, &t, now, &done);
+out:
+    rc = pdb__sp_end(db, rc);
+    if (rc == 0) {
+        if (job_done)
+            *job_done = done;
+        if (job_id)
+            *job_id = t.job_id;
+    }
+    return rc;
+}
+
+/* ---- release, expiry, recovery ---- */
+
+static int set_task_state(pdb_t *db, int64_t task_id, const char *state, const char *error)
+{
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_TASK_UNLEASE);
+    sqlite3_bind_int64(s, 1, task_id);
+    pdb__bind_text(s, 2, state);
+    pdb__bind_text(s, 3, error);
+    return pdb__run(db, s);
+}
+
+/* The task ran out of attempts: it fails, its job fails with its error, and
+ * the job's queued tasks are cancelled (leased ones finish or expire). */
+static int fail_task(pdb_t *db, int64_t task_id, int64_t job_id, int attempt, const char *error)
+{
+    char msg[512];
+    int rc = set_task_state(db, task_id, PDB_FAILED, error);
+    if (rc)
+        return rc;
+    snprintf(msg, sizeof msg, "task %" PRId64 " failed after %d attempt%s: %s", task_id, attempt,
+             attempt == 1 ? "" : "s", error ? error : "unknown error");
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_JOB_FINISH);
+    sqlite3_bind_int64(s, 1, job_id);
+    pdb__bind_text(s, 2, PDB_FAILED);
+    sqlite3_bind_double(s, 3, pb_wall_time());
+    pdb__bind_text(s, 4, msg);
+    rc = pdb__run(db, s);
+    if (rc)
+        return rc;
+    s = pdb__st(db, PDB_ST_JOB_CANCEL_QUEUED);
+    sqlite3_bind_int64(s, 1, job_id);
+    return pdb__run(db, s);
+}
+
+int pdb_task_release(pdb_t *db, int64_t task_id, int attempt, const char *error, int retryable,
+                     int *requeued)
+{
+    int rc, again = 0, max_attempts = 0;
+    int64_t job_id = 0;
+    char jstate[16] = "";
+
+    if (requeued)
+        *requeued = 0;
+    rc = pdb__sp_begin(db);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_TASK_RELEASE_INFO);
+    sqlite3_bind_int64(s, 1, task_id);
+    sqlite3_bind_int(s, 2, attempt);
+    int src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        job_id = sqlite3_column_int64(s, 0);
+        max_attempts = sqlite3_column_int(s, 1);
+        snprintf(jstate, sizeof jstate, "%s", pdb__col_text(s, 2) ? pdb__col_text(s, 2) : "");
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? PB_ESTALE : pdb__err(db, src);
+        goto out;
+    }
+    if (!is_live_job(jstate)) {
+        /* Its job already failed or was cancelled: nothing will run it again. */
+        rc = set_task_state(db, task_id, PDB_CANCELLED, error);
+    } else if (retryable && attempt < max_attempts) {
+        rc = set_task_state(db, task_id, PDB_QUEUED, error);
+        again = rc == 0;
+    } else {
+        rc = fail_task(db, task_id, job_id, attempt, error);
+    }
+out:
+    rc = pdb__sp_end(db, rc);
+    if (rc == 0 && requeued)
+        *requeued = again;
+    return rc;
+}
+
+int pdb_tasks_expired(pdb_t *db, double now, json_t **out)
+{
+    int rc = 0, src;
+    json_t *arr = json_array();
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_TASKS_EXPIRED);
+
+    *out = NULL;
+    if (arr == NULL)
+        return PB_ENOMEM;
+    sqlite3_bind_double(s, 1, now);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *t = json_pack("{s:I, s:i, s:s?}", "task_id",
+                              (json_int_t)sqlite3_column_int64(s, 0), "attempt",
+                              sqlite3_column_int(s, 1), "worker", pdb__col_text(s, 2));
+        if (json_array_append_new(arr, t)) {
+            rc = PB_ENOMEM;
+            break;
+        }
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = pdb__err(db, src);
+    sqlite3_reset(s);
+    if (rc)
+        json_decref(arr);
+    else
+        *out = arr;
+    return rc;
+}
+
+int pdb_recover(pdb_t *db, int *n)
+{
+    if (n)
+        *n = 0;
+    int rc = pdb__run(db, pdb__st(db, PDB_ST_TASKS_RECOVER));
+    if (rc == 0 && n)
+        *n = sqlite3_changes(db->db);
+    return rc;
+}

@@ -1,0 +1,729 @@
+/* posbench-worker's session with the coordinator. The main thread owns the
+ * DEALER socket and runs one zmq_poll loop (socket + a wake-up pipe, timeout
+ * at most one heartbeat); runner threads only run pb_runner_run and hand the
+ * outcome back under the mutex, then write a byte to the pipe. Protocol
+ * rules and credit semantics: session.h and ARCHITECTURE.md section 4. */
+#include "worker/session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "worker/backend.h"
+#include "worker/runner.h"
+
+#define RECV_BUDGET 1000       /* messages taken per poll wake-up */
+#define JOIN_WAIT_MS 3000      /* how long shutdown waits for runner threads */
+#define TIMEOUT_S_MAX 2592000  /* 30 days: anything above is a malformed task */
+
+enum { SLOT_FREE, SLOT_QUEUED, SLOT_RUNNING, SLOT_DONE };
+
+typedef struct slot {
+    pb_session_t *s;
+    pthread_t thread;
+    int started;
+    pthread_cond_t cond;
+    /* Guarded by s->mu. */
+    int state;
+    int rc;
+    json_t *result;
+    pb_err_t err;
+    /* Written by the main thread before the slot is QUEUED; the runner only
+     * reads it. */
+    json_t *task;
+    /* Main thread only. */
+    json_t *task_id;       /* own copy, so heartbeats never touch task */
+    int64_t attempt;
+    int busy;              /* assigned and not yet collected */
+    int dropped;           /* CANCEL received: send nothing for it */
+    int timed_out;
+    int64_t deadline_ms;   /* 0 = no timeout */
+    /* Shared, accessed with __atomic builtins. */
+    volatile int cancel;
+    uint64_t done;
+} slot_t;
+
+/* A RESULT or FAIL kept until the coordinator ACKs it. */
+typedef struct outmsg {
+    json_t *task_id;
+    int64_t attempt;
+    int type;
+    char *body;
+    size_t len;
+    int64_t sent_ms;
+} outmsg_t;
+
+struct pb_session {
+    pb_session_cfg_t cfg; /* strings point at the copies below */
+    char *endpoint, *name, *device;
+    void *zctx;
+    void *sock;
+    int pipe_r, pipe_w;
+    pthread_mutex_t mu;
+    int quit; /* guarded by mu */
+    slot_t *slots;
+    int n_conds; /* slot condition variables initialised */
+    outmsg_t outbox[PB_SESSION_OUTBOX_MAX];
+    size_t n_out;
+    int freed;            /* credit owed to the coordinator since the last READY */
+    int64_t last_recv_ms; /* any message from the coordinator */
+    int64_t next_hb_ms;
+    int64_t reconnect_ms; /* when sock is NULL: when to open a new one */
+    int64_t backoff_ms;
+    int heard;            /* the current socket has received something */
+};
+
+/* ---- runner threads ---- */
+
+static void on_progress(void *ctx, uint64_t done)
+{
+    slot_t *sl = ctx;
+    __atomic_store_n(&sl->done, done, __ATOMIC_RELAXED);
+}
+
+static void *runner_main(void *arg)
+{
+    slot_t *sl = arg;
+    pb_session_t *s = sl->s;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (sl->state != SLOT_QUEUED && !s->quit)
+            pthread_cond_wait(&sl->cond, &s->mu);
+        if (s->quit)
+            break;
+        sl->state = SLOT_RUNNING;
+        const json_t *task = sl->task;
+        pthread_mutex_unlock(&s->mu);
+
+        json_t *result = NULL;
+        pb_err_t err = {{0}, {0}};
+        int rc = pb_runner_run(task, &sl->cancel, on_progress, sl, &result, &err);
+
+        pthread_mutex_lock(&s->mu);
+        sl->rc = rc;
+        sl->result = result;
+        sl->err = err;
+        sl->state = SLOT_DONE;
+        /* A full pipe already holds a wake-up; the main loop scans every slot. */
+        ssize_t w = write(s->pipe_w, "x", 1);
+        (void)w;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- helpers ---- */
+
+static void id_text(const json_t *id, char out[64])
+{
+    if (json_is_integer(id))
+        snprintf(out, 64, "%lld", (long long)json_integer_value(id));
+    else if (json_is_string(id))
+        snprintf(out, 64, "%s", json_string_value(id));
+    else
+        snprintf(out, 64, "?");
+}
+
+static const char *str_or(const json_t *v)
+{
+    return json_is_string(v) ? json_string_value(v) : "?";
+}
+
+static int same_task(const json_t *id_a, int64_t att_a, const json_t *id_b, int64_t att_b)
+{
+    return att_a == att_b && id_a && id_b && json_equal((json_t *)id_a, (json_t *)id_b);
+}
+
+static int send_msg(pb_session_t *s, int type, const json_t *body)
+{
+    if (s->sock == NULL)
+        return PB_ENET;
+    int rc = pb_proto_send(s->sock, NULL, 0, type, body);
+    if (rc)
+        pb_debug("cannot queue %s: %s", pb_msg_name(type), pb_strerror(rc));
+    return rc;
+}
+
+static void send_ready(pb_session_t *s, int credit)
+{
+    json_t *b = json_pack("{s:i}", "credit", credit);
+    if (b && send_msg(s, PB_MSG_READY, b) == 0)
+        s->freed = 0;
+    json_decref(b);
+}
+
+static size_t free_slots(const pb_session_t *s)
+{
+    size_t n = 0;
+    for (int i = 0; i < s->cfg.slots; i++)
+        n += !s->slots[i].busy;
+    return n;
+}
+
+/* ---- outbox: RESULT/FAIL kept until ACK ---- */
+
+static void outbox_send(pb_session_t *s, outmsg_t *o)
+{
+    o->sent_ms = pb_now_ms();
+    if (s->sock)
+        pb_proto_send_raw(s->sock, NULL, 0, o->type, o->body, o->len);
+}
+
+static void outbox_remove(pb_session_t *s, size_t i)
+{
+    json_decref(s->outbox[i].task_id);
+    free(s->outbox[i].body);
+    memmove(&s->outbox[i], &s->outbox[i + 1], (s->n_out - i - 1) * sizeof s->outbox[0]);
+    s->n_out--;
+}
+
+static ssize_t outbox_find(const pb_session_t *s, const json_t *id, int64_t attempt)
+{
+    for (size_t i = 0; i < s->n_out; i++)
+        if (same_task(s->outbox[i].task_id, s->outbox[i].attempt, id, attempt))
+            return (ssize_t)i;
+    return -1;
+}
+
+/* Encode body, keep it and send it now. Takes nothing from the caller. */
+static void outbox_put(pb_session_t *s, const json_t *id, int64_t attempt, int type,
+                       const json_t *body)
+{
+    char idt[64];
+    id_text(id, idt);
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (text == NULL) {
+        pb_error("task %s: cannot encode %s (out of memory)", idt, pb_msg_name(type));
+        return;
+    }
+    if (s->n_out == PB_SESSION_OUTBOX_MAX) {
+        /* The coordinator has not acked for a long time; its lease on the
+         * oldest task has expired long ago and the task was requeued. */
+        pb_warn("outbox full (%d unacked results): dropping the oldest", PB_SESSION_OUTBOX_MAX);
+        outbox_remove(s, 0);
+    }
+    outmsg_t *o = &s->outbox[s->n_out++];
+    o->task_id = json_deep_copy(id);
+    o->attempt = attempt;
+    o->type = type;
+    o->body = text;
+    o->len = strlen(text);
+    outbox_send(s, o);
+}
+
+static void put_fail(pb_session_t *s, const json_t *id, int64_t attempt, const char *cls,
+                     int retryable, const char *message)
+{
+    json_t *b = json_pack("{s:O, s:I, s:s, s:b, s:s}", "task_id", id, "attempt",
+                          (json_int_t)attempt, "error_class", cls, "retryable", retryable,
+                          "message", message);
+    if (b)
+        outbox_put(s, id, attempt, PB_MSG_FAIL, b);
+    json_decref(b);
+}
+
+/* ---- finished tasks ---- */
+
+static void finish_task(pb_session_t *s, slot_t *sl, int rc, json_t *result, const pb_err_t *err)
+{
+    char idt[64];
+    id_text(sl->task_id, idt);
+    if (sl->dropped) {
+        pb_info("task %s attempt %lld cancelled by the coordinator", idt, (long long)sl->attempt);
+        return;
+    }
+    if (rc == 0) {
+        json_object_set(result, "task_id", (json_t *)sl->task_id);
+        json_object_set_new(result, "attempt", json_integer(sl->attempt));
+        size_t len = json_dumpb(result, NULL, 0, JSON_COMPACT);
+        if (len == 0 || (int64_t)len > PB_FRAME_MAX - 1024) {
+            put_fail(s, sl->task_id, sl->attempt, "bad_task", 0,
+                     "result exceeds the protocol frame limit: use a smaller shard_size");
+            return;
+        }
+        const json_t *agg = json_object_get(result, "aggregate");
+        pb_info("task %s attempt %lld done: %lld items, score_sum %g", idt, (long long)sl->attempt,
+                (long long)json_integer_value(json_object_get(agg, "n")),
+                json_number_value(json_object_get(agg, "score_sum")));
+        outbox_put(s, sl->task_id, sl->attempt, PB_MSG_RESULT, result);
+        return;
+    }
+    if (sl->timed_out) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "task timed out on the worker after %lld s",
+                 (long long)json_integer_value(json_object_get(sl->task, "timeout_s")));
+        pb_warn("task %s attempt %lld: %s", idt, (long long)sl->attempt, msg);
+        put_fail(s, sl->task_id, sl->attempt, "backend", 1, msg);
+        return;
+    }
+    if (rc == PB_ECANCELLED)
+        return; /* shutting down: the lease will requeue it */
+    int retryable;
+    const char *cls = pb_runner_error_class(rc, &retryable);
+    const char *msg = err->msg[0] ? err->msg : pb_strerror(rc);
+    pb_warn("task %s attempt %lld failed (%s%s): %s", idt, (long long)sl->attempt, cls,
+            retryable ? ", retryable" : "", msg);
+    put_fail(s, sl->task_id, sl->attempt, cls, retryable, msg);
+}
+
+/* Collect every finished slot, report it, and return the freed credit. */
+static void collect_done(pb_session_t *s)
+{
+    char buf[64];
+    while (read(s->pipe_r, buf, sizeof buf) > 0)
+        ;
+    for (int i = 0; i < s->cfg.slots; i++) {
+        slot_t *sl = &s->slots[i];
+        pthread_mutex_lock(&s->mu);
+        int done = sl->state == SLOT_DONE;
+        int rc = sl->rc;
+        json_t *result = sl->result;
+        pb_err_t err = sl->err;
+        sl->result = NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (!done)
+            continue;
+        finish_task(s, sl, rc, result, &err);
+        json_decref(result);
+        pthread_mutex_lock(&s->mu);
+        sl->state = SLOT_FREE;
+        json_decref(sl->task);
+        sl->task = NULL;
+        pthread_mutex_unlock(&s->mu);
+        json_decref(sl->task_id);
+        sl->task_id = NULL;
+        sl->busy = 0;
+        s->freed++;
+    }
+    if (s->freed > 0)
+        send_ready(s, s->freed);
+}
+
+/* ---- messages from the coordinator ---- */
+
+static void send_hello(pb_session_t *s)
+{
+    json_t *backends = json_array();
+    for (size_t i = 0; backends && i < pb_backend_count(); i++)
+        json_array_append_new(backends, json_string(pb_backend_at(i)->name));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    int64_t mem_mb = pages > 0 && psize > 0 ? (int64_t)pages * psize / (1 << 20) : 0;
+    json_t *b = json_pack("{s:s, s:s, s:{s:s, s:i, s:I, s:o*, s:i, s:s, s:i}}", "name",
+                          s->cfg.name, "protocol", PB_PROTOCOL_VERSION, "capabilities", "device",
+                          s->cfg.device, "cores", (int)(cores > 0 ? cores : 1), "memory_mb",
+                          (json_int_t)mem_mb, "backends", backends, "slots", s->cfg.slots,
+                          "kernels", "scalar", "threads", s->cfg.threads);
+    if (b == NULL) {
+        pb_error("cannot build HELLO (out of memory)");
+        return;
+    }
+    send_msg(s, PB_MSG_HELLO, b);
+    json_decref(b);
+    /* The coordinator starts a new peer at zero credit. */
+    send_ready(s, (int)free_slots(s));
+    for (size_t i = 0; i < s->n_out; i++)
+        outbox_send(s, &s->outbox[i]);
+    pb_debug("HELLO sent (%zu results to resend)", s->n_out);
+}
+
+static slot_t *find_slot(pb_session_t *s, const json_t *id, int64_t attempt)
+{
+    for (int i = 0; i < s->cfg.slots; i++)
+        if (s->slots[i].busy && same_task(s->slots[i].task_id, s->slots[i].attempt, id, attempt))
+            return &s->slots[i];
+    return NULL;
+}
+
+/* Task identity of a TASK/ACK/CANCEL body; PB_EPROTO when malformed. */
+static int task_ref(const json_t *body, const json_t **id, int64_t *attempt)
+{
+    *id = json_object_get(body, "task_id");
+    if (!json_is_integer(*id) && !json_is_string(*id))
+        return PB_EPROTO;
+    return pb_json_int(body, "attempt", -1, 0, INT32_MAX, attempt, NULL, NULL) || *attempt < 0
+               ? PB_EPROTO
+               : 0;
+}
+
+static void on_task(pb_session_t *s, json_t *body)
+{
+    const json_t *id;
+    int64_t attempt, timeout_s = 0;
+    char idt[64];
+    if (task_ref(body, &id, &attempt)) {
+        pb_warn("TASK without a valid task_id/attempt: ignored, credit returned");
+        s->freed++;
+        send_ready(s, s->freed);
+        return;
+    }
+    id_text(id, idt);
+    if (find_slot(s, id, attempt)) {
+        pb_warn("task %s attempt %lld is already running: duplicate ignored", idt,
+                (long long)attempt);
+        s->freed++;
+        send_ready(s, s->freed);
+        return;
+    }
+    ssize_t o = outbox_find(s, id, attempt);
+    if (o >= 0) {
+        outbox_send(s, &s->outbox[o]);
+        s->freed++;
+        send_ready(s, s->freed);
+        return;
+    }
+    slot_t *sl = NULL;
+    for (int i = 0; i < s->cfg.slots && sl == NULL; i++)
+        if (!s->slots[i].busy)
+            sl = &s->slots[i];
+    if (sl == NULL) {
+        put_fail(s, id, attempt, "internal", 1, "no free slot on this worker");
+        return;
+    }
+    pb_json_int(body, "timeout_s", 0, 0, TIMEOUT_S_MAX, &timeout_s, NULL, NULL);
+    json_t *own_id = json_deep_copy(id);
+    if (own_id == NULL) {
+        put_fail(s, id, attempt, "internal", 1, "out of memory");
+        return;
+    }
+    json_t *model = json_object_get(body, "model");
+    if (s->cfg.threads > 0 && json_is_object(model) && !json_object_get(model, "threads"))
+        json_object_set_new(model, "threads", json_integer(s->cfg.threads));
+
+    pb_info("task %s attempt %lld: %s/%s bucket %lld items [%lld, %lld)", idt,
+            (long long)attempt, str_or(json_object_get(body, "suite")),
+            str_or(json_object_get(body, "task")),
+            (long long)json_integer_value(json_object_get(body, "bucket")),
+            (long long)json_integer_value(json_object_get(body, "item_lo")),
+            (long long)json_integer_value(json_object_get(body, "item_hi")));
+    sl->busy = 1;
+    sl->task_id = own_id;
+    sl->attempt = attempt;
+    sl->dropped = 0;
+    sl->timed_out = 0;
+    sl->deadline_ms = timeout_s > 0 ? pb_now_ms() + timeout_s * 1000 : 0;
+    __atomic_store_n(&sl->cancel, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&sl->done, 0, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&s->mu);
+    sl->task = json_incref(body);
+    sl->state = SLOT_QUEUED;
+    pthread_cond_signal(&sl->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_cancel(pb_session_t *s, const json_t *body)
+{
+    const json_t *id;
+    int64_t attempt;
+    if (task_ref(body, &id, &attempt)) {
+        pb_warn("CANCEL without a valid task_id/attempt: ignored");
+        return;
+    }
+    slot_t *sl = find_slot(s, id, attempt);
+    if (sl && !sl->dropped) {
+        sl->dropped = 1;
+        __atomic_store_n(&sl->cancel, 1, __ATOMIC_RELAXED);
+    }
+    /* Finished before the CANCEL arrived: the coordinator no longer wants it. */
+    ssize_t o = outbox_find(s, id, attempt);
+    if (o >= 0)
+        outbox_remove(s, (size_t)o);
+}
+
+static void on_message(pb_session_t *s, pb_msg_t *m)
+{
+    const json_t *id;
+    int64_t attempt;
+    switch (m->type) {
+    case PB_MSG_TASK:
+        if (m->body)
+            on_task(s, m->body);
+        else
+            pb_warn("TASK without a body: ignored");
+        break;
+    case PB_MSG_ACK:
+        if (m->body && task_ref(m->body, &id, &attempt) == 0) {
+            ssize_t o = outbox_find(s, id, attempt);
+            if (o >= 0)
+                outbox_remove(s, (size_t)o);
+        }
+        break;
+    case PB_MSG_CANCEL:
+        if (m->body)
+            on_cancel(s, m->body);
+        break;
+    case PB_MSG_HEARTBEAT:
+        break;
+    case PB_MSG_RESET:
+        pb_info("coordinator asked for a new HELLO");
+        send_hello(s);
+        break;
+    default:
+        pb_warn("unexpected %s from the coordinator: ignored", pb_msg_name(m->type));
+        break;
+    }
+}
+
+static void drain_socket(pb_session_t *s)
+{
+    for (int i = 0; i < RECV_BUDGET && s->sock; i++) {
+        pb_msg_t m;
+        pb_err_t err = {{0}, {0}};
+        int rc = pb_proto_recv(s->sock, 0, &m, &err);
+        if (rc == PB_ENOTFOUND)
+            break;
+        s->last_recv_ms = pb_now_ms(); /* any message counts as a heartbeat */
+        if (!s->heard) {
+            s->heard = 1;
+            s->backoff_ms = PB_SESSION_BACKOFF_MIN_MS;
+        }
+        if (rc)
+            pb_warn("malformed message from the coordinator: %s", err.msg);
+        else
+            on_message(s, &m);
+        pb_msg_clear(&m);
+    }
+}
+
+/* ---- socket lifecycle and timers ---- */
+
+static int sock_open(pb_session_t *s)
+{
+    int linger = 0;
+    int64_t maxmsg = PB_FRAME_MAX;
+    void *so = zmq_socket(s->zctx, ZMQ_DEALER);
+    if (so == NULL) {
+        pb_error("zmq_socket: %s", zmq_strerror(errno));
+        return PB_ENET;
+    }
+    zmq_setsockopt(so, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(so, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_connect(so, s->cfg.endpoint) != 0) {
+        pb_error("cannot connect to %s: %s", s->cfg.endpoint, zmq_strerror(errno));
+        zmq_close(so);
+        return PB_EINVAL;
+    }
+    s->sock = so;
+    s->heard = 0;
+    s->last_recv_ms = pb_now_ms(); /* one liveness window to answer */
+    s->next_hb_ms = s->last_recv_ms + s->cfg.heartbeat_ms;
+    send_hello(s);
+    return 0;
+}
+
+static void send_heartbeat(pb_session_t *s)
+{
+    json_t *tasks = json_array();
+    for (int i = 0; tasks && i < s->cfg.slots; i++) {
+        slot_t *sl = &s->slots[i];
+        if (!sl->busy || sl->dropped)
+            continue;
+        json_array_append_new(tasks, json_pack("{s:O, s:I, s:I}", "task_id", sl->task_id,
+                                               "attempt", (json_int_t)sl->attempt, "done",
+                                               (json_int_t)__atomic_load_n(&sl->done,
+                                                                           __ATOMIC_RELAXED)));
+    }
+    json_t *b = json_pack("{s:o*}", "tasks", tasks);
+    if (b)
+        send_msg(s, PB_MSG_HEARTBEAT, b);
+    json_decref(b);
+}
+
+static void timers(pb_session_t *s)
+{
+    int64_t now = pb_now_ms();
+    int hb = s->cfg.heartbeat_ms;
+    if (s->sock && now - s->last_recv_ms > (int64_t)PB_LIVENESS * hb) {
+        pb_warn("coordinator silent for %lld ms: reconnecting in %lld ms",
+                (long long)(now - s->last_recv_ms), (long long)s->backoff_ms);
+        zmq_close(s->sock);
+        s->sock = NULL;
+        s->reconnect_ms = now + s->backoff_ms;
+        s->backoff_ms *= 2;
+        if (s->backoff_ms > PB_SESSION_BACKOFF_MAX_MS)
+            s->backoff_ms = PB_SESSION_BACKOFF_MAX_MS;
+    }
+    if (s->sock == NULL && now >= s->reconnect_ms && sock_open(s) != 0)
+        s->reconnect_ms = now + s->backoff_ms;
+    if (s->sock && now >= s->next_hb_ms) {
+        send_heartbeat(s);
+        s->next_hb_ms = now + hb;
+    }
+    for (size_t i = 0; s->sock && i < s->n_out; i++)
+        if (now - s->outbox[i].sent_ms >= s->cfg.resend_ms)
+            outbox_send(s, &s->outbox[i]);
+    for (int i = 0; i < s->cfg.slots; i++) {
+        slot_t *sl = &s->slots[i];
+        if (sl->busy && sl->deadline_ms && !sl->timed_out && now > sl->deadline_ms) {
+            sl->timed_out = 1;
+            __atomic_store_n(&sl->cancel, 1, __ATOMIC_RELAXED);
+        }
+    }
+}
+
+int pb_session_run(pb_session_t *s, volatile sig_atomic_t *stop)
+{
+    int rc = sock_open(s);
+    if (rc)
+        return rc;
+    pb_info("worker %s: %d slot(s), connecting to %s", s->cfg.name, s->cfg.slots,
+            s->cfg.endpoint);
+    while (!*stop) {
+        int64_t now = pb_now_ms();
+        int64_t wake = s->sock ? s->next_hb_ms : s->reconnect_ms;
+        long timeout = (long)(wake - now);
+        if (timeout > s->cfg.heartbeat_ms)
+            timeout = s->cfg.heartbeat_ms;
+        if (timeout < 0)
+            timeout = 0;
+        zmq_pollitem_t items[2] = {{NULL, s->pipe_r, ZMQ_POLLIN, 0}, {s->sock, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, s->sock ? 2 : 1, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            pb_error("zmq_poll: %s", zmq_strerror(errno));
+            rc = PB_ENET;
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            collect_done(s);
+        if (s->sock && (items[1].revents & ZMQ_POLLIN))
+            drain_socket(s);
+        timers(s);
+    }
+    if (s->sock) {
+        zmq_close(s->sock);
+        s->sock = NULL;
+    }
+    return rc;
+}
+
+/* ---- construction ---- */
+
+int pb_session_new(const pb_session_cfg_t *cfg, pb_session_t **out)
+{
+    int rc = PB_ENOMEM;
+    sigset_t block, old;
+    *out = NULL;
+    if (cfg->slots < 1 || cfg->slots > PB_SESSION_SLOTS_MAX || cfg->heartbeat_ms < 1 ||
+        cfg->resend_ms < 1 || !cfg->endpoint || !cfg->name || !cfg->device)
+        return PB_EINVAL;
+    pb_session_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return PB_ENOMEM;
+    s->pipe_r = s->pipe_w = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    s->cfg = *cfg;
+    s->endpoint = strdup(cfg->endpoint);
+    s->name = strdup(cfg->name);
+    s->device = strdup(cfg->device);
+    s->slots = calloc((size_t)cfg->slots, sizeof *s->slots);
+    if (!s->endpoint || !s->name || !s->device || !s->slots)
+        goto out;
+    s->cfg.endpoint = s->endpoint;
+    s->cfg.name = s->name;
+    s->cfg.device = s->device;
+    for (; s->n_conds < cfg->slots; s->n_conds++)
+        pthread_cond_init(&s->slots[s->n_conds].cond, NULL);
+    s->backoff_ms = PB_SESSION_BACKOFF_MIN_MS;
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        rc = PB_EIO;
+        goto out;
+    }
+    s->pipe_r = fds[0];
+    s->pipe_w = fds[1];
+    s->zctx = zmq_ctx_new();
+    if (s->zctx == NULL) {
+        rc = PB_ENET;
+        goto out;
+    }
+    /* Runner threads inherit a mask without SIGINT/SIGTERM, so a signal
+     * always interrupts the main thread's zmq_poll. */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    rc = 0;
+    for (int i = 0; i < cfg->slots && rc == 0; i++) {
+        slot_t *sl = &s->slots[i];
+        sl->s = s;
+        if (pthread_create(&sl->thread, NULL, runner_main, sl) != 0)
+            rc = PB_ENOMEM;
+        else
+            sl->started = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+out:
+    if (rc) {
+        pb_session_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void pb_session_free(pb_session_t *s)
+{
+    if (s == NULL)
+        return;
+    int joined = 1;
+    if (s->slots) {
+        pthread_mutex_lock(&s->mu);
+        s->quit = 1;
+        for (int i = 0; i < s->cfg.slots; i++) {
+            __atomic_store_n(&s->slots[i].cancel, 1, __ATOMIC_RELAXED);
+            if (s->slots[i].started)
+                pthread_cond_signal(&s->slots[i].cond);
+        }
+        pthread_mutex_unlock(&s->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += JOIN_WAIT_MS / 1000;
+        for (int i = 0; i < s->cfg.slots; i++) {
+            if (!s->slots[i].started)
+                continue;
+            if (pthread_timedjoin_np(s->slots[i].thread, NULL, &until) != 0) {
+                joined = 0;
+                pthread_detach(s->slots[i].thread);
+            }
+        }
+    }
+    if (s->sock)
+        zmq_close(s->sock);
+    if (s->zctx)
+        zmq_ctx_term(s->zctx);
+    while (s->n_out > 0)
+        outbox_remove(s, s->n_out - 1);
+    if (!joined) {
+        /* A backend call is still in flight on a runner thread that reads
+         * its slot; the process is exiting, so leave that memory be. */
+        pb_warn("runner threads still busy at shutdown: not waiting for them");
+        return;
+    }
+    for (int i = 0; i < s->n_conds; i++) {
+        json_decref(s->slots[i].task);
+        json_decref(s->slots[i].task_id);
+        json_decref(s->slots[i].result);
+        pthread_cond_destroy(&s->slots[i].cond);
+    }
+    if (s->pipe_r >= 0)
+        close(s->pipe_r);
+    if (s->pipe_w >= 0)
+        close(s->pipe_w);
+    pthread_mutex_destroy(&s->mu);
+    free(s->slots);
+    free(s->endpoint);
+    free(s->name);
+    free(s->device);
+    free(s);
+}
