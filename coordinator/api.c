@@ -56,6 +56,20 @@ static void reply_rc(pb_http_resp_t *resp, int rc, const char *what)
     }
 }
 
+/* String query parameter: absent -> ""; a malformed or oversized one is
+ * a 400 naming it. */
+static int query_str(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name, char *out,
+                     size_t n)
+{
+    out[0] = '\0';
+    if (pb_http_query_param(req, name, out, n) >= 0)
+        return 0;
+    char msg[128];
+    snprintf(msg, sizeof msg, "query parameter %s is malformed or too long", name);
+    pb_http_resp_error(resp, 400, msg, name);
+    return -1;
+}
+
 /* Parse a positive decimal id; -1 when s is not one. */
 static int64_t parse_id(const char *s, size_t n)
 {
@@ -76,12 +90,13 @@ static int query_int(const pb_http_req_t *req, pb_http_resp_t *resp, const char 
 {
     char buf[64];
     *out = dflt;
-    if (!pb_http_query_param(req, name, buf, sizeof buf) || buf[0] == '\0')
+    int present = pb_http_query_param(req, name, buf, sizeof buf);
+    if (present == 0 || (present > 0 && buf[0] == '\0'))
         return 0;
     char *end;
     errno = 0;
     long long v = strtoll(buf, &end, 10);
-    if (*end != '\0' || errno || v < min || v > max) {
+    if (present < 0 || *end != '\0' || errno || v < min || v > max) {
         char msg[160];
         snprintf(msg, sizeof msg, "query parameter %s must be an integer in [%lld, %lld]", name,
                  (long long)min, (long long)max);
@@ -209,9 +224,10 @@ static int entry_cmp(const void *a, const void *b)
 
 static void api_leaderboard(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp)
 {
-    char suite[64] = "", task[64] = "";
-    pb_http_query_param(req, "suite", suite, sizeof suite);
-    pb_http_query_param(req, "task", task, sizeof task);
+    char suite[64], task[64];
+    if (query_str(req, resp, "suite", suite, sizeof suite) ||
+        query_str(req, resp, "task", task, sizeof task))
+        return;
     if (suite[0] && ps_suite_find(suite) == NULL) {
         char msg[128];
         snprintf(msg, sizeof msg, "unknown suite \"%s\"", suite);
@@ -328,9 +344,10 @@ static void api_submit(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *
 static void api_jobs_list(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp)
 {
     static const char *const states[] = {"queued", "running", "done", "failed", "cancelled", NULL};
-    char state[32] = "";
+    char state[32];
     int64_t limit, before;
-    pb_http_query_param(req, "state", state, sizeof state);
+    if (query_str(req, resp, "state", state, sizeof state))
+        return;
     if (state[0]) {
         int ok = 0;
         for (const char *const *s = states; *s; s++)
@@ -380,12 +397,11 @@ static void api_cancel(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
 static void api_items(pb_coord_t *c, int64_t id, const pb_http_req_t *req, pb_http_resp_t *resp)
 {
     int64_t run, bucket, limit;
-    char after[64] = "";
-    if (query_int(req, resp, "run", -1, -1, 1000000, &run) ||
+    char after[64];
+    if (query_str(req, resp, "after", after, sizeof after) || query_int(req, resp, "run", -1, -1, 1000000, &run) ||
         query_int(req, resp, "bucket", -1, -1, INT64_MAX / 2, &bucket) ||
         query_int(req, resp, "limit", 100, 1, 1000, &limit))
         return;
-    pb_http_query_param(req, "after", after, sizeof after);
     if (after[0]) {
         long long a, b;
         char tail;

@@ -114,8 +114,10 @@
     X(JOB_ADD_DONE, "UPDATE jobs SET items_done = items_done + ?2 WHERE id = ?1")             \
     X(WORKER_ADD_DONE, "UPDATE workers SET tasks_done = tasks_done + 1 "                      \
                        "WHERE name = (SELECT worker FROM tasks WHERE id = ?1)")               \
-    X(JOB_OPEN_TASKS, "SELECT EXISTS (SELECT 1 FROM tasks "                                   \
-                      "WHERE state IN ('queued', 'leased') AND job_id = ?1)")                 \
+    /* two probes of tasks_state_job; IN (...) would build a temporary table */              \
+    X(JOB_OPEN_TASKS, "SELECT EXISTS (SELECT 1 FROM tasks WHERE state = 'queued' "            \
+                      "AND job_id = ?1) OR EXISTS (SELECT 1 FROM tasks "                      \
+                      "WHERE state = 'leased' AND job_id = ?1)")                              \
     X(TASK_RELEASE_INFO, "SELECT t.job_id, t.max_attempts, j.state FROM tasks t "             \
                          "JOIN jobs j ON j.id = t.job_id "                                    \
                          "WHERE t.id = ?1 AND t.attempt = ?2 AND t.state = 'leased'")         \

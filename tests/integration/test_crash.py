@@ -17,56 +17,64 @@ def _slow_spec(name, per_item_ms, digits, samples, shard):
                 model_name="oracle-slow", model_extra={"delay_ms": per_item_ms, "batch_size": 1})
 
 
+def _busy(c, name):
+    for w in c.api.get_json("/api/v1/workers")["workers"]:
+        if w["name"] == name and w.get("current_tasks"):
+            return w["current_tasks"]
+    return None
+
+
 def test_worker_kill9_mid_task(make_cluster):
     c = make_cluster(heartbeat_ms=HB).start(workers=2, slots=2)
-    # 4 buckets x 64 = 256 items, 16 tasks of 16 items x 20 ms = ~0.3 s each.
-    job_id = c.api.submit(_slow_spec("kill-worker", 20, (1, 4), 64, 16))
-
-    def victim_busy():
-        for w in c.api.get_json("/api/v1/workers")["workers"]:
-            if w["name"] == "w1" and w.get("current_tasks"):
-                return w["current_tasks"]
-        return None
-
-    held = wait_for(victim_busy, t(20), 0.02, "worker w1 to hold a task")
-    # Let it get into the task (a few items in), then kill it.
-    time.sleep(0.08)
-    c.workers["w1"].kill9()
+    # 4 buckets x 96 = 384 items, 24 tasks of 16 items x 20 ms = ~0.3 s each.
+    job_id = c.api.submit(_slow_spec("kill-worker", 20, (1, 4), 96, 16))
+    held = set()
+    # Kill w1 mid-task; a replacement joins; then kill w2 mid-task too.
+    for victim, replacement in (("w1", "w3"), ("w2", None)):
+        tasks = wait_for(lambda: _busy(c, victim), t(20), 0.02, f"worker {victim} to hold a task")
+        time.sleep(0.08)  # a few items into the task
+        c.workers[victim].kill9()
+        held |= set(tasks)
+        if replacement:
+            c.start_worker(replacement, slots=2)
     job = c.api.wait_job(job_id, t(60))
-    assert job["items_done"] == job["items_total"] == 256
-    total = db_exactly_once(c, job_id)
-    assert total == 256
+    assert job["items_done"] == job["items_total"] == 384
+    assert db_exactly_once(c, job_id) == 384
     retried = c.sql("SELECT id, attempt FROM tasks WHERE job_id=? AND attempt > 1", (job_id,))
-    assert retried, f"no task was retried after w1 (holding {held}) died"
-    assert {tid for tid, _ in retried} & set(held), (retried, held)
+    assert retried, f"no task was retried after the workers holding {held} died"
+    assert {tid for tid, _ in retried} & held, (retried, held)
     res = c.api.get_json(f"/api/v1/jobs/{job_id}/results")["runs"][0]
-    assert res["n"] == 256 and res["accuracy"] == pytest.approx(1.0)
-    # The survivor did the rest; the dead worker is no longer connected.
-    wait_for(lambda: c.connected_workers() == 1, t(10), 0.1, "the dead worker to be dropped")
+    assert res["n"] == 384 and res["accuracy"] == pytest.approx(1.0)
+    # Only the survivor is still connected; the dead are marked gone.
+    wait_for(lambda: c.connected_workers() == 1, t(10), 0.1, "the dead workers to be dropped")
+    states = {w["name"]: w["state"] for w in c.api.get_json("/api/v1/workers")["workers"]}
+    assert states.get("w1") == "gone" and states.get("w2") == "gone", states
+    assert states.get("w3") in ("idle", "busy"), states
 
 
 def test_coordinator_kill9_mid_job_and_restart(make_cluster):
     c = make_cluster(heartbeat_ms=HB).start(workers=2, slots=2)
     # 8 buckets x 64 = 512 items, 32 tasks of 16 x 10 ms: ~4 tasks at a time.
     job_id = c.api.submit(_slow_spec("kill-coordinator", 10, (1, 8), 64, 16))
+    # Crash it twice: early in the job and again after the first restart.
+    for lo, hi in ((0.1, 0.4), (0.5, 0.8)):
+        def part_done():
+            j = c.api.job(job_id)
+            return lo * j["items_total"] <= j["items_done"] <= hi * j["items_total"]
 
-    def mid_job():
-        j = c.api.job(job_id)
-        return 0.1 * j["items_total"] <= j["items_done"] <= 0.6 * j["items_total"]
-
-    wait_for(mid_job, t(30), 0.02, "the job to be part done")
-    c.coord.kill9()
-    before = c.sql("SELECT count(*) FROM items WHERE job_id=?", (job_id,))[0][0]
-    assert 0 < before < 512
-    time.sleep(0.5)  # workers keep running and must hold on to their results
-    c.start_coordinator()  # same DB, same HTTP port and broker endpoint
-    c.wait_workers(2, t(30))  # workers reconnect by themselves
+        wait_for(part_done, t(60), 0.02, f"the job to be {lo:.0%}-{hi:.0%} done")
+        c.coord.kill9()
+        before = c.sql("SELECT count(*) FROM items WHERE job_id=?", (job_id,))[0][0]
+        assert 0 < before < 512
+        time.sleep(0.5)  # workers keep running and must hold on to their results
+        c.start_coordinator()  # same DB, same HTTP port and broker endpoint
+        c.wait_workers(2, t(30))  # workers reconnect by themselves
     job = c.api.wait_job(job_id, t(90))
     assert job["items_done"] == job["items_total"] == 512
     assert db_exactly_once(c, job_id) == 512
     res = c.api.get_json(f"/api/v1/jobs/{job_id}/results")["runs"][0]
     assert res["n"] == 512 and res["accuracy"] == pytest.approx(1.0)
-    # A new job after the restart runs normally.
+    # A new job after the restarts runs normally.
     again = c.api.submit(spec(name="after-restart", digits=(1, 2), samples=8))
     c.api.wait_job(again, t(60))
     assert db_exactly_once(c, again) == 16

@@ -125,17 +125,17 @@ def _attack_until_done(c, job_id, rogue, attack):
 
 
 def _check_victim(c, job_id):
-    job = c.api.job(job_id)
-    assert job["state"] == "done", f"rogue messages broke the job: {job['state']} " \
-        f"{job.get('error')} tasks {job['tasks']}"
     rogue_rows = c.sql("SELECT task_id, idx FROM items WHERE job_id=? AND "
                        "(prediction='ROGUE' OR score < 1)", (job_id,))
     assert not rogue_rows, f"items from the rogue were recorded: {rogue_rows[:10]}"
+    job = c.api.job(job_id)
+    assert job["state"] == "done", f"rogue messages broke the job: {job['state']} " \
+        f"{job.get('error')} tasks {job['tasks']}"
+    retried = c.sql("SELECT id, attempt FROM tasks WHERE job_id=? AND attempt != 1", (job_id,))
+    assert not retried, f"rogue messages made tasks run again: {retried}"
     assert db_exactly_once(c, job_id) == 128
     res = c.api.get_json(f"/api/v1/jobs/{job_id}/results")["runs"][0]
     assert res["accuracy"] == pytest.approx(1.0) and res["n"] == 128
-    retried = c.sql("SELECT id, attempt FROM tasks WHERE job_id=? AND attempt != 1", (job_id,))
-    assert not retried, f"rogue messages made tasks run again: {retried}"
     c.check_alive()
 
 
