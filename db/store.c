@@ -75,8 +75,17 @@ int pdb__sp_end(pdb_t *db, int rc)
         s = pdb__st(db, PDB_ST_ROLLBACK);
         sqlite3_step(s);
         sqlite3_reset(s);
+        pdb__cache_clear(db);
     }
     return rc;
+}
+
+void pdb__cache_clear(pdb_t *db)
+{
+    for (int i = 0; i < PDB_LEASE_CACHE; i++) {
+        json_decref(db->lease_cache[i].body);
+        db->lease_cache[i].body = NULL;
+    }
 }
 
 json_t *pdb__col_json(sqlite3_stmt *s, int col)
@@ -141,9 +150,8 @@ static int read_user_version(sqlite3 *sq, int *version)
     return src;
 }
 
-/* Run migrations user_version+1 .. PDB_VERSION, each in its own transaction
- * together with its user_version bump, so a crash leaves a whole version. */
-static int migrate(sqlite3 *sq, pb_err_t *err)
+/* Refuse a database written by a newer posbench before touching it. */
+static int check_version(sqlite3 *sq, pb_err_t *err)
 {
     int version = 0;
     if (read_user_version(sq, &version) != SQLITE_OK)
@@ -152,30 +160,43 @@ static int migrate(sqlite3 *sq, pb_err_t *err)
         return pb_err_set(err, PB_EDB, "",
                           "database is newer than this posbench: user_version %d > %d", version,
                           PDB_VERSION);
-    for (int v = version; v < PDB_VERSION; v++) {
-        char bump[64];
-        char *msg = NULL;
-        /* The version is a constant of this program, not data. */
-        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
-        int src = sqlite3_exec(sq, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+    return 0;
+}
+
+/* Run the migrations past user_version, each in its own transaction with its
+ * user_version bump, so a crash leaves a whole version. The version is read
+ * again under the write lock: another process may have migrated meanwhile. */
+static int migrate(sqlite3 *sq, pb_err_t *err)
+{
+    for (;;) {
+        int version = 0, src;
+        char bump[64], *msg = NULL;
+        src = sqlite3_exec(sq, "BEGIN IMMEDIATE", NULL, NULL, &msg);
         if (src == SQLITE_OK)
-            src = sqlite3_exec(sq, migrations[v], NULL, NULL, &msg);
+            src = read_user_version(sq, &version);
+        if (src == SQLITE_OK && version >= PDB_VERSION) {
+            sqlite3_exec(sq, "COMMIT", NULL, NULL, NULL);
+            return check_version(sq, err);
+        }
+        /* The version is a constant of this program, not data. */
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", version + 1);
+        if (src == SQLITE_OK)
+            src = sqlite3_exec(sq, migrations[version], NULL, NULL, &msg);
         if (src == SQLITE_OK)
             src = sqlite3_exec(sq, bump, NULL, NULL, &msg);
         if (src == SQLITE_OK)
             src = sqlite3_exec(sq, "COMMIT", NULL, NULL, &msg);
         if (src != SQLITE_OK) {
-            pb_err_set(err, PB_EDB, "", "migration to version %d failed: %s", v + 1,
+            pb_err_set(err, PB_EDB, "", "migration to version %d failed: %s", version + 1,
                        msg ? msg : sqlite3_errmsg(sq));
             sqlite3_free(msg);
             if (!sqlite3_get_autocommit(sq))
                 sqlite3_exec(sq, "ROLLBACK", NULL, NULL, NULL);
             return PB_EDB;
         }
-        if (v > 0)
-            pb_info("store: migrated database to version %d", v + 1);
+        if (version > 0)
+            pb_info("store: migrated database to version %d", version + 1);
     }
-    return 0;
 }
 
 static int set_pragmas(sqlite3 *sq, pb_err_t *err)
@@ -196,7 +217,6 @@ static int set_pragmas(sqlite3 *sq, pb_err_t *err)
             return PB_EDB;
         }
     }
-    sqlite3_busy_timeout(sq, 5000);
     return 0;
 }
 
@@ -218,7 +238,10 @@ int pdb_open(const char *path, pdb_t **out, pb_err_t *err)
         goto out;
     }
     sqlite3_extended_result_codes(db->db, 1);
-    rc = set_pragmas(db->db, err);
+    sqlite3_busy_timeout(db->db, 5000);
+    rc = check_version(db->db, err);
+    if (rc == 0)
+        rc = set_pragmas(db->db, err);
     if (rc)
         goto out;
     rc = migrate(db->db, err);
@@ -243,6 +266,7 @@ void pdb_close(pdb_t *db)
 {
     if (db == NULL)
         return;
+    pdb__cache_clear(db);
     for (int i = 0; i < PDB_N_STMTS; i++)
         sqlite3_finalize(db->st[i]);
     /* An open transaction is rolled back here: nothing half-written survives. */
@@ -267,6 +291,8 @@ int pdb_commit(pdb_t *db)
         return PB_ESTATE;
     int rc = pdb__run(db, pdb__st(db, PDB_ST_COMMIT));
     db->user_tx = !sqlite3_get_autocommit(db->db);
+    if (rc)
+        pdb__cache_clear(db); /* SQLite may have rolled the transaction back */
     return rc;
 }
 
@@ -276,6 +302,7 @@ int pdb_rollback(pdb_t *db)
         return PB_ESTATE;
     int rc = pdb__run(db, pdb__st(db, PDB_ST_ROLLBACK));
     db->user_tx = !sqlite3_get_autocommit(db->db);
+    pdb__cache_clear(db);
     return rc;
 }
 

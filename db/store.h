@@ -49,11 +49,14 @@ int pdb_job_insert(pdb_t *db, const ps_plan_t *plan, const char *idem_key, int64
  *           "buckets": [{"bucket", "items_total", "items_done",
  *                        "tasks_total", "tasks_done"}]}],
  * "failed_tasks": [{"id", "bucket", "attempt", "error"}]}
- * Timestamps are ISO-8601 strings. PB_ENOTFOUND when there is no such job. */
+ * Timestamps are ISO-8601 strings; times not reached yet, "error" and
+ * "schedule_id" are null when unset. failed_tasks lists at most 100.
+ * PB_ENOTFOUND when there is no such job. */
 int pdb_job_get(pdb_t *db, int64_t job_id, json_t **out);
 
 /* {"jobs": [job objects without "spec", "runs", "failed_tasks"], "next": id|null}
- * newest first; state may be NULL (any); before_id 0 = from the newest. */
+ * newest first; state may be NULL (any); before_id 0 = from the newest.
+ * limit <= 0 means 50, and at most 1000 are returned. */
 int pdb_jobs_list(pdb_t *db, const char *state, int64_t before_id, int limit, json_t **out);
 
 /* Cancel: queued and leased tasks become cancelled, the job cancelled.
@@ -70,7 +73,10 @@ int pdb_job_results(pdb_t *db, int64_t job_id, json_t **out);
 /* Items, paged by (task_id, idx) keyset: {"items": [{"task_id", "run", "bucket",
  * "idx", "prompt_hash", "prediction", "reference", "score", "latency_us",
  * "tokens", "meta", "error"}], "next": "TASKID:IDX"|null, "total": n}.
- * run/bucket < 0 means any; after may be NULL. */
+ * run/bucket < 0 means any; after may be NULL. limit <= 0 means 100, and at
+ * most 10000 are returned. prediction/reference/prompt_hash/error come back as
+ * the worker's strings (a non-string value was stored as its JSON text).
+ * PB_EINVAL for a malformed cursor, PB_ENOTFOUND for no job. */
 int pdb_job_items(pdb_t *db, int64_t job_id, int run, int64_t bucket, const char *after, int limit,
                   json_t **out);
 
@@ -88,7 +94,8 @@ typedef struct pdb_task_ref {
 } pdb_task_ref_t;
 
 /* Call fn for every queued task of running/queued jobs in id order
- * (job_id = 0: all jobs). Stops early and returns fn's value if non-zero. */
+ * (job_id = 0: all jobs). Stops early and returns fn's value if non-zero.
+ * fn may call other store functions, but not pdb_tasks_queued itself. */
 int pdb_tasks_queued(pdb_t *db, int64_t job_id, int (*fn)(void *ctx, const pdb_task_ref_t *t),
                      void *ctx);
 
@@ -96,7 +103,10 @@ int pdb_tasks_queued(pdb_t *db, int64_t job_id, int (*fn)(void *ctx, const pdb_t
  * *task gets the TASK body: {"task_id", "attempt", "job_id", "run", "suite",
  * "task", "params", "bucket", "item_lo", "item_hi", "seed", "model",
  * "timeout_s", "version"}. The job becomes running if it was queued.
- * PB_ESTATE when the task is no longer queued (cancelled meanwhile). */
+ * PB_ESTATE when the task is no longer queued (cancelled meanwhile).
+ * The top-level object is new and the caller's; the values inside it (params,
+ * model, strings) are shared with the store's per-run cache: add keys to the
+ * body freely, but do not modify the nested values. */
 int pdb_task_lease(pdb_t *db, int64_t task_id, const char *worker, double lease_deadline,
                    json_t **task);
 
@@ -111,7 +121,8 @@ int pdb_task_renew(pdb_t *db, int64_t task_id, int attempt, double lease_deadlin
  * job's items_done grows, and the job becomes done when no task is left.
  * Returns 0 when recorded, PB_ESTALE when stale or duplicate (nothing
  * changed), PB_EPARSE when items are malformed (nothing changed; err says
- * what). *job_done is set to 1 when this result finished the job. */
+ * what). *job_done is set to 1 when this result finished the job.
+ * aggregate may be NULL: n and score_sum are then taken from the items. */
 int pdb_task_record(pdb_t *db, int64_t task_id, int attempt, const json_t *items,
                     const json_t *aggregate, int *job_done, int64_t *job_id, pb_err_t *err);
 
@@ -170,7 +181,9 @@ int pdb_schedule_fired(pdb_t *db, int64_t id, double fired_at, int64_t job_id, d
 /* ---- metrics ---- */
 
 /* {"tasks": {"queued": n, "leased": n, "done": n, "failed": n, "cancelled": n},
- *  "jobs": {state: n}, "items_total": n, "results_total": n} */
+ *  "jobs": {state: n}, "items_total": n, "results_total": n}
+ * items_total counts stored items (sum of jobs' items_done, no scan of items);
+ * results_total counts recorded results (done tasks). */
 int pdb_stats(pdb_t *db, json_t **out);
 
 #endif

@@ -18,11 +18,21 @@ enum {
     PDB_N_STMTS
 };
 
+/* pdb_task_lease keeps the part of the TASK body that all tasks of a run
+ * share (suite, params, model, ...), parsed once: direct-mapped by (job, run). */
+#define PDB_LEASE_CACHE 16
+typedef struct pdb_lease_tmpl {
+    int64_t job_id;
+    int64_t run;
+    json_t *body; /* NULL = empty slot */
+} pdb_lease_tmpl_t;
+
 struct pdb {
     sqlite3 *db;
     sqlite3_stmt *st[PDB_N_STMTS];
     int user_tx;  /* inside pdb_begin .. pdb_commit/pdb_rollback */
     int sp_depth; /* open pdb__sp_begin savepoints */
+    pdb_lease_tmpl_t lease_cache[PDB_LEASE_CACHE];
 };
 
 /* Caps on what one listing call returns. */
@@ -57,6 +67,10 @@ const char *pdb__col_text(sqlite3_stmt *s, int col); /* valid until the next ste
 /* Bind text that stays alive until the statement is reset (SQLITE_STATIC);
  * NULL binds SQL NULL. */
 int pdb__bind_text(sqlite3_stmt *s, int i, const char *text);
+
+/* Forget the lease templates. Needed whenever a transaction that may have
+ * inserted jobs rolls back: SQLite hands the rolled-back ids out again. */
+void pdb__cache_clear(pdb_t *db);
 
 /* {"queued": 0, "leased": 0, ...} with every task state at zero. */
 json_t *pdb__task_state_counts(void);

@@ -56,12 +56,13 @@ static int insert_runs_and_tasks(pdb_t *db, const ps_plan_t *plan, int64_t job_i
     sqlite3_stmt *s = pdb__st(db, PDB_ST_RUN_INSERT);
     for (size_t i = 0; i < plan->n_runs && rc == 0; i++) {
         const ps_plan_run_t *r = &plan->runs[i];
-        char *params = json_dumps(r->params ? r->params : json_object(),
-                                  JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
-        if (params == NULL || r->suite == NULL || r->task == NULL) {
-            free(params);
-            return params ? PB_EINVAL : PB_ENOMEM;
-        }
+        if (r->suite == NULL || r->task == NULL)
+            return PB_EINVAL;
+        char *params = r->params ? json_dumps(r->params, JSON_COMPACT | JSON_SORT_KEYS |
+                                                             JSON_REAL_PRECISION(17))
+                                 : strdup("{}");
+        if (params == NULL)
+            return PB_ENOMEM;
         sqlite3_bind_int64(s, 1, job_id);
         sqlite3_bind_int64(s, 2, (int64_t)i);
         pdb__bind_text(s, 3, r->suite);

@@ -82,23 +82,26 @@
                    "WHERE job_id = ?1 AND run_idx = ?2 GROUP BY bucket ORDER BY bucket")      \
     /* tasks */                                                                               \
     X(TASKS_QUEUED_ALL, "SELECT t.id, t.job_id, j.priority, j.device, m.backend, "            \
-                        "t.item_hi - t.item_lo FROM tasks t JOIN jobs j ON j.id = t.job_id "  \
+                        "t.item_hi - t.item_lo, j.timeout_s FROM tasks t "                    \
+                        "JOIN jobs j ON j.id = t.job_id "                                     \
                         "JOIN models m ON m.id = j.model_id WHERE t.state = 'queued' "        \
                         "AND j.state IN ('queued', 'running') ORDER BY t.id")                 \
     X(TASKS_QUEUED_JOB, "SELECT t.id, t.job_id, j.priority, j.device, m.backend, "            \
-                        "t.item_hi - t.item_lo FROM tasks t JOIN jobs j ON j.id = t.job_id "  \
+                        "t.item_hi - t.item_lo, j.timeout_s FROM tasks t "                    \
+                        "JOIN jobs j ON j.id = t.job_id "                                     \
                         "JOIN models m ON m.id = j.model_id WHERE t.state = 'queued' "        \
                         "AND t.job_id = ?1 AND j.state IN ('queued', 'running') ORDER BY t.id") \
     /* No RETURNING: SQLite buffers RETURNING rows in a temporary table opened  \
      * on every run, dearer than the SELECT by rowid that follows the UPDATE. */ \
     X(TASK_LEASE, "UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker = ?2, "   \
                   "lease_deadline = ?3, leased_at = ?4 WHERE id = ?1 AND state = 'queued'")   \
-    X(TASK_LEASE_INFO, "SELECT t.job_id, t.run_idx, t.bucket, t.item_lo, t.item_hi, "         \
-                       "t.attempt, r.suite, r.task, r.params, r.version, j.seed, "            \
-                       "j.timeout_s, j.state, m.spec FROM tasks t "                           \
-                       "JOIN runs r ON r.job_id = t.job_id AND r.idx = t.run_idx "            \
-                       "JOIN jobs j ON j.id = t.job_id JOIN models m ON m.id = j.model_id "   \
-                       "WHERE t.id = ?1")                                                     \
+    X(TASK_LEASE_ROW, "SELECT t.job_id, t.run_idx, t.bucket, t.item_lo, t.item_hi, "          \
+                      "t.attempt, j.state FROM tasks t JOIN jobs j ON j.id = t.job_id "       \
+                      "WHERE t.id = ?1")                                                      \
+    /* what every task of one run shares; cached per (job, run) by pdb_task_lease */          \
+    X(LEASE_TEMPLATE, "SELECT r.suite, r.task, r.params, r.version, j.seed, j.timeout_s, "    \
+                      "m.spec FROM runs r JOIN jobs j ON j.id = r.job_id "                    \
+                      "JOIN models m ON m.id = j.model_id WHERE r.job_id = ?1 AND r.idx = ?2") \
     X(JOB_START, "UPDATE jobs SET state = 'running', started_at = ?2 "                        \
                  "WHERE id = ?1 AND state = 'queued'")                                        \
     X(TASK_RENEW, "UPDATE tasks SET lease_deadline = ?3 "                                     \

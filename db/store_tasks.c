@@ -36,6 +36,7 @@ int pdb_tasks_queued(pdb_t *db, int64_t job_id, int (*fn)(void *ctx, const pdb_t
         snprintf(t.device, sizeof t.device, "%s", device ? device : "any");
         snprintf(t.backend, sizeof t.backend, "%s", backend ? backend : "");
         t.items = sqlite3_column_int64(s, 5);
+        t.timeout_s = sqlite3_column_int(s, 6);
         rc = fn(ctx, &t);
         if (rc)
             break;
@@ -48,45 +49,86 @@ int pdb_tasks_queued(pdb_t *db, int64_t job_id, int (*fn)(void *ctx, const pdb_t
 
 /* ---- lease ---- */
 
-/* The TASK body for a task just leased: its row joined with its run, job
- * and model. Starts the job if it was queued. */
+/* The shared part of the TASK body for (job, run), from the cache or built
+ * and cached; a borrowed reference. */
+static int lease_template(pdb_t *db, int64_t job_id, int64_t run, json_t **out)
+{
+    pdb_lease_tmpl_t *slot = &db->lease_cache[(uint64_t)(job_id * 31 + run) % PDB_LEASE_CACHE];
+    *out = NULL;
+    if (slot->body && slot->job_id == job_id && slot->run == run) {
+        *out = slot->body;
+        return 0;
+    }
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_LEASE_TEMPLATE);
+    sqlite3_bind_int64(s, 1, job_id);
+    sqlite3_bind_int64(s, 2, run);
+    int src = sqlite3_step(s);
+    json_t *body = NULL;
+    if (src == SQLITE_ROW)
+        body = json_pack("{s:I, s:I, s:s, s:s, s:o?, s:I, s:o?, s:i, s:i}", "job_id",
+                         (json_int_t)job_id, "run", (json_int_t)run, "suite", pdb__col_text(s, 0),
+                         "task", pdb__col_text(s, 1), "params", pdb__col_json(s, 2), "seed",
+                         (json_int_t)sqlite3_column_int64(s, 4), "model", pdb__col_json(s, 6),
+                         "timeout_s", sqlite3_column_int(s, 5), "version",
+                         sqlite3_column_int(s, 3));
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW) /* SQLITE_DONE: the schema's foreign keys make it impossible */
+        return src == SQLITE_DONE ? PB_EDB : pdb__err(db, src);
+    if (body == NULL)
+        return PB_ENOMEM;
+    json_decref(slot->body);
+    slot->job_id = job_id;
+    slot->run = run;
+    slot->body = body;
+    *out = body;
+    return 0;
+}
+
+/* The TASK body for a task just leased: a shallow copy of its run's template
+ * plus the task's own fields. Starts the job if it was queued. */
 static int lease_body(pdb_t *db, int64_t task_id, double now, json_t **task)
 {
     int rc = 0, start = 0;
-    int64_t job_id = 0;
-    sqlite3_stmt *s = pdb__st(db, PDB_ST_TASK_LEASE_INFO);
+    int64_t row[6]; /* job_id, run_idx, bucket, item_lo, item_hi, attempt */
+    json_t *tmpl = NULL, *body = NULL;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_TASK_LEASE_ROW);
 
     sqlite3_bind_int64(s, 1, task_id);
     int src = sqlite3_step(s);
     if (src == SQLITE_ROW) {
-        const char *jstate = pdb__col_text(s, 12);
-        job_id = sqlite3_column_int64(s, 0);
+        const char *jstate = pdb__col_text(s, 6);
+        for (int i = 0; i < 6; i++)
+            row[i] = sqlite3_column_int64(s, i);
         if (!is_live_job(jstate))
             rc = PB_ESTATE; /* the job ended while this task sat in the queue */
         start = jstate && strcmp(jstate, "queued") == 0;
-        if (rc == 0)
-            *task = json_pack(
-                "{s:I, s:I, s:I, s:I, s:s, s:s, s:o?, s:I, s:I, s:I, s:I, s:o?, s:i, s:i}",
-                "task_id", (json_int_t)task_id, "attempt", (json_int_t)sqlite3_column_int64(s, 5),
-                "job_id", (json_int_t)job_id, "run", (json_int_t)sqlite3_column_int64(s, 1),
-                "suite", pdb__col_text(s, 6), "task", pdb__col_text(s, 7), "params",
-                pdb__col_json(s, 8), "bucket", (json_int_t)sqlite3_column_int64(s, 2), "item_lo",
-                (json_int_t)sqlite3_column_int64(s, 3), "item_hi",
-                (json_int_t)sqlite3_column_int64(s, 4), "seed",
-                (json_int_t)sqlite3_column_int64(s, 10), "model", pdb__col_json(s, 13),
-                "timeout_s", sqlite3_column_int(s, 11), "version", sqlite3_column_int(s, 9));
-        if (rc == 0 && *task == NULL)
-            rc = PB_ENOMEM;
     } else {
-        rc = src == SQLITE_DONE ? PB_EDB : pdb__err(db, src); /* the schema's foreign keys */
+        rc = pdb__err(db, src);
     }
     sqlite3_reset(s);
-    if (rc == 0 && start) {
+    if (rc == 0)
+        rc = lease_template(db, row[0], row[1], &tmpl);
+    if (rc)
+        return rc;
+    body = json_copy(tmpl);
+    if (body == NULL || json_object_set_new(body, "task_id", json_integer(task_id)) ||
+        json_object_set_new(body, "attempt", json_integer(row[5])) ||
+        json_object_set_new(body, "bucket", json_integer(row[2])) ||
+        json_object_set_new(body, "item_lo", json_integer(row[3])) ||
+        json_object_set_new(body, "item_hi", json_integer(row[4]))) {
+        json_decref(body);
+        return PB_ENOMEM;
+    }
+    if (start) {
         s = pdb__st(db, PDB_ST_JOB_START);
-        sqlite3_bind_int64(s, 1, job_id);
+        sqlite3_bind_int64(s, 1, row[0]);
         sqlite3_bind_double(s, 2, now);
         rc = pdb__run(db, s);
     }
+    if (rc)
+        json_decref(body);
+    else
+        *task = body;
     return rc;
 }
 

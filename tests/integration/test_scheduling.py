@@ -99,3 +99,22 @@ def test_priority_goes_first(make_cluster):
     (hi_last,), = c.sql("SELECT max(done_at) FROM tasks WHERE job_id=?", (high,))
     (lo_first,), = c.sql("SELECT min(done_at) FROM tasks WHERE job_id=?", (low,))
     assert hi_last <= lo_first, "a low-priority task ran before the high-priority job ended"
+
+
+def test_task_timeout_retries_then_fails_the_job(make_cluster):
+    c = make_cluster().start(workers=1, slots=1)
+    # One task of 20 items x 100 ms = 2 s against a 1 s timeout, 2 attempts.
+    job_id = c.api.submit(spec(name="too-slow", digits=(1, 1), samples=20, shard_size=20,
+                               timeout_s=1, max_attempts=2, model_name="oracle-slow",
+                               model_extra={"delay_ms": 100, "batch_size": 1}))
+    job = c.api.wait_job(job_id, t(30), states=("failed",))
+    assert job["tasks"]["failed"] == 1, job["tasks"]
+    (ft,) = job["failed_tasks"]
+    assert ft["attempt"] == 2, ft
+    assert "timed out" in ft["error"] and "timed out" in (job.get("error") or ""), job
+    assert job["items_done"] == 0 and _items(c, job_id) == 0
+    listed = c.api.get_json("/api/v1/jobs?state=failed")["jobs"]
+    assert [j["id"] for j in listed] == [job_id]
+    # The worker is fine afterwards.
+    ok = c.api.submit(spec(name="fast-after", digits=(1, 1), samples=4))
+    c.api.wait_job(ok, t(30))

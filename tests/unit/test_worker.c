@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -358,15 +359,37 @@ static int credit_of(const pb_msg_t *m)
     return (int)json_integer_value(json_object_get(m->body, "credit"));
 }
 
+/* The child and the ROUTER, for the teardown, which cleans up when an
+ * assertion ended the test early. */
+static pid_t session_pid;
+static coord_t session_coord;
+
+static int session_teardown(void **state)
+{
+    if (session_pid > 0) {
+        kill(session_pid, SIGKILL);
+        waitpid(session_pid, NULL, 0);
+        session_pid = 0;
+    }
+    if (session_coord.sock)
+        zmq_close(session_coord.sock);
+    if (session_coord.ctx)
+        zmq_ctx_term(session_coord.ctx);
+    memset(&session_coord, 0, sizeof session_coord);
+    return 0;
+}
+
 static pid_t spawn_worker(const char *bin, const char *endpoint)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        if (getenv("PB_TEST_VERBOSE") == NULL) {
-            FILE *f = freopen("/dev/null", "w", stderr);
-            (void)f;
-        }
+        /* Never outlive the test process, and never hold its stdout open. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        FILE *f = freopen("/dev/null", "w", stdout);
+        if (getenv("PB_TEST_VERBOSE") == NULL)
+            f = freopen("/dev/null", "w", stderr);
+        (void)f;
         execl(bin, bin, "--connect", endpoint, "--slots", "2", "--name", "unit-worker",
               "--heartbeat-ms", "100", "--resend-ms", "300", "--log-level", "debug", (char *)NULL);
         _exit(127);
@@ -386,8 +409,10 @@ static void stop_worker(pid_t pid)
     if (r == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
-        fail_msg("worker did not exit within 5 s of SIGTERM");
     }
+    session_pid = 0;
+    if (r == 0)
+        fail_msg("worker did not exit within 5 s of SIGTERM");
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }
@@ -421,6 +446,7 @@ static void check_hello(const pb_msg_t *m)
     assert_true(oracle && random);
 }
 
+
 static void test_session_protocol(void **state)
 {
     const char *bin = getenv("PB_WORKER_BIN");
@@ -429,31 +455,32 @@ static void test_session_protocol(void **state)
                       "binary to run it\n");
         skip();
     }
-    coord_t c;
-    memset(&c, 0, sizeof c);
-    c.beat = 1;
-    c.ctx = zmq_ctx_new();
-    c.sock = zmq_socket(c.ctx, ZMQ_ROUTER);
+    coord_t *c = &session_coord;
+    memset(c, 0, sizeof *c);
+    c->beat = 1;
+    c->ctx = zmq_ctx_new();
+    c->sock = zmq_socket(c->ctx, ZMQ_ROUTER);
     int linger = 0;
-    zmq_setsockopt(c.sock, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_bind(c.sock, "tcp://127.0.0.1:*"), 0);
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_bind(c->sock, "tcp://127.0.0.1:*"), 0);
     char endpoint[256];
     size_t elen = sizeof endpoint;
-    assert_int_equal(zmq_getsockopt(c.sock, ZMQ_LAST_ENDPOINT, endpoint, &elen), 0);
+    assert_int_equal(zmq_getsockopt(c->sock, ZMQ_LAST_ENDPOINT, endpoint, &elen), 0);
     pid_t pid = spawn_worker(bin, endpoint);
+    session_pid = pid;
     pb_msg_t m;
 
     /* HELLO, then READY with every slot free. */
-    coord_expect(&c, PB_MSG_HELLO, -1, 5000, &m);
+    coord_expect(c, PB_MSG_HELLO, -1, 5000, &m);
     check_hello(&m);
     pb_msg_clear(&m);
-    coord_expect(&c, PB_MSG_READY, -1, 2000, &m);
+    coord_expect(c, PB_MSG_READY, -1, 2000, &m);
     assert_int_equal(credit_of(&m), 2);
     pb_msg_clear(&m);
 
     /* TASK -> RESULT, then one credit back. */
-    send_task(&c, 11, "arithmetic", 20, ORACLE);
-    coord_expect(&c, PB_MSG_RESULT, 11, 5000, &m);
+    send_task(c, 11, "arithmetic", 20, ORACLE);
+    coord_expect(c, PB_MSG_RESULT, 11, 5000, &m);
     assert_int_equal(json_integer_value(json_object_get(m.body, "attempt")), 1);
     json_t *a = json_object_get(m.body, "aggregate");
     assert_int_equal(json_integer_value(json_object_get(a, "n")), 20);
@@ -461,22 +488,22 @@ static void test_session_protocol(void **state)
     assert_int_equal(json_array_size(json_object_get(m.body, "items")), 20);
     assert_true(json_is_integer(json_object_get(m.body, "version")));
     pb_msg_clear(&m);
-    coord_expect(&c, PB_MSG_READY, -1, 2000, &m);
+    coord_expect(c, PB_MSG_READY, -1, 2000, &m);
     assert_int_equal(credit_of(&m), 1);
     pb_msg_clear(&m);
 
     /* Unacked results come back; after ACK they stop. */
-    coord_expect(&c, PB_MSG_RESULT, 11, 2000, &m);
+    coord_expect(c, PB_MSG_RESULT, 11, 2000, &m);
     pb_msg_clear(&m);
-    coord_send(&c, PB_MSG_ACK, "{\"task_id\": 11, \"attempt\": 1}");
-    coord_expect_none(&c, PB_MSG_RESULT, 11, 1000);
+    coord_send(c, PB_MSG_ACK, "{\"task_id\": 11, \"attempt\": 1}");
+    coord_expect_none(c, PB_MSG_RESULT, 11, 1000);
 
     /* Heartbeats report running tasks; CANCEL stops one silently and frees its slot. */
-    send_task(&c, 12, "arithmetic", 400, "{\"backend\": \"oracle\", \"delay_ms\": 10, \"batch_size\": 8}");
+    send_task(c, 12, "arithmetic", 400, "{\"backend\": \"oracle\", \"delay_ms\": 10, \"batch_size\": 8}");
     int seen = 0;
     int64_t end = pb_now_ms() + 3000;
     while (!seen && pb_now_ms() < end) {
-        coord_expect(&c, PB_MSG_HEARTBEAT, -1, 1000, &m);
+        coord_expect(c, PB_MSG_HEARTBEAT, -1, 1000, &m);
         json_t *tasks = json_object_get(m.body, "tasks");
         for (size_t i = 0; i < json_array_size(tasks); i++)
             if (task_is(json_array_get(tasks, i), 12) &&
@@ -485,70 +512,68 @@ static void test_session_protocol(void **state)
         pb_msg_clear(&m);
     }
     assert_true(seen);
-    coord_send(&c, PB_MSG_CANCEL, "{\"task_id\": 12, \"attempt\": 1}");
-    coord_expect(&c, PB_MSG_READY, -1, 2000, &m);
+    coord_send(c, PB_MSG_CANCEL, "{\"task_id\": 12, \"attempt\": 1}");
+    coord_expect(c, PB_MSG_READY, -1, 2000, &m);
     assert_int_equal(credit_of(&m), 1);
     pb_msg_clear(&m);
-    coord_expect_none(&c, PB_MSG_RESULT, 12, 600);
-    coord_expect_none(&c, PB_MSG_FAIL, 12, 100);
+    coord_expect_none(c, PB_MSG_RESULT, 12, 600);
+    coord_expect_none(c, PB_MSG_FAIL, 12, 100);
 
     /* A task that cannot run: FAIL bad_task, not retryable. */
-    send_task(&c, 13, "nope", 4, ORACLE);
-    coord_expect(&c, PB_MSG_FAIL, 13, 3000, &m);
+    send_task(c, 13, "nope", 4, ORACLE);
+    coord_expect(c, PB_MSG_FAIL, 13, 3000, &m);
     assert_string_equal(json_string_value(json_object_get(m.body, "error_class")), "bad_task");
     assert_true(json_is_false(json_object_get(m.body, "retryable")));
     assert_non_null(json_string_value(json_object_get(m.body, "message")));
     pb_msg_clear(&m);
-    coord_send(&c, PB_MSG_ACK, "{\"task_id\": 13, \"attempt\": 1}");
+    coord_send(c, PB_MSG_ACK, "{\"task_id\": 13, \"attempt\": 1}");
 
     /* RESET: HELLO again, and READY with the free slots. */
-    coord_send(&c, PB_MSG_RESET, "{}");
-    coord_expect(&c, PB_MSG_HELLO, -1, 2000, &m);
+    coord_send(c, PB_MSG_RESET, "{}");
+    coord_expect(c, PB_MSG_HELLO, -1, 2000, &m);
     pb_msg_clear(&m);
-    coord_expect(&c, PB_MSG_READY, -1, 2000, &m);
+    coord_expect(c, PB_MSG_READY, -1, 2000, &m);
     assert_int_equal(credit_of(&m), 2);
     pb_msg_clear(&m);
 
     /* Coordinator silent: the worker reconnects on a new socket (new routing
      * id), says HELLO and resends the result it still holds. */
-    send_task(&c, 14, "arithmetic", 5, ORACLE);
-    coord_expect(&c, PB_MSG_RESULT, 14, 3000, &m);
+    send_task(c, 14, "arithmetic", 5, ORACLE);
+    coord_expect(c, PB_MSG_RESULT, 14, 3000, &m);
     pb_msg_clear(&m);
     unsigned char old_rid[PB_ROUTING_ID_MAX];
-    size_t old_len = c.rid_len;
-    memcpy(old_rid, c.rid, old_len);
-    c.beat = 0;
-    int hellos = c.hellos;
-    coord_expect(&c, PB_MSG_HELLO, -1, 4000, &m);
+    size_t old_len = c->rid_len;
+    memcpy(old_rid, c->rid, old_len);
+    c->beat = 0;
+    int hellos = c->hellos;
+    coord_expect(c, PB_MSG_HELLO, -1, 4000, &m);
     pb_msg_clear(&m);
-    assert_int_equal(c.hellos, hellos + 1);
-    assert_false(c.rid_len == old_len && memcmp(c.rid, old_rid, old_len) == 0);
-    c.beat = 1;
-    coord_expect(&c, PB_MSG_RESULT, 14, 2000, &m);
+    assert_int_equal(c->hellos, hellos + 1);
+    assert_false(c->rid_len == old_len && memcmp(c->rid, old_rid, old_len) == 0);
+    c->beat = 1;
+    coord_expect(c, PB_MSG_RESULT, 14, 2000, &m);
     pb_msg_clear(&m);
-    coord_send(&c, PB_MSG_ACK, "{\"task_id\": 14, \"attempt\": 1}");
-    coord_expect_none(&c, PB_MSG_RESULT, 14, 800);
+    coord_send(c, PB_MSG_ACK, "{\"task_id\": 14, \"attempt\": 1}");
+    coord_expect_none(c, PB_MSG_RESULT, 14, 800);
 
     /* The worker enforces timeout_s: a FAIL the coordinator may retry. */
-    coord_send(&c, PB_MSG_TASK,
+    coord_send(c, PB_MSG_TASK,
                "{\"task_id\": 15, \"attempt\": 2, \"suite\": \"arithmetic\", \"task\": \"add\","
                " \"params\": {}, \"bucket\": 1, \"item_lo\": 0, \"item_hi\": 400, \"seed\": 1,"
                " \"model\": {\"backend\": \"oracle\", \"delay_ms\": 10, \"batch_size\": 4},"
                " \"timeout_s\": 1}");
-    coord_expect(&c, PB_MSG_FAIL, 15, 3000, &m);
+    coord_expect(c, PB_MSG_FAIL, 15, 3000, &m);
     assert_int_equal(json_integer_value(json_object_get(m.body, "attempt")), 2);
     assert_string_equal(json_string_value(json_object_get(m.body, "error_class")), "backend");
     assert_true(json_is_true(json_object_get(m.body, "retryable")));
     pb_msg_clear(&m);
-    coord_send(&c, PB_MSG_ACK, "{\"task_id\": 15, \"attempt\": 2}");
+    coord_send(c, PB_MSG_ACK, "{\"task_id\": 15, \"attempt\": 2}");
 
     /* SIGTERM with a task running: the worker exits at once, sending nothing. */
-    send_task(&c, 16, "arithmetic", 400, "{\"backend\": \"oracle\", \"delay_ms\": 10}");
-    coord_expect_none(&c, PB_MSG_RESULT, 16, 200);
+    send_task(c, 16, "arithmetic", 400, "{\"backend\": \"oracle\", \"delay_ms\": 10}");
+    coord_expect_none(c, PB_MSG_RESULT, 16, 200);
     stop_worker(pid);
-    coord_expect_none(&c, PB_MSG_RESULT, 16, 200);
-    zmq_close(c.sock);
-    zmq_ctx_term(c.ctx);
+    coord_expect_none(c, PB_MSG_RESULT, 16, 200);
 }
 
 int pb_test_worker(void)
@@ -557,7 +582,7 @@ int pb_test_worker(void)
         cmocka_unit_test(test_backend_table),       cmocka_unit_test(test_random_shape),
         cmocka_unit_test(test_runner_oracle),       cmocka_unit_test(test_runner_random_floor),
         cmocka_unit_test(test_runner_cancel),       cmocka_unit_test(test_runner_errors),
-        cmocka_unit_test(test_session_protocol),
+        cmocka_unit_test_teardown(test_session_protocol, session_teardown),
     };
     return cmocka_run_group_tests_name("worker", tests, NULL, NULL);
 }
