@@ -259,23 +259,25 @@ static void on_hello(pb_coord_t *c, pb_msg_t *m)
             p->backends[p->n_backends++] = strdup(json_string_value(v));
     }
     p->slots = (int)jint(caps, "slots", 0);
-    if (p->slots < 0 || p->slots > 4096)
-        p->slots = 0;
+    p->credit = 0; /* the READY that follows says how many tasks it can take */
     if (txn_open(c) == 0)
         pdb_worker_seen(c->db, p->name, caps, "idle");
     pb_info("worker %s connected (%s, %d slots)", p->name, p->device, p->slots);
     c->dispatch_wanted = 1;
 }
 
+/* Credit is additive: each READY grants that many more tasks; HELLO starts
+ * a peer at zero. A cancelled task keeps its slot until the worker has
+ * stopped it and says READY, so a worker is never sent more than it has room for. */
 static void on_ready(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
 {
-    /* Free slots are derived from slots - leases; READY's credit only
-     * matters for a worker that did not announce its slots. */
-    if (p->slots == 0) {
-        int64_t credit = jint(m->body, "credit", 1);
-        if (credit > 0 && credit < 4096)
-            p->slots = (int)credit + (int)p->n_leases;
+    int64_t credit = jint(m->body, "credit", 1);
+    if (credit <= 0 || credit > PB_MAX_CREDIT || p->credit + credit > PB_MAX_CREDIT) {
+        c->protocol_errors++;
+        pb_warn("READY from %s with credit %lld: ignored", p->name, (long long)credit);
+        return;
     }
+    p->credit += (int)credit;
     c->dispatch_wanted = 1;
 }
 
@@ -289,14 +291,20 @@ static void on_result(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
         return;
     }
     pb_lease_t lease;
-    int had = lease_take(p, task_id, attempt, &lease);
-    if (!had) {
-        pb_peer_t *holder = peer_by_lease(c, task_id, attempt);
-        if (holder)
-            had = lease_take(holder, task_id, attempt, &lease);
-    }
-    if (txn_open(c) != 0)
+    if (!lease_take(p, task_id, attempt, &lease)) {
+        /* Not this peer's lease (a late result after a restart or a requeue,
+         * or a peer reporting on someone else's task): acknowledged so the
+         * worker forgets it, and dropped. */
+        c->results_stale++;
+        pb_debug("result for task %lld attempt %d from %s, which holds no such lease: dropped",
+                 (long long)task_id, attempt, p->name);
+        ack_queue(c, m->rid, m->rid_len, task_id, attempt);
         return;
+    }
+    if (txn_open(c) != 0) {
+        lease_add(p, &lease.ref, lease.attempt);
+        return;
+    }
     int job_done = 0;
     int64_t job_id = 0;
     pb_err_t err = {0};
@@ -317,14 +325,12 @@ static void on_result(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
         pb_warn("malformed result for task %lld from %s: %s", (long long)task_id, p->name, err.msg);
         char why[300];
         snprintf(why, sizeof why, "malformed result: %s", err.msg);
-        if (had)
-            release_lease(c, &lease, why, 1);
+        release_lease(c, &lease, why, 1);
     } else {
         pb_error("recording task %lld failed: %s (%s)", (long long)task_id, pb_strerror(rc),
                  pdb_errmsg(c->db));
-        if (had)
-            lease_add(p, &lease.ref, lease.attempt); /* keep it: the worker resends */
-        return;                                      /* no ACK */
+        lease_add(p, &lease.ref, lease.attempt); /* keep it: the worker resends */
+        return;                                  /* no ACK */
     }
     ack_queue(c, m->rid, m->rid_len, task_id, attempt);
     c->dispatch_wanted = 1;
@@ -344,11 +350,10 @@ static void on_fail(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
     char why[600];
     snprintf(why, sizeof why, "%s: %s (worker %s)", cls, msg, p->name);
     pb_lease_t lease;
-    if (lease_take(p, task_id, attempt, &lease)) {
+    if (lease_take(p, task_id, attempt, &lease))
         release_lease(c, &lease, why, retryable);
-    } else {
-        release_unknown(c, task_id, attempt, why, retryable);
-    }
+    else /* not this peer's lease: nothing to release */
+        c->results_stale++;
     ack_queue(c, m->rid, m->rid_len, task_id, attempt);
 }
 
@@ -467,7 +472,7 @@ void pb_broker_dispatch(pb_coord_t *c)
     while (progress && pb_sched_depth(c->sched) > 0) {
         progress = 0;
         for (pb_peer_t *p = c->peers; p; p = p->next) {
-            if ((int)p->n_leases >= p->slots)
+            if (p->credit <= 0)
                 continue;
             pb_sched_caps_t caps = {p->device, (const char *const *)p->backends, p->n_backends};
             pdb_task_ref_t ref;
@@ -496,6 +501,7 @@ void pb_broker_dispatch(pb_coord_t *c)
                 cap_out = nc;
             }
             lease_add(p, &ref, attempt);
+            p->credit--;
             out[n_out].peer = p;
             out[n_out].task = task;
             n_out++;

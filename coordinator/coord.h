@@ -18,6 +18,7 @@
 
 #define PB_COORD_MAX_BACKENDS 16
 #define PB_LEASE_GRACE_S 30
+#define PB_MAX_CREDIT 4096
 
 /* A task leased to a peer. */
 typedef struct pb_lease {
@@ -41,7 +42,8 @@ typedef struct pb_peer {
     char device[8];
     char *backends[PB_COORD_MAX_BACKENDS];
     size_t n_backends;
-    int slots;
+    int slots;  /* as announced in HELLO (informational) */
+    int credit; /* tasks it may still be sent */
     int64_t last_seen_ms;
     int64_t last_sent_ms;
     pb_lease_t *leases;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +20,7 @@
 #include "common/proto.h"
 #include "common/util.h"
 #include "worker/backend.h"
+#include "worker/outbox.h"
 #include "worker/runner.h"
 
 #define RECV_BUDGET 1000       /* messages taken per poll wake-up */
@@ -52,16 +54,6 @@ typedef struct slot {
     uint64_t done;
 } slot_t;
 
-/* A RESULT or FAIL kept until the coordinator ACKs it. */
-typedef struct outmsg {
-    json_t *task_id;
-    int64_t attempt;
-    int type;
-    char *body;
-    size_t len;
-    int64_t sent_ms;
-} outmsg_t;
-
 struct pb_session {
     pb_session_cfg_t cfg; /* strings point at the copies below */
     char *endpoint, *name, *device;
@@ -72,8 +64,9 @@ struct pb_session {
     int quit; /* guarded by mu */
     slot_t *slots;
     int n_conds; /* slot condition variables initialised */
-    outmsg_t outbox[PB_SESSION_OUTBOX_MAX];
-    size_t n_out;
+    json_t *pending[PB_SESSION_PENDING_MAX]; /* TASK bodies waiting for a slot */
+    size_t n_pending;
+    pb_outbox_t out;      /* RESULT/FAIL until ACK */
     int freed;            /* credit owed to the coordinator since the last READY */
     int64_t last_recv_ms; /* any message from the coordinator */
     int64_t next_hb_ms;
@@ -138,11 +131,6 @@ static const char *str_or(const json_t *v)
     return json_is_string(v) ? json_string_value(v) : "?";
 }
 
-static int same_task(const json_t *id_a, int64_t att_a, const json_t *id_b, int64_t att_b)
-{
-    return att_a == att_b && id_a && id_b && json_equal((json_t *)id_a, (json_t *)id_b);
-}
-
 static int send_msg(pb_session_t *s, int type, const json_t *body)
 {
     if (s->sock == NULL)
@@ -171,52 +159,28 @@ static size_t free_slots(const pb_session_t *s)
 
 /* ---- outbox: RESULT/FAIL kept until ACK ---- */
 
-static void outbox_send(pb_session_t *s, outmsg_t *o)
+static void outbox_send(pb_session_t *s, pb_outmsg_t *o)
 {
     o->sent_ms = pb_now_ms();
     if (s->sock)
         pb_proto_send_raw(s->sock, NULL, 0, o->type, o->body, o->len);
 }
 
-static void outbox_remove(pb_session_t *s, size_t i)
-{
-    json_decref(s->outbox[i].task_id);
-    free(s->outbox[i].body);
-    memmove(&s->outbox[i], &s->outbox[i + 1], (s->n_out - i - 1) * sizeof s->outbox[0]);
-    s->n_out--;
-}
-
-static ssize_t outbox_find(const pb_session_t *s, const json_t *id, int64_t attempt)
-{
-    for (size_t i = 0; i < s->n_out; i++)
-        if (same_task(s->outbox[i].task_id, s->outbox[i].attempt, id, attempt))
-            return (ssize_t)i;
-    return -1;
-}
-
-/* Encode body, keep it and send it now. Takes nothing from the caller. */
+/* Keep body until ACK and send it now. Takes nothing from the caller. */
 static void outbox_put(pb_session_t *s, const json_t *id, int64_t attempt, int type,
                        const json_t *body)
 {
     char idt[64];
+    pb_outmsg_t *o;
+    int dropped;
     id_text(id, idt);
-    char *text = json_dumps(body, JSON_COMPACT);
-    if (text == NULL) {
-        pb_error("task %s: cannot encode %s (out of memory)", idt, pb_msg_name(type));
+    if (pb_outbox_put(&s->out, id, attempt, type, body, &o, &dropped) != 0) {
+        pb_error("task %s: cannot keep %s (out of memory)", idt, pb_msg_name(type));
         return;
     }
-    if (s->n_out == PB_SESSION_OUTBOX_MAX) {
-        /* The coordinator has not acked for a long time; its lease on the
-         * oldest task has expired long ago and the task was requeued. */
-        pb_warn("outbox full (%d unacked results): dropping the oldest", PB_SESSION_OUTBOX_MAX);
-        outbox_remove(s, 0);
-    }
-    outmsg_t *o = &s->outbox[s->n_out++];
-    o->task_id = json_deep_copy(id);
-    o->attempt = attempt;
-    o->type = type;
-    o->body = text;
-    o->len = strlen(text);
+    if (dropped)
+        /* Unacked for so long that the coordinator requeued that task. */
+        pb_warn("outbox full (%d unacked results): dropped the oldest", PB_SESSION_OUTBOX_MAX);
     outbox_send(s, o);
 }
 
@@ -230,6 +194,27 @@ static void put_fail(pb_session_t *s, const json_t *id, int64_t attempt, const c
         outbox_put(s, id, attempt, PB_MSG_FAIL, b);
     json_decref(b);
 }
+
+static slot_t *find_slot(pb_session_t *s, const json_t *id, int64_t attempt)
+{
+    for (int i = 0; i < s->cfg.slots; i++)
+        if (s->slots[i].busy && pb_outbox_same(s->slots[i].task_id, s->slots[i].attempt, id, attempt))
+            return &s->slots[i];
+    return NULL;
+}
+
+/* Task identity of a TASK/ACK/CANCEL body; PB_EPROTO when malformed. */
+static int task_ref(const json_t *body, const json_t **id, int64_t *attempt)
+{
+    *id = json_object_get(body, "task_id");
+    if (!json_is_integer(*id) && !json_is_string(*id))
+        return PB_EPROTO;
+    return pb_json_int(body, "attempt", -1, 0, INT32_MAX, attempt, NULL, NULL) || *attempt < 0
+               ? PB_EPROTO
+               : 0;
+}
+
+static void start_pending(pb_session_t *s);
 
 /* ---- finished tasks ---- */
 
@@ -304,6 +289,7 @@ static void collect_done(pb_session_t *s)
         sl->busy = 0;
         s->freed++;
     }
+    start_pending(s);
     if (s->freed > 0)
         send_ready(s, s->freed);
 }
@@ -331,74 +317,27 @@ static void send_hello(pb_session_t *s)
     json_decref(b);
     /* The coordinator starts a new peer at zero credit. */
     send_ready(s, (int)free_slots(s));
-    for (size_t i = 0; i < s->n_out; i++)
-        outbox_send(s, &s->outbox[i]);
-    pb_debug("HELLO sent (%zu results to resend)", s->n_out);
+    for (size_t i = 0; i < s->out.n; i++)
+        outbox_send(s, &s->out.msgs[i]);
+    pb_debug("HELLO sent (%zu results to resend)", s->out.n);
 }
 
-static slot_t *find_slot(pb_session_t *s, const json_t *id, int64_t attempt)
+/* Hand a TASK body to a free slot's runner thread. */
+static void start_task(pb_session_t *s, slot_t *sl, json_t *body, const json_t *id,
+                       int64_t attempt)
 {
-    for (int i = 0; i < s->cfg.slots; i++)
-        if (s->slots[i].busy && same_task(s->slots[i].task_id, s->slots[i].attempt, id, attempt))
-            return &s->slots[i];
-    return NULL;
-}
-
-/* Task identity of a TASK/ACK/CANCEL body; PB_EPROTO when malformed. */
-static int task_ref(const json_t *body, const json_t **id, int64_t *attempt)
-{
-    *id = json_object_get(body, "task_id");
-    if (!json_is_integer(*id) && !json_is_string(*id))
-        return PB_EPROTO;
-    return pb_json_int(body, "attempt", -1, 0, INT32_MAX, attempt, NULL, NULL) || *attempt < 0
-               ? PB_EPROTO
-               : 0;
-}
-
-static void on_task(pb_session_t *s, json_t *body)
-{
-    const json_t *id;
-    int64_t attempt, timeout_s = 0;
     char idt[64];
-    if (task_ref(body, &id, &attempt)) {
-        pb_warn("TASK without a valid task_id/attempt: ignored, credit returned");
-        s->freed++;
-        send_ready(s, s->freed);
-        return;
-    }
+    int64_t timeout_s = 0;
     id_text(id, idt);
-    if (find_slot(s, id, attempt)) {
-        pb_warn("task %s attempt %lld is already running: duplicate ignored", idt,
-                (long long)attempt);
-        s->freed++;
-        send_ready(s, s->freed);
-        return;
-    }
-    ssize_t o = outbox_find(s, id, attempt);
-    if (o >= 0) {
-        outbox_send(s, &s->outbox[o]);
-        s->freed++;
-        send_ready(s, s->freed);
-        return;
-    }
-    slot_t *sl = NULL;
-    for (int i = 0; i < s->cfg.slots && sl == NULL; i++)
-        if (!s->slots[i].busy)
-            sl = &s->slots[i];
-    if (sl == NULL) {
-        put_fail(s, id, attempt, "internal", 1, "no free slot on this worker");
-        return;
-    }
-    pb_json_int(body, "timeout_s", 0, 0, TIMEOUT_S_MAX, &timeout_s, NULL, NULL);
     json_t *own_id = json_deep_copy(id);
     if (own_id == NULL) {
         put_fail(s, id, attempt, "internal", 1, "out of memory");
         return;
     }
+    pb_json_int(body, "timeout_s", 0, 0, TIMEOUT_S_MAX, &timeout_s, NULL, NULL);
     json_t *model = json_object_get(body, "model");
     if (s->cfg.threads > 0 && json_is_object(model) && !json_object_get(model, "threads"))
         json_object_set_new(model, "threads", json_integer(s->cfg.threads));
-
     pb_info("task %s attempt %lld: %s/%s bucket %lld items [%lld, %lld)", idt,
             (long long)attempt, str_or(json_object_get(body, "suite")),
             str_or(json_object_get(body, "task")),
@@ -420,6 +359,91 @@ static void on_task(pb_session_t *s, json_t *body)
     pthread_mutex_unlock(&s->mu);
 }
 
+static slot_t *free_slot(pb_session_t *s)
+{
+    for (int i = 0; i < s->cfg.slots; i++)
+        if (!s->slots[i].busy)
+            return &s->slots[i];
+    return NULL;
+}
+
+static ptrdiff_t pending_find(const pb_session_t *s, const json_t *id, int64_t attempt)
+{
+    for (size_t i = 0; i < s->n_pending; i++) {
+        const json_t *pid;
+        int64_t patt;
+        if (task_ref(s->pending[i], &pid, &patt) == 0 && pb_outbox_same(pid, patt, id, attempt))
+            return (ptrdiff_t)i;
+    }
+    return -1;
+}
+
+static void pending_remove(pb_session_t *s, size_t i)
+{
+    json_decref(s->pending[i]);
+    memmove(&s->pending[i], &s->pending[i + 1], (s->n_pending - i - 1) * sizeof s->pending[0]);
+    s->n_pending--;
+}
+
+/* Start waiting tasks in the slots that are free now. */
+static void start_pending(pb_session_t *s)
+{
+    for (;;) {
+        slot_t *sl = free_slot(s);
+        if (s->n_pending == 0 || sl == NULL)
+            break;
+        json_t *body = json_incref(s->pending[0]);
+        const json_t *id;
+        int64_t attempt;
+        pending_remove(s, 0);
+        if (task_ref(body, &id, &attempt) == 0)
+            start_task(s, sl, body, id, attempt);
+        json_decref(body);
+    }
+}
+
+static void on_task(pb_session_t *s, json_t *body)
+{
+    const json_t *id;
+    int64_t attempt;
+    char idt[64];
+    if (task_ref(body, &id, &attempt)) {
+        pb_warn("TASK without a valid task_id/attempt: ignored, credit returned");
+        s->freed++;
+        send_ready(s, s->freed);
+        return;
+    }
+    id_text(id, idt);
+    if (find_slot(s, id, attempt) || pending_find(s, id, attempt) >= 0) {
+        pb_warn("task %s attempt %lld is already here: duplicate ignored", idt,
+                (long long)attempt);
+        s->freed++;
+        send_ready(s, s->freed);
+        return;
+    }
+    ptrdiff_t o = pb_outbox_find(&s->out, id, attempt);
+    if (o >= 0) {
+        outbox_send(s, &s->out.msgs[o]);
+        s->freed++;
+        send_ready(s, s->freed);
+        return;
+    }
+    slot_t *sl = free_slot(s);
+    if (sl) {
+        start_task(s, sl, body, id, attempt);
+        return;
+    }
+    /* More tasks than free slots: the coordinator counted a slot free that
+     * is still winding down a cancelled task. Wait for it rather than fail
+     * an attempt; heartbeats keep the lease alive meanwhile. */
+    if (s->n_pending < PB_SESSION_PENDING_MAX) {
+        pb_debug("task %s attempt %lld waits for a free slot", idt, (long long)attempt);
+        s->pending[s->n_pending++] = json_incref(body);
+        return;
+    }
+    put_fail(s, id, attempt, "internal", 1, "no free slot on this worker");
+}
+
 static void on_cancel(pb_session_t *s, const json_t *body)
 {
     const json_t *id;
@@ -428,15 +452,21 @@ static void on_cancel(pb_session_t *s, const json_t *body)
         pb_warn("CANCEL without a valid task_id/attempt: ignored");
         return;
     }
+    ptrdiff_t p = pending_find(s, id, attempt);
+    if (p >= 0) {
+        pending_remove(s, (size_t)p); /* never started: its credit is free again */
+        s->freed++;
+        send_ready(s, s->freed);
+    }
     slot_t *sl = find_slot(s, id, attempt);
     if (sl && !sl->dropped) {
         sl->dropped = 1;
         __atomic_store_n(&sl->cancel, 1, __ATOMIC_RELAXED);
     }
     /* Finished before the CANCEL arrived: the coordinator no longer wants it. */
-    ssize_t o = outbox_find(s, id, attempt);
+    ptrdiff_t o = pb_outbox_find(&s->out, id, attempt);
     if (o >= 0)
-        outbox_remove(s, (size_t)o);
+        pb_outbox_remove(&s->out, (size_t)o);
 }
 
 static void on_message(pb_session_t *s, pb_msg_t *m)
@@ -452,9 +482,9 @@ static void on_message(pb_session_t *s, pb_msg_t *m)
         break;
     case PB_MSG_ACK:
         if (m->body && task_ref(m->body, &id, &attempt) == 0) {
-            ssize_t o = outbox_find(s, id, attempt);
+            ptrdiff_t o = pb_outbox_find(&s->out, id, attempt);
             if (o >= 0)
-                outbox_remove(s, (size_t)o);
+                pb_outbox_remove(&s->out, (size_t)o);
         }
         break;
     case PB_MSG_CANCEL:
@@ -532,6 +562,13 @@ static void send_heartbeat(pb_session_t *s)
                                                (json_int_t)__atomic_load_n(&sl->done,
                                                                            __ATOMIC_RELAXED)));
     }
+    for (size_t i = 0; tasks && i < s->n_pending; i++) {
+        const json_t *id;
+        int64_t attempt;
+        if (task_ref(s->pending[i], &id, &attempt) == 0)
+            json_array_append_new(tasks, json_pack("{s:O, s:I, s:i}", "task_id", id, "attempt",
+                                                   (json_int_t)attempt, "done", 0));
+    }
     json_t *b = json_pack("{s:o*}", "tasks", tasks);
     if (b)
         send_msg(s, PB_MSG_HEARTBEAT, b);
@@ -558,9 +595,9 @@ static void timers(pb_session_t *s)
         send_heartbeat(s);
         s->next_hb_ms = now + hb;
     }
-    for (size_t i = 0; s->sock && i < s->n_out; i++)
-        if (now - s->outbox[i].sent_ms >= s->cfg.resend_ms)
-            outbox_send(s, &s->outbox[i]);
+    for (size_t i = 0; s->sock && i < s->out.n; i++)
+        if (now - s->out.msgs[i].sent_ms >= s->cfg.resend_ms)
+            outbox_send(s, &s->out.msgs[i]);
     for (int i = 0; i < s->cfg.slots; i++) {
         slot_t *sl = &s->slots[i];
         if (sl->busy && sl->deadline_ms && !sl->timed_out && now > sl->deadline_ms) {
@@ -635,6 +672,7 @@ int pb_session_new(const pb_session_cfg_t *cfg, pb_session_t **out)
     for (; s->n_conds < cfg->slots; s->n_conds++)
         pthread_cond_init(&s->slots[s->n_conds].cond, NULL);
     s->backoff_ms = PB_SESSION_BACKOFF_MIN_MS;
+    pb_outbox_init(&s->out, PB_SESSION_OUTBOX_MAX);
     int fds[2];
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
         rc = PB_EIO;
@@ -702,8 +740,9 @@ void pb_session_free(pb_session_t *s)
         zmq_close(s->sock);
     if (s->zctx)
         zmq_ctx_term(s->zctx);
-    while (s->n_out > 0)
-        outbox_remove(s, s->n_out - 1);
+    pb_outbox_free(&s->out);
+    while (s->n_pending > 0)
+        pending_remove(s, s->n_pending - 1);
     if (!joined) {
         /* A backend call is still in flight on a runner thread that reads
          * its slot; the process is exiting, so leave that memory be. */

@@ -13,8 +13,9 @@
 
 #include "common/pb.h"
 
-#define PB_SESSION_SLOTS_MAX 256
+#define PB_SESSION_SLOTS_MAX 1024
 #define PB_SESSION_OUTBOX_MAX 1024 /* unacked results kept; oldest dropped past it */
+#define PB_SESSION_PENDING_MAX 64  /* tasks beyond the free slots, waiting for one */
 #define PB_SESSION_BACKOFF_MIN_MS 1000
 #define PB_SESSION_BACKOFF_MAX_MS 32000
 #define PB_SESSION_RESEND_MS 5000

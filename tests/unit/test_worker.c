@@ -20,6 +20,7 @@
 #include "common/util.h"
 #include "suites/suite.h"
 #include "worker/backend.h"
+#include "worker/outbox.h"
 #include "worker/runner.h"
 
 /* ---- helpers ---- */
@@ -282,6 +283,53 @@ static void test_runner_errors(void **state)
     assert_int_equal((int)agg(res, "n"), 0);
     json_decref(res);
     json_decref(t);
+}
+
+/* ---- outbox ---- */
+
+static void test_outbox(void **state)
+{
+    pb_outbox_t o;
+    pb_outbox_init(&o, 3);
+    pb_outmsg_t *m = NULL;
+    int dropped = 1;
+    for (int i = 1; i <= 3; i++) {
+        json_t *id = json_integer(i), *body = json_pack("{s:i}", "task_id", i);
+        assert_int_equal(pb_outbox_put(&o, id, 1, PB_MSG_RESULT, body, &m, &dropped), 0);
+        assert_int_equal(dropped, 0);
+        char want[32];
+        snprintf(want, sizeof want, "{\"task_id\":%d}", i);
+        assert_string_equal(m->body, want);
+        assert_int_equal(m->len, strlen(want));
+        json_decref(id);
+        json_decref(body);
+    }
+    json_t *id2 = json_integer(2), *ids = json_string("2");
+    assert_int_equal(pb_outbox_find(&o, id2, 1), 1);
+    assert_int_equal(pb_outbox_find(&o, id2, 2), -1);  /* another attempt */
+    assert_int_equal(pb_outbox_find(&o, ids, 1), -1);  /* "2" is not 2 */
+
+    /* Full: the oldest goes. */
+    json_t *id4 = json_integer(4), *b4 = json_pack("{s:s}", "x", "y");
+    assert_int_equal(pb_outbox_put(&o, id4, 1, PB_MSG_FAIL, b4, &m, &dropped), 0);
+    assert_int_equal(dropped, 1);
+    assert_int_equal(o.n, 3);
+    json_t *id1 = json_integer(1);
+    assert_int_equal(pb_outbox_find(&o, id1, 1), -1);
+    assert_int_equal(pb_outbox_find(&o, id4, 1), 2);
+    assert_int_equal(o.msgs[2].type, PB_MSG_FAIL);
+    assert_string_equal(o.msgs[2].body, "{\"x\":\"y\"}");
+
+    pb_outbox_remove(&o, 0);
+    assert_int_equal(pb_outbox_find(&o, id2, 1), -1);
+    assert_int_equal(pb_outbox_find(&o, id4, 1), 1);
+    pb_outbox_free(&o);
+    assert_int_equal(o.n, 0);
+    json_decref(id1);
+    json_decref(id2);
+    json_decref(ids);
+    json_decref(id4);
+    json_decref(b4);
 }
 
 /* ---- session: a real worker process against an in-process ROUTER ---- */
@@ -569,6 +617,20 @@ static void test_session_protocol(void **state)
     pb_msg_clear(&m);
     coord_send(c, PB_MSG_ACK, "{\"task_id\": 15, \"attempt\": 2}");
 
+    /* More tasks than slots (the coordinator thought a slot was free): the
+     * extra one waits for a slot instead of failing an attempt. */
+    const char *slow = "{\"backend\": \"oracle\", \"delay_ms\": 20, \"batch_size\": 4}";
+    for (int id = 21; id <= 23; id++)
+        send_task(c, id, "arithmetic", 8, slow);
+    for (int id = 21; id <= 23; id++) {
+        coord_expect(c, PB_MSG_RESULT, id, 3000, &m);
+        pb_msg_clear(&m);
+        char ack[64];
+        snprintf(ack, sizeof ack, "{\"task_id\": %d, \"attempt\": 1}", id);
+        coord_send(c, PB_MSG_ACK, ack);
+    }
+    coord_expect_none(c, PB_MSG_FAIL, -1, 300);
+
     /* SIGTERM with a task running: the worker exits at once, sending nothing. */
     send_task(c, 16, "arithmetic", 400, "{\"backend\": \"oracle\", \"delay_ms\": 10}");
     coord_expect_none(c, PB_MSG_RESULT, 16, 200);
@@ -582,6 +644,7 @@ int pb_test_worker(void)
         cmocka_unit_test(test_backend_table),       cmocka_unit_test(test_random_shape),
         cmocka_unit_test(test_runner_oracle),       cmocka_unit_test(test_runner_random_floor),
         cmocka_unit_test(test_runner_cancel),       cmocka_unit_test(test_runner_errors),
+        cmocka_unit_test(test_outbox),
         cmocka_unit_test_teardown(test_session_protocol, session_teardown),
     };
     return cmocka_run_group_tests_name("worker", tests, NULL, NULL);
