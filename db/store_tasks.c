@@ -194,6 +194,20 @@ static int bind_field(sqlite3_stmt *s, int col, const json_t *v)
     return sqlite3_bind_text(s, col, text, -1, free);
 }
 
+/* Item fields by position (the compact array form workers send, see
+ * common/proto.h) or by name (the object form). */
+enum { IT_IDX, IT_HASH, IT_PRED, IT_REF, IT_SCORE, IT_LAT, IT_TOKENS, IT_META, IT_ERROR };
+static const char *const item_keys[] = {"idx",        "prompt_hash", "prediction",
+                                        "reference",  "score",       "latency_us",
+                                        "tokens",     "meta",        "error"};
+
+static const json_t *item_field(const json_t *it, int pos)
+{
+    if (json_is_array(it))
+        return json_array_get(it, (size_t)pos);
+    return json_object_get(it, item_keys[pos]);
+}
+
 /* An optional integer field; PB_EPARSE when present and not a number. */
 static int bind_int_field(sqlite3_stmt *s, int col, const json_t *v)
 {
@@ -253,10 +267,10 @@ static int insert_items(pdb_t *db, const record_task_t *t, const json_t *items,
     sqlite3_bind_int64(s, 5, t->bucket);
     for (i = 0; i < count; i++) {
         const json_t *it = json_array_get(items, i);
-        const json_t *idx = json_object_get(it, "idx");
-        const json_t *score = json_object_get(it, "score");
-        if (!json_is_object(it)) {
-            rc = item_error(err, i, "not an object");
+        const json_t *idx = item_field(it, IT_IDX);
+        const json_t *score = item_field(it, IT_SCORE);
+        if (!json_is_object(it) && !json_is_array(it)) {
+            rc = item_error(err, i, "not an object or array");
             break;
         }
         if (!json_is_integer(idx)) {
@@ -279,8 +293,8 @@ static int insert_items(pdb_t *db, const record_task_t *t, const json_t *items,
             rc = item_error(err, i, "score is not a number");
             break;
         }
-        if (bind_int_field(s, 10, json_object_get(it, "latency_us")) ||
-            bind_int_field(s, 11, json_object_get(it, "tokens"))) {
+        if (bind_int_field(s, 10, item_field(it, IT_LAT)) ||
+            bind_int_field(s, 11, item_field(it, IT_TOKENS))) {
             rc = item_error(err, i, "latency_us or tokens is not a number");
             break;
         }
@@ -292,11 +306,11 @@ static int insert_items(pdb_t *db, const record_task_t *t, const json_t *items,
         } else {
             sqlite3_bind_null(s, 9);
         }
-        if (bind_field(s, 6, json_object_get(it, "prompt_hash")) ||
-            bind_field(s, 7, json_object_get(it, "prediction")) ||
-            bind_field(s, 8, json_object_get(it, "reference")) ||
-            bind_field(s, 12, json_object_get(it, "meta")) ||
-            bind_field(s, 13, json_object_get(it, "error"))) {
+        if (bind_field(s, 6, item_field(it, IT_HASH)) ||
+            bind_field(s, 7, item_field(it, IT_PRED)) ||
+            bind_field(s, 8, item_field(it, IT_REF)) ||
+            bind_field(s, 12, item_field(it, IT_META)) ||
+            bind_field(s, 13, item_field(it, IT_ERROR))) {
             rc = PB_ENOMEM;
             break;
         }

@@ -18,3 +18,4 @@ tests_unit_run_unit_LDADD = libpbcoord.la libpbworker.la libpbhttp.la libpbdb.la
 TESTS += tests/unit/run_unit
 endif
 TESTS += tests/integration/run.sh
+AM_TESTS_ENVIRONMENT = PB_WORKER_BIN='$(abs_top_builddir)/posbench-worker'; export PB_WORKER_BIN;

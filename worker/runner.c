@@ -127,21 +127,28 @@ static json_t *prediction_json(const char *text)
     return j;
 }
 
-/* One scored item as RESULT carries it; NULL on allocation failure. */
+/* One scored item as RESULT carries it (the compact array form of
+ * common/proto.h: [idx, prompt_hash, prediction, reference, score,
+ * latency_us, tokens, meta-as-JSON-text, error]); NULL on allocation failure. */
 static json_t *item_json(const ps_item_t *it, const pb_gen_req_t *q, double score)
 {
     char hex[17];
     pb_hash_hex(it->prompt_hash, hex);
     json_t *pj = prediction_json(q->error || q->text == NULL ? "" : q->text);
-    json_t *o = json_pack("{s:I, s:s, s:o*, s:s, s:f, s:I, s:I}", "idx", (json_int_t)it->idx,
-                          "prompt_hash", hex, "prediction", pj, "reference",
-                          it->reference ? it->reference : "", "score", score, "latency_us",
-                          (json_int_t)q->latency_us, "tokens", (json_int_t)q->tokens);
+    json_t *o = json_pack("[I, s, o*, s, f, I, I]", (json_int_t)it->idx, hex, pj,
+                          it->reference ? it->reference : "", score, (json_int_t)q->latency_us,
+                          (json_int_t)q->tokens);
     if (o == NULL || pj == NULL)
         goto fail;
-    if (it->meta && json_object_set(o, "meta", it->meta))
-        goto fail;
-    if (q->error && json_object_set_new(o, "error", prediction_json(q->error)))
+    if (it->meta || q->error) {
+        /* meta travels as text: the coordinator stores it without re-encoding. */
+        char *meta = it->meta ? json_dumps(it->meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        int bad = json_array_append_new(o, meta ? json_string(meta) : json_null());
+        free(meta);
+        if (bad)
+            goto fail;
+    }
+    if (q->error && json_array_append_new(o, prediction_json(q->error)))
         goto fail;
     return o;
 fail:
