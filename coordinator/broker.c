@@ -115,50 +115,88 @@ static int txn_open(pb_coord_t *c)
     return rc;
 }
 
-static void ack_queue(pb_coord_t *c, const unsigned char *rid, size_t len, int64_t task_id, int attempt)
+static pb_out_t *out_push(pb_coord_t *c, const unsigned char *rid, size_t len, int type,
+                          int64_t task_id, int attempt)
 {
-    if (c->n_acks == c->cap_acks) {
-        size_t nc = c->cap_acks ? c->cap_acks * 2 : 64;
-        pb_ack_t *na = realloc(c->acks, nc * sizeof *na);
-        if (na == NULL)
-            return; /* the worker resends; the duplicate is ACKed then */
-        c->acks = na;
-        c->cap_acks = nc;
+    if (c->n_out == c->cap_out) {
+        size_t nc = c->cap_out ? c->cap_out * 2 : 64;
+        pb_out_t *no = realloc(c->out, nc * sizeof *no);
+        if (no == NULL)
+            return NULL;
+        c->out = no;
+        c->cap_out = nc;
     }
-    pb_ack_t *a = &c->acks[c->n_acks++];
-    memcpy(a->rid, rid, len);
-    a->rid_len = len;
-    a->task_id = task_id;
-    a->attempt = attempt;
+    pb_out_t *o = &c->out[c->n_out++];
+    memcpy(o->rid, rid, len);
+    o->rid_len = len;
+    o->type = type;
+    o->task_id = task_id;
+    o->attempt = attempt;
+    o->task = NULL;
+    return o;
 }
 
-/* Commit what this drain wrote, then (only then) send the ACKs. */
+/* An ACK goes out after the commit; if it cannot be queued the worker
+ * resends the result and the duplicate is ACKed then. */
+static void ack_queue(pb_coord_t *c, const unsigned char *rid, size_t len, int64_t task_id, int attempt)
+{
+    out_push(c, rid, len, PB_MSG_ACK, task_id, attempt);
+}
+
+static void sched_requeue(pb_coord_t *c, const pdb_task_ref_t *ref);
+static void dispatch_in_txn(pb_coord_t *c);
+
+/* Commit what this drain wrote, then (only then) send the ACKs and TASKs:
+ * a crash can neither lose an ACKed result nor leave a worker running a
+ * task the store still calls queued. If the commit fails, nothing is sent:
+ * workers resend their results, and the tasks go back to the queue. */
 static void txn_close(pb_coord_t *c)
 {
+    int failed = 0;
     if (c->in_txn) {
         c->in_txn = 0;
         if (pdb_commit(c->db) != 0) {
             pb_error("commit failed: %s; results will be resent by workers", pdb_errmsg(c->db));
             pdb_rollback(c->db);
-            c->n_acks = 0;
-            return;
+            failed = 1;
         }
     }
-    for (size_t i = 0; i < c->n_acks; i++) {
-        json_t *body = json_pack("{sIsi}", "task_id", (json_int_t)c->acks[i].task_id, "attempt",
-                                 c->acks[i].attempt);
-        send_rid(c, c->acks[i].rid, c->acks[i].rid_len, PB_MSG_ACK, body);
-        json_decref(body);
+    for (size_t i = 0; i < c->n_out; i++) {
+        pb_out_t *o = &c->out[i];
+        if (failed) {
+            if (o->type == PB_MSG_TASK) {
+                pb_peer_t *p = peer_by_rid(c, o->rid, o->rid_len);
+                if (p && lease_take(p, o->task_id, o->attempt, NULL))
+                    p->credit++;
+                sched_requeue(c, &o->ref);
+            }
+        } else if (o->type == PB_MSG_TASK) {
+            pb_peer_t *p = peer_by_rid(c, o->rid, o->rid_len);
+            if (p)
+                send_to(c, p, PB_MSG_TASK, o->task);
+        } else {
+            json_t *body = json_pack("{sIsi}", "task_id", (json_int_t)o->task_id, "attempt",
+                                     o->attempt);
+            send_rid(c, o->rid, o->rid_len, o->type, body);
+            json_decref(body);
+        }
+        json_decref(o->task);
     }
-    c->n_acks = 0;
+    c->n_out = 0;
 }
 
 /* Put a released task back in the run queue, or drop its job's queue when
  * the job failed. */
+static void sched_requeue(pb_coord_t *c, const pdb_task_ref_t *ref)
+{
+    pb_sched_add(c->sched, ref, pb_now_us(), 1);
+    c->dispatch_wanted = 1;
+}
+
 static void after_release(pb_coord_t *c, const pdb_task_ref_t *ref, int requeued)
 {
     if (requeued)
-        pb_sched_add(c->sched, ref, pb_now_us(), 1);
+        sched_requeue(c, ref);
     else
         pb_sched_drop_job(c->sched, ref->job_id);
     c->dispatch_wanted = 1;
@@ -417,9 +455,13 @@ static int drain(void *ctx, void *sock, int budget)
         handle(c, &m);
         pb_msg_clear(&m);
     }
+    /* One commit per drain covers the results, the releases and the new
+     * leases; then the ACKs and TASKs go out. */
+    if (c->dispatch_wanted && pb_sched_depth(c->sched) > 0 && txn_open(c) == 0) {
+        c->dispatch_wanted = 0;
+        dispatch_in_txn(c);
+    }
     txn_close(c);
-    if (c->dispatch_wanted)
-        pb_broker_dispatch(c);
     return n;
 }
 
@@ -451,24 +493,14 @@ double pb_broker_latency_pct(const pb_coord_t *c, double pct)
     return (double)((int64_t)1 << (PB_LAT_BUCKETS - 1));
 }
 
-typedef struct outgoing {
-    pb_peer_t *peer;
-    json_t *task;
-} outgoing_t;
-
-void pb_broker_dispatch(pb_coord_t *c)
+/* Lease queued tasks to peers with credit, one task per peer per round so
+ * work spreads across workers. The leases are written in the current
+ * transaction and the TASKs leave with its commit (txn_close). */
+static void dispatch_in_txn(pb_coord_t *c)
 {
-    c->dispatch_wanted = 0;
-    if (pb_sched_depth(c->sched) == 0 || c->peers == NULL)
-        return;
-    outgoing_t *out = NULL;
-    size_t n_out = 0, cap_out = 0;
     double now = pb_wall_time();
     int64_t now_us = pb_now_us();
     int progress = 1;
-    int began = !c->in_txn;
-    if (txn_open(c) != 0)
-        return;
     while (progress && pb_sched_depth(c->sched) > 0) {
         progress = 0;
         for (pb_peer_t *p = c->peers; p; p = p->next) {
@@ -479,45 +511,43 @@ void pb_broker_dispatch(pb_coord_t *c)
             int64_t enq = 0;
             if (!pb_sched_pick(c->sched, &caps, &ref, &enq))
                 continue;
+            progress = 1;
             double deadline = now + (ref.timeout_s > 0 ? ref.timeout_s : 600) + PB_LEASE_GRACE_S;
             json_t *task = NULL;
             int rc = pdb_task_lease(c->db, ref.task_id, p->name, deadline, &task);
-            progress = 1;
-            if (rc != 0) {
+            if (rc != 0) { /* PB_ESTATE: cancelled meanwhile */
                 if (rc != PB_ESTATE)
                     pb_error("leasing task %lld failed: %s", (long long)ref.task_id, pb_strerror(rc));
                 continue;
             }
             int attempt = (int)jint(task, "attempt", 0);
             json_object_set_new(task, "lease_ms", json_integer((json_int_t)(deadline - now) * 1000));
-            if (n_out == cap_out) {
-                size_t nc = cap_out ? cap_out * 2 : 32;
-                outgoing_t *no = realloc(out, nc * sizeof *no);
-                if (no == NULL) {
-                    json_decref(task); /* lease expires and the task is retried */
-                    continue;
-                }
-                out = no;
-                cap_out = nc;
+            pb_out_t *o = out_push(c, p->rid, p->rid_len, PB_MSG_TASK, ref.task_id, attempt);
+            if (o == NULL) {
+                json_decref(task); /* the lease expires and the task is retried */
+                continue;
             }
+            o->task = task;
+            o->ref = ref;
             lease_add(p, &ref, attempt);
             p->credit--;
-            out[n_out].peer = p;
-            out[n_out].task = task;
-            n_out++;
             lat_record(c, now_us - enq);
             c->tasks_dispatched++;
         }
     }
-    /* Leases are committed before any TASK leaves, so a crash cannot leave a
-     * worker running a task the store still calls queued. */
+}
+
+void pb_broker_dispatch(pb_coord_t *c)
+{
+    c->dispatch_wanted = 0;
+    if (pb_sched_depth(c->sched) == 0 || c->peers == NULL)
+        return;
+    int began = !c->in_txn;
+    if (txn_open(c) != 0)
+        return;
+    dispatch_in_txn(c);
     if (began)
         txn_close(c);
-    for (size_t i = 0; i < n_out; i++) {
-        send_to(c, out[i].peer, PB_MSG_TASK, out[i].task);
-        json_decref(out[i].task);
-    }
-    free(out);
 }
 
 /* ---- loading, cancel, tick ---- */
@@ -611,8 +641,9 @@ void pb_broker_tick(pb_coord_t *c)
         }
         json_decref(expired);
     }
+    if (pb_sched_depth(c->sched) > 0 && txn_open(c) == 0)
+        dispatch_in_txn(c);
     txn_close(c);
-    pb_broker_dispatch(c);
 }
 
 /* ---- start/stop ---- */
@@ -648,8 +679,11 @@ void pb_broker_stop(pb_coord_t *c)
         c->peers = p->next;
         peer_free(p);
     }
-    free(c->acks);
-    c->acks = NULL;
+    for (size_t i = 0; i < c->n_out; i++)
+        json_decref(c->out[i].task);
+    free(c->out);
+    c->out = NULL;
+    c->n_out = 0;
     if (c->router)
         zmq_close(c->router);
     if (c->zctx)

@@ -26,13 +26,17 @@ typedef struct pb_lease {
     int attempt;
 } pb_lease_t;
 
-/* A result committed in the current drain, ACKed after the commit. */
-typedef struct pb_ack {
+/* A message that may leave only after the current transaction commits: an
+ * ACK for a recorded result, or a TASK whose lease is being written. */
+typedef struct pb_out {
     unsigned char rid[PB_ROUTING_ID_MAX];
     size_t rid_len;
+    int type;          /* PB_MSG_ACK or PB_MSG_TASK */
     int64_t task_id;
     int attempt;
-} pb_ack_t;
+    json_t *task;      /* TASK body (owned) */
+    pdb_task_ref_t ref; /* TASK: to put it back if the commit fails */
+} pb_out_t;
 
 /* A connected worker. */
 typedef struct pb_peer {
@@ -78,8 +82,8 @@ typedef struct pb_coord {
     pb_peer_t *peers;
     size_t n_peers;
     pb_peer_t *rr_next; /* dispatch fairness across workers */
-    pb_ack_t *acks;
-    size_t n_acks, cap_acks;
+    pb_out_t *out; /* sent by the next commit */
+    size_t n_out, cap_out;
     int in_txn;
     int dispatch_wanted;
     /* metrics */

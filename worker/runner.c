@@ -135,14 +135,17 @@ static json_t *item_json(const ps_item_t *it, const pb_gen_req_t *q, double scor
     char hex[17];
     pb_hash_hex(it->prompt_hash, hex);
     json_t *pj = prediction_json(q->error || q->text == NULL ? "" : q->text);
-    json_t *o = json_pack("[I, s, o*, s, f, I, I]", (json_int_t)it->idx, hex, pj,
-                          it->reference ? it->reference : "", score, (json_int_t)q->latency_us,
+    /* Exact-match scores are 0 or 1: sent as integers, which encode far
+     * faster than reals. */
+    json_t *sj = score == 0.0 || score == 1.0 ? json_integer((json_int_t)score) : json_real(score);
+    json_t *o = json_pack("[I, s, o*, s, o, I, I]", (json_int_t)it->idx, hex, pj,
+                          it->reference ? it->reference : "", sj, (json_int_t)q->latency_us,
                           (json_int_t)q->tokens);
     if (o == NULL || pj == NULL)
         goto fail;
     if (it->meta || q->error) {
         /* meta travels as text: the coordinator stores it without re-encoding. */
-        char *meta = it->meta ? json_dumps(it->meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        char *meta = it->meta ? json_dumps(it->meta, JSON_COMPACT) : NULL;
         int bad = json_array_append_new(o, meta ? json_string(meta) : json_null());
         free(meta);
         if (bad)

@@ -167,8 +167,10 @@ static void outbox_send(pb_session_t *s, pb_outmsg_t *o)
 }
 
 /* Keep body until ACK and send it now. Takes nothing from the caller. */
-static void outbox_put(pb_session_t *s, const json_t *id, int64_t attempt, int type,
-                       const json_t *body)
+/* Keep a RESULT/FAIL until ACKed and send it. PB_ETOOBIG (nothing kept)
+ * when the encoded body would not fit in one frame. */
+static int outbox_put(pb_session_t *s, const json_t *id, int64_t attempt, int type,
+                      const json_t *body)
 {
     char idt[64];
     pb_outmsg_t *o;
@@ -176,12 +178,17 @@ static void outbox_put(pb_session_t *s, const json_t *id, int64_t attempt, int t
     id_text(id, idt);
     if (pb_outbox_put(&s->out, id, attempt, type, body, &o, &dropped) != 0) {
         pb_error("task %s: cannot keep %s (out of memory)", idt, pb_msg_name(type));
-        return;
+        return PB_ENOMEM;
+    }
+    if ((int64_t)o->len > PB_FRAME_MAX - 1024) {
+        pb_outbox_remove(&s->out, (size_t)(o - s->out.msgs));
+        return PB_ETOOBIG;
     }
     if (dropped)
         /* Unacked for so long that the coordinator requeued that task. */
         pb_warn("outbox full (%d unacked results): dropped the oldest", PB_SESSION_OUTBOX_MAX);
     outbox_send(s, o);
+    return 0;
 }
 
 static void put_fail(pb_session_t *s, const json_t *id, int64_t attempt, const char *cls,
@@ -229,17 +236,15 @@ static void finish_task(pb_session_t *s, slot_t *sl, int rc, json_t *result, con
     if (rc == 0) {
         json_object_set(result, "task_id", (json_t *)sl->task_id);
         json_object_set_new(result, "attempt", json_integer(sl->attempt));
-        size_t len = json_dumpb(result, NULL, 0, JSON_COMPACT);
-        if (len == 0 || (int64_t)len > PB_FRAME_MAX - 1024) {
+        if (outbox_put(s, sl->task_id, sl->attempt, PB_MSG_RESULT, result) == PB_ETOOBIG) {
             put_fail(s, sl->task_id, sl->attempt, "bad_task", 0,
                      "result exceeds the protocol frame limit: use a smaller shard_size");
             return;
         }
         const json_t *agg = json_object_get(result, "aggregate");
-        pb_info("task %s attempt %lld done: %lld items, score_sum %g", idt, (long long)sl->attempt,
-                (long long)json_integer_value(json_object_get(agg, "n")),
-                json_number_value(json_object_get(agg, "score_sum")));
-        outbox_put(s, sl->task_id, sl->attempt, PB_MSG_RESULT, result);
+        pb_debug("task %s attempt %lld done: %lld items, score_sum %g", idt, (long long)sl->attempt,
+                 (long long)json_integer_value(json_object_get(agg, "n")),
+                 json_number_value(json_object_get(agg, "score_sum")));
         return;
     }
     if (sl->timed_out) {
