@@ -319,15 +319,25 @@ static void on_ready(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
     c->dispatch_wanted = 1;
 }
 
+/* The (task_id, attempt) a RESULT or FAIL speaks of; 0 when both are there. */
+static int msg_task(pb_coord_t *c, const pb_peer_t *p, const pb_msg_t *m, int64_t *task_id,
+                    int *attempt)
+{
+    *task_id = jint(m->body, "task_id", -1);
+    *attempt = (int)jint(m->body, "attempt", -1);
+    if (*task_id >= 0 && *attempt >= 0)
+        return 0;
+    c->protocol_errors++;
+    pb_warn("%s from %s without task_id/attempt: dropped", pb_msg_name(m->type), p->name);
+    return -1;
+}
+
 static void on_result(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
 {
-    int64_t task_id = jint(m->body, "task_id", -1);
-    int attempt = (int)jint(m->body, "attempt", -1);
-    if (task_id < 0 || attempt < 0) {
-        c->protocol_errors++;
-        pb_warn("RESULT from %s without task_id/attempt: dropped", p->name);
+    int64_t task_id;
+    int attempt;
+    if (msg_task(c, p, m, &task_id, &attempt))
         return;
-    }
     pb_lease_t lease;
     if (!lease_take(p, task_id, attempt, &lease)) {
         /* Not this peer's lease (a late result after a restart or a requeue,
@@ -376,12 +386,10 @@ static void on_result(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
 
 static void on_fail(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
 {
-    int64_t task_id = jint(m->body, "task_id", -1);
-    int attempt = (int)jint(m->body, "attempt", -1);
-    if (task_id < 0 || attempt < 0) {
-        c->protocol_errors++;
+    int64_t task_id;
+    int attempt;
+    if (msg_task(c, p, m, &task_id, &attempt))
         return;
-    }
     const char *msg = jstr(m->body, "message", "worker reported a failure");
     const char *cls = jstr(m->body, "error_class", "internal");
     int retryable = json_is_true(json_object_get(m->body, "retryable"));

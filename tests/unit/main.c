@@ -2,6 +2,7 @@
  * only the named groups: run_unit common db. Fails through its exit code. */
 #include "tests/unit/unit.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,15 @@ static const struct {
     {"common", pb_test_common}, {"suites", pb_test_suites}, {"db", pb_test_db},
     {"http", pb_test_http},     {"sched", pb_test_sched},   {"worker", pb_test_worker},
 };
+
+json_t *pb_test_json(const char *text)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, 0, &jerr);
+    if (v == NULL)
+        fail_msg("bad JSON in test: %s: %s", text, jerr.text);
+    return v;
+}
 
 void pb_test_tmpdir(char *out, size_t n)
 {

@@ -16,14 +16,6 @@
 #include "common/rng.h"
 #include "common/util.h"
 
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, 0, &jerr);
-    if (v == NULL)
-        fail_msg("bad JSON in test: %s: %s", text, jerr.text);
-    return v;
-}
 
 /* ---- errors ---- */
 
@@ -228,7 +220,7 @@ static void test_hostport(void **state)
 
 static void test_json_getters(void **state)
 {
-    json_t *o = parse("{\"i\": 5, \"r\": 6.0, \"f\": 1.5, \"s\": \"x\", \"b\": true, \"n\": null,"
+    json_t *o = pb_test_json("{\"i\": 5, \"r\": 6.0, \"f\": 1.5, \"s\": \"x\", \"b\": true, \"n\": null,"
                       " \"big\": 99}");
     pb_err_t err = {{0}, {0}};
     int64_t i = 0;
@@ -302,8 +294,8 @@ static void test_json_getters(void **state)
 
 static void test_json_canonical(void **state)
 {
-    json_t *a = parse("{\"b\": 1, \"a\": {\"d\": [2, {\"z\": 0, \"y\": 1}], \"c\": 3}}");
-    json_t *b = parse("{\"a\": {\"c\": 3, \"d\": [2, {\"y\": 1, \"z\": 0}]}, \"b\": 1}");
+    json_t *a = pb_test_json("{\"b\": 1, \"a\": {\"d\": [2, {\"z\": 0, \"y\": 1}], \"c\": 3}}");
+    json_t *b = pb_test_json("{\"a\": {\"c\": 3, \"d\": [2, {\"y\": 1, \"z\": 0}]}, \"b\": 1}");
     char *ca = pb_json_canonical(a), *cb = pb_json_canonical(b);
     assert_string_equal(ca, "{\"a\":{\"c\":3,\"d\":[2,{\"y\":1,\"z\":0}]},\"b\":1}");
     assert_string_equal(ca, cb);
@@ -373,7 +365,7 @@ static void expect_ok_hello(zpair_t *z)
 {
     pb_msg_t m;
     pb_err_t err = {{0}, {0}};
-    json_t *body = parse("{\"name\": \"w1\"}");
+    json_t *body = pb_test_json("{\"name\": \"w1\"}");
     assert_int_equal(pb_proto_send(z->dealer, NULL, 0, PB_MSG_HELLO, body), 0);
     assert_int_equal(recv_wait(z->router, 1, &m, &err), 0);
     assert_int_equal(m.type, PB_MSG_HELLO);
@@ -389,7 +381,7 @@ static void test_proto_roundtrip(void **state)
     pb_err_t err = {{0}, {0}};
     assert_int_equal(pb_proto_recv(z->router, 1, &m, &err), PB_ENOTFOUND);
 
-    json_t *hello = parse("{\"name\": \"w1\", \"slots\": 2, \"backends\": [\"oracle\"]}");
+    json_t *hello = pb_test_json("{\"name\": \"w1\", \"slots\": 2, \"backends\": [\"oracle\"]}");
     assert_int_equal(pb_proto_send(z->dealer, NULL, 0, PB_MSG_HELLO, hello), 0);
     assert_int_equal(recv_wait(z->router, 1, &m, &err), 0);
     assert_int_equal(m.type, PB_MSG_HELLO);
@@ -400,7 +392,7 @@ static void test_proto_roundtrip(void **state)
     assert_null(m.body);
 
     /* the other way, addressed by routing id */
-    json_t *task = parse("{\"task_id\": 17, \"attempt\": 1, \"suite\": \"arithmetic\"}");
+    json_t *task = pb_test_json("{\"task_id\": 17, \"attempt\": 1, \"suite\": \"arithmetic\"}");
     assert_int_equal(pb_proto_send(z->router, "w1", 2, PB_MSG_TASK, task), 0);
     assert_int_equal(recv_wait(z->dealer, 0, &m, &err), 0);
     assert_int_equal(m.type, PB_MSG_TASK);

@@ -14,19 +14,11 @@
 
 /* ---- helpers ---- */
 
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, 0, &jerr);
-    if (v == NULL)
-        fail_msg("bad JSON in test: %s: %s", text, jerr.text);
-    return v;
-}
 
 static json_t *norm_params(const char *task, const char *text)
 {
     const ps_suite_t *s = ps_suite_find("arithmetic");
-    json_t *in = text ? parse(text) : NULL;
+    json_t *in = text ? pb_test_json(text) : NULL;
     json_t *out = NULL;
     pb_err_t err = {{0}, {0}};
     int rc = s->normalize(task, in, &out, &err);
@@ -121,7 +113,7 @@ static void test_registry(void **state)
     assert_string_equal(json_string_value(json_object_get(t0, "name")), "add");
     json_t *dflt = json_object_get(json_object_get(json_object_get(t0, "params"), "digits"),
                                    "default");
-    json_t *want = parse("[1, 8]");
+    json_t *want = pb_test_json("[1, 8]");
     assert_true(json_equal(dflt, want));
     json_decref(want);
     json_t *fmt = json_object_get(json_object_get(t0, "params"), "format");
@@ -134,9 +126,9 @@ static void test_run_key(void **state)
     const ps_suite_t *s = ps_suite_find("arithmetic");
     ps_run_t r1, r2;
     /* the key must not depend on key order in params */
-    json_t *p1 = parse("{\"digits\": [1, 8], \"format\": \"plain\", \"extra_spaces\": 0, "
+    json_t *p1 = pb_test_json("{\"digits\": [1, 8], \"format\": \"plain\", \"extra_spaces\": 0, "
                        "\"threshold\": 0.9, \"train_digits\": 0}");
-    json_t *p2 = parse("{\"train_digits\": 0, \"threshold\": 0.9, \"extra_spaces\": 0, "
+    json_t *p2 = pb_test_json("{\"train_digits\": 0, \"threshold\": 0.9, \"extra_spaces\": 0, "
                        "\"format\": \"plain\", \"digits\": [1, 8]}");
     assert_int_equal(ps_run_open(&r1, s, "add", p1, 3, 7), 0);
     assert_int_equal(ps_run_open(&r2, s, "add", p2, 3, 7), 0);
@@ -160,7 +152,7 @@ static void test_run_key(void **state)
     assert_null(r2.params);
     assert_null(r2.suite);
     /* prepare rejects params that were not normalised properly */
-    json_t *bad = parse("{\"digits\": [0, 3]}");
+    json_t *bad = pb_test_json("{\"digits\": [0, 3]}");
     assert_int_equal(ps_run_open(&r2, s, "add", bad, 3, 7), PB_EINVAL);
     assert_null(r2.state);
     json_decref(bad);
@@ -193,7 +185,7 @@ static void test_exact_match(void **state)
 static void test_normalize_defaults(void **state)
 {
     json_t *n = norm_params("add", NULL);
-    json_t *want = parse("{\"digits\": [1, 8], \"format\": \"plain\", \"extra_spaces\": 0, "
+    json_t *want = pb_test_json("{\"digits\": [1, 8], \"format\": \"plain\", \"extra_spaces\": 0, "
                          "\"threshold\": 0.9, \"train_digits\": 0}");
     assert_true(json_equal(n, want));
     json_decref(n);
@@ -222,7 +214,7 @@ static void test_normalize_defaults(void **state)
 static void expect_param_error(const char *params, const char *field)
 {
     const ps_suite_t *s = ps_suite_find("arithmetic");
-    json_t *in = parse(params);
+    json_t *in = pb_test_json(params);
     json_t *out = (json_t *)&out; /* must become NULL */
     pb_err_t err = {{0}, {0}};
     int rc = s->normalize("add", in, &out, &err);
@@ -632,7 +624,7 @@ static void test_aggregate(void **state)
 
 static void test_plan_expand(void **state)
 {
-    json_t *spec = parse("{\"model\": {\"name\": \"oracle\", \"backend\": \"oracle\", "
+    json_t *spec = pb_test_json("{\"model\": {\"name\": \"oracle\", \"backend\": \"oracle\", "
                          "\"extra\": {\"k\": 1}},"
                          " \"runs\": [{\"suite\": \"arithmetic\", \"params\": {\"digits\": [1, 8]},"
                          " \"samples\": 40}], \"shard_size\": 16, \"tags\": [\"nightly\"]}");
@@ -666,7 +658,7 @@ static void test_plan_expand(void **state)
     assert_int_equal(plan->max_attempts, PS_DEFAULT_MAX_ATTEMPTS);
     assert_int_equal(plan->timeout_s, PS_DEFAULT_TIMEOUT_S);
     assert_int_equal(plan->shard_size, 16);
-    json_t *want = parse(
+    json_t *want = pb_test_json(
         "{\"name\": \"job\", \"model\": {\"name\": \"oracle\", \"backend\": \"oracle\","
         " \"extra\": {\"k\": 1}}, \"runs\": [{\"suite\": \"arithmetic\", \"task\": \"add\","
         " \"params\": {\"digits\": [1, 8], \"format\": \"plain\", \"extra_spaces\": 0,"
@@ -699,7 +691,7 @@ static void test_plan_expand(void **state)
     json_decref(copy);
 
     /* two runs, explicit values, samples not a multiple of the shard */
-    spec = parse("{\"name\": \"two\", \"model\": {\"name\": \"r\", \"backend\": \"random\"},"
+    spec = pb_test_json("{\"name\": \"two\", \"model\": {\"name\": \"r\", \"backend\": \"random\"},"
                  " \"runs\": [{\"suite\": \"arithmetic\", \"task\": \"mul\","
                  " \"params\": {\"digits\": 3}, \"samples\": 5},"
                  " {\"suite\": \"arithmetic\", \"params\": {\"digits\": [2, 3]}}],"
@@ -726,7 +718,7 @@ static void test_plan_expand(void **state)
 
 static void expect_plan_error(const char *text, const char *field, const char *msg_part)
 {
-    json_t *spec = parse(text);
+    json_t *spec = pb_test_json(text);
     ps_plan_t *plan = (ps_plan_t *)&plan;
     pb_err_t err = {{0}, {0}};
     int rc = ps_plan_build(spec, &plan, &err);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 int pb_test_common(void);
 int pb_test_suites(void);
@@ -15,6 +16,9 @@ int pb_test_db(void);
 int pb_test_http(void);
 int pb_test_sched(void);
 int pb_test_worker(void);
+
+/* Parse JSON text written in a test; fails the test on bad JSON. New reference. */
+json_t *pb_test_json(const char *text);
 
 /* A fresh temporary directory for a test (mkdtemp under $TMPDIR); the path
  * is written into out. */
