@@ -6,6 +6,7 @@ libpbcommon_la_SOURCES = \
 	common/rng.h common/rng.c \
 	common/util.h common/util.c \
 	common/json.h common/json.c \
+	common/items.h common/items.c \
 	common/proto.h common/proto.c
 libpbcommon_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(ZMQ_CFLAGS)
 libpbcommon_la_LIBADD = $(JANSSON_LIBS) $(ZMQ_LIBS) -lm

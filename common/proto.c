@@ -28,7 +28,7 @@ int pb_msg_type(const void *data, size_t n)
 }
 
 int pb_proto_send_raw(void *sock, const void *rid, size_t rid_len, int type, const char *body,
-                      size_t len)
+                      size_t len, const char *payload, size_t payload_len)
 {
     const char *name = pb_msg_name(type);
     if (rid && zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
@@ -37,7 +37,9 @@ int pb_proto_send_raw(void *sock, const void *rid, size_t rid_len, int type, con
         return PB_ENET;
     if (zmq_send(sock, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return PB_ENET;
-    if (zmq_send(sock, body ? body : "", body ? len : 0, ZMQ_DONTWAIT) < 0)
+    if (zmq_send(sock, body ? body : "", body ? len : 0, payload ? ZMQ_SNDMORE | ZMQ_DONTWAIT : ZMQ_DONTWAIT) < 0)
+        return PB_ENET;
+    if (payload && zmq_send(sock, payload, payload_len, ZMQ_DONTWAIT) < 0)
         return PB_ENET;
     return 0;
 }
@@ -50,7 +52,7 @@ int pb_proto_send(void *sock, const void *rid, size_t rid_len, int type, const j
         if (text == NULL)
             return PB_ENOMEM;
     }
-    int rc = pb_proto_send_raw(sock, rid, rid_len, type, text, text ? strlen(text) : 0);
+    int rc = pb_proto_send_raw(sock, rid, rid_len, type, text, text ? strlen(text) : 0, NULL, 0);
     free(text);
     return rc;
 }
@@ -58,6 +60,7 @@ int pb_proto_send(void *sock, const void *rid, size_t rid_len, int type, const j
 void pb_msg_clear(pb_msg_t *m)
 {
     json_decref(m->body);
+    free(m->payload);
     memset(m, 0, sizeof *m);
 }
 
@@ -81,7 +84,7 @@ static void drain(void *sock)
 int pb_proto_recv(void *sock, int is_router, pb_msg_t *m, pb_err_t *err)
 {
     memset(m, 0, sizeof *m);
-    zmq_msg_t f[4];
+    zmq_msg_t f[5];
     int nf = 0, rc = 0;
     int want = is_router ? 4 : 3;
     for (; nf < want; nf++) {
@@ -109,10 +112,19 @@ int pb_proto_recv(void *sock, int is_router, pb_msg_t *m, pb_err_t *err)
             goto out;
         }
     }
-    drain(sock); /* extra trailing frames are a protocol error */
+    if (zmq_msg_more(&f[nf - 1])) { /* the optional payload frame */
+        zmq_msg_init(&f[nf]);
+        if (zmq_msg_recv(&f[nf], sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f[nf]);
+            rc = pb_err_set(err, PB_EPROTO, "frames", "message ended inside its payload");
+            goto out;
+        }
+        nf++;
+    }
     int base = is_router ? 1 : 0;
     if (zmq_msg_more(&f[nf - 1])) {
-        rc = pb_err_set(err, PB_EPROTO, "frames", "message has more than %d frames", want);
+        drain(sock); /* extra trailing frames are a protocol error */
+        rc = pb_err_set(err, PB_EPROTO, "frames", "message has more than %d frames", want + 1);
         goto out;
     }
     if (zmq_msg_size(&f[base]) != 3 || memcmp(zmq_msg_data(&f[base]), PB_PROTOCOL_VERSION, 3)) {
@@ -137,10 +149,26 @@ int pb_proto_recv(void *sock, int is_router, pb_msg_t *m, pb_err_t *err)
             goto out;
         }
     }
+    if (nf == want + 1) {
+        size_t plen = zmq_msg_size(&f[want]);
+        m->payload = malloc(plen + 1);
+        if (m->payload == NULL) {
+            rc = pb_err_set(err, PB_ENOMEM, "payload", "out of memory for a %zu-byte payload", plen);
+            goto out;
+        }
+        memcpy(m->payload, zmq_msg_data(&f[want]), plen);
+        m->payload[plen] = '\0';
+        m->payload_len = plen;
+    }
 out:
     for (int i = 0; i < nf; i++)
         zmq_msg_close(&f[i]);
-    if (rc)
+    if (rc) {
+        json_decref(m->body);
+        m->body = NULL;
+        free(m->payload);
+        m->payload = NULL;
         m->type = PB_MSG_NONE;
+    }
     return rc;
 }

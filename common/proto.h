@@ -31,10 +31,11 @@ typedef enum {
 /* RESULT items: each item is a JSON array
  *   [idx, prompt_hash, prediction, reference, score, latency_us, tokens, meta, error]
  * where meta (optional) is the item metadata as JSON *text* (stored as is)
- * and error (optional) is the backend's per-item error. The object form
- * {"idx": .., "prompt_hash": .., ...} is also accepted; the array form
- * parses about three times faster, which is what lets one coordinator
- * record hundreds of thousands of items per second. */
+ * and error (optional) is the backend's per-item error. Workers send the
+ * items array as a fourth frame after the JSON body (the payload, written
+ * and scanned by common/items.h without building a JSON tree); an "items"
+ * array inside the body, of arrays or of objects {"idx": .., ...}, is
+ * accepted too. */
 
 #define PB_ROUTING_ID_MAX 255
 #define PB_FRAME_MAX ((int64_t)64 << 20) /* ZMQ_MAXMSGSIZE on both sides */
@@ -50,17 +51,20 @@ typedef struct pb_msg {
     size_t rid_len;
     int type;
     json_t *body; /* owned; NULL when the message had an empty body */
+    char *payload; /* owned copy of the optional fourth frame, NUL-terminated */
+    size_t payload_len;
 } pb_msg_t;
 
 /* Send one message. rid is NULL on the DEALER side. Non-blocking: returns
  * PB_ENET when the message could not be queued (peer gone, HWM). */
 int pb_proto_send(void *sock, const void *rid, size_t rid_len, int type, const json_t *body);
-/* Same with a pre-encoded JSON body. */
+/* Same with a pre-encoded JSON body and an optional payload frame
+ * (payload NULL = none). */
 int pb_proto_send_raw(void *sock, const void *rid, size_t rid_len, int type, const char *body,
-                      size_t len);
+                      size_t len, const char *payload, size_t payload_len);
 
 /* Receive one message without blocking. is_router says whether a routing
- * frame comes first. Returns 0 with *m filled, PB_ENOTFOUND when nothing is
+ * frame comes first; a payload frame may follow the body. Returns 0 with *m filled, PB_ENOTFOUND when nothing is
  * waiting, PB_EPROTO for a malformed message (all its frames are consumed,
  * m->rid is still filled when known so the caller can RESET the peer, and
  * err names the problem). */

@@ -357,11 +357,14 @@ static void on_result(pb_coord_t *c, pb_peer_t *p, pb_msg_t *m)
     int64_t job_id = 0;
     pb_err_t err = {0};
     json_t *items = json_object_get(m->body, "items");
-    int rc = pdb_task_record(c->db, task_id, attempt, items, json_object_get(m->body, "aggregate"),
-                             &job_done, &job_id, &err);
+    json_t *agg = json_object_get(m->body, "aggregate");
+    int rc = m->payload ? pdb_task_record_text(c->db, task_id, attempt, m->payload, m->payload_len,
+                                               agg, &job_done, &job_id, &err)
+                        : pdb_task_record(c->db, task_id, attempt, items, agg, &job_done, &job_id,
+                                          &err);
     if (rc == 0) {
         c->results_total++;
-        c->items_recorded += json_array_size(items);
+        c->items_recorded += (uint64_t)(lease.ref.items > 0 ? lease.ref.items : 0);
         if (job_done)
             pb_info("job %lld done", (long long)job_id);
     } else if (rc == PB_ESTALE) {

@@ -126,6 +126,11 @@ int pdb_task_renew(pdb_t *db, int64_t task_id, int attempt, double lease_deadlin
 int pdb_task_record(pdb_t *db, int64_t task_id, int attempt, const json_t *items,
                     const json_t *aggregate, int *job_done, int64_t *job_id, pb_err_t *err);
 
+/* The same with the items as text (the RESULT payload frame, scanned by
+ * common/items.h without building a JSON tree). */
+int pdb_task_record_text(pdb_t *db, int64_t task_id, int attempt, const char *items, size_t len,
+                         const json_t *aggregate, int *job_done, int64_t *job_id, pb_err_t *err);
+
 /* A lease was lost (worker dead, lease expired) or the worker sent FAIL.
  * If retryable and attempt < max_attempts: back to queued (*requeued = 1).
  * Otherwise the task fails with error and its job fails (remaining queued

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/items.h"
 #include "common/util.h"
 
 static int is_live_job(const char *state)
@@ -179,23 +180,8 @@ typedef struct record_task {
     int64_t task_id, job_id, run_idx, bucket, lo, hi;
 } record_task_t;
 
-/* Bind a text column from an item field: a string as-is (borrowed, no copy),
- * absent or null as NULL, anything else as its compact JSON text. */
-static int bind_field(sqlite3_stmt *s, int col, const json_t *v)
-{
-    if (v == NULL || json_is_null(v))
-        return sqlite3_bind_null(s, col);
-    if (json_is_string(v))
-        return sqlite3_bind_text(s, col, json_string_value(v), (int)json_string_length(v),
-                                 SQLITE_STATIC);
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (text == NULL)
-        return SQLITE_NOMEM;
-    return sqlite3_bind_text(s, col, text, -1, free);
-}
-
-/* Item fields by position (the compact array form workers send, see
- * common/proto.h) or by name (the object form). */
+/* Item fields by position (the compact array form, see common/proto.h) or
+ * by name (the object form). */
 enum { IT_IDX, IT_HASH, IT_PRED, IT_REF, IT_SCORE, IT_LAT, IT_TOKENS, IT_META, IT_ERROR };
 static const char *const item_keys[] = {"idx",        "prompt_hash", "prediction",
                                         "reference",  "score",       "latency_us",
@@ -206,20 +192,6 @@ static const json_t *item_field(const json_t *it, int pos)
     if (json_is_array(it))
         return json_array_get(it, (size_t)pos);
     return json_object_get(it, item_keys[pos]);
-}
-
-/* An optional integer field; PB_EPARSE when present and not a number. */
-static int bind_int_field(sqlite3_stmt *s, int col, const json_t *v)
-{
-    if (v == NULL || json_is_null(v))
-        sqlite3_bind_null(s, col);
-    else if (json_is_integer(v))
-        sqlite3_bind_int64(s, col, json_integer_value(v));
-    else if (json_is_real(v))
-        sqlite3_bind_int64(s, col, (int64_t)json_real_value(v));
-    else
-        return PB_EPARSE;
-    return 0;
 }
 
 /* PB_EPARSE naming items[i]; formatted only on this error path. */
@@ -236,95 +208,193 @@ static int item_error(pb_err_t *err, size_t i, const char *fmt, ...)
     return pb_err_set(err, PB_EPARSE, field, "%s", msg);
 }
 
-/* Validate and insert one task's items. Each item must be an object whose
- * integer idx lies in [lo, hi), once: with count == hi - lo that makes the
- * items exactly the task's range. Sums the scores for a missing aggregate. */
-static int insert_items(pdb_t *db, const record_task_t *t, const json_t *items,
-                        double *score_sum, pb_err_t *err)
-{
-    int rc = 0;
-    size_t count = json_array_size(items), i;
-    uint64_t want = (uint64_t)(t->hi - t->lo);
-    unsigned char small[1024], *seen = small;
-    sqlite3_stmt *s = pdb__st(db, PDB_ST_ITEM_INSERT);
+/* Inserting one task's items, whichever form they came in: each item's idx
+ * must lie in [lo, hi) and come once, and there must be hi - lo of them,
+ * which makes the items exactly the task's range. */
+typedef struct item_ins {
+    pdb_t *db;
+    sqlite3_stmt *s;
+    const record_task_t *t;
+    unsigned char small[1024], *seen;
+    size_t count;
+    double score_sum;
+    pb_err_t *err;
+} item_ins_t;
 
-    *score_sum = 0;
-    if (count != want)
-        return pb_err_set(err, PB_EPARSE, "items",
-                          "%zu items for task %" PRId64 ", which covers %" PRIu64
-                          " (idx %" PRId64 "..%" PRId64 ")",
-                          count, t->task_id, want, t->lo, t->hi - 1);
-    if (count > sizeof small * 8) {
-        seen = calloc((count + 7) / 8, 1);
-        if (seen == NULL)
+static int ins_begin(item_ins_t *x, pdb_t *db, const record_task_t *t, pb_err_t *err)
+{
+    uint64_t want = (uint64_t)(t->hi - t->lo);
+    x->db = db;
+    x->s = pdb__st(db, PDB_ST_ITEM_INSERT);
+    x->t = t;
+    x->count = 0;
+    x->score_sum = 0;
+    x->err = err;
+    x->seen = x->small;
+    if (want > sizeof x->small * 8) {
+        x->seen = calloc((size_t)(want + 7) / 8, 1);
+        if (x->seen == NULL)
             return PB_ENOMEM;
     } else {
-        memset(small, 0, (count + 7) / 8);
+        memset(x->small, 0, sizeof x->small);
     }
-    sqlite3_bind_int64(s, 1, t->job_id);
-    sqlite3_bind_int64(s, 2, t->task_id);
-    sqlite3_bind_int64(s, 4, t->run_idx);
-    sqlite3_bind_int64(s, 5, t->bucket);
-    for (i = 0; i < count; i++) {
-        const json_t *it = json_array_get(items, i);
-        const json_t *idx = item_field(it, IT_IDX);
-        const json_t *score = item_field(it, IT_SCORE);
+    sqlite3_bind_int64(x->s, 1, t->job_id);
+    sqlite3_bind_int64(x->s, 2, t->task_id);
+    sqlite3_bind_int64(x->s, 4, t->run_idx);
+    sqlite3_bind_int64(x->s, 5, t->bucket);
+    return 0;
+}
+
+static void bind_text_or_null(sqlite3_stmt *s, int col, const char *v, size_t n)
+{
+    if (v == NULL)
+        sqlite3_bind_null(s, col);
+    else
+        sqlite3_bind_text(s, col, v, (int)n, SQLITE_STATIC);
+}
+
+/* pb_items_fn: validate and insert one item. */
+static int ins_one(void *ctx, size_t i, const pb_item_rec_t *r)
+{
+    item_ins_t *x = ctx;
+    const record_task_t *t = x->t;
+    sqlite3_stmt *s = x->s;
+    if (x->count >= (size_t)(t->hi - t->lo))
+        return item_error(x->err, i, "more items than task %" PRId64 " covers (%" PRId64 ")",
+                          t->task_id, t->hi - t->lo);
+    if (r->idx < t->lo || r->idx >= t->hi)
+        return item_error(x->err, i, "idx %" PRId64 " outside the task's range %" PRId64 "..%" PRId64,
+                          r->idx, t->lo, t->hi - 1);
+    uint64_t bit = (uint64_t)(r->idx - t->lo);
+    if (x->seen[bit / 8] & (1u << (bit % 8)))
+        return item_error(x->err, i, "duplicate idx %" PRId64, r->idx);
+    x->seen[bit / 8] |= (unsigned char)(1u << (bit % 8));
+    sqlite3_bind_int64(s, 3, r->idx);
+    bind_text_or_null(s, 6, r->prompt_hash, r->prompt_hash ? strlen(r->prompt_hash) : 0);
+    bind_text_or_null(s, 7, r->prediction, r->prediction_len);
+    bind_text_or_null(s, 8, r->reference, r->reference_len);
+    if (r->has_score) {
+        sqlite3_bind_double(s, 9, r->score);
+        x->score_sum += r->score;
+    } else {
+        sqlite3_bind_null(s, 9);
+    }
+    if (r->has_latency)
+        sqlite3_bind_int64(s, 10, r->latency_us);
+    else
+        sqlite3_bind_null(s, 10);
+    if (r->has_tokens)
+        sqlite3_bind_int64(s, 11, r->tokens);
+    else
+        sqlite3_bind_null(s, 11);
+    bind_text_or_null(s, 12, r->meta, r->meta_len);
+    bind_text_or_null(s, 13, r->error, r->error_len);
+    int src = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (src != SQLITE_DONE)
+        return pdb__err(x->db, src);
+    x->count++;
+    return 0;
+}
+
+static int ins_end(item_ins_t *x, int rc)
+{
+    if (rc == 0 && x->count != (size_t)(x->t->hi - x->t->lo))
+        rc = pb_err_set(x->err, PB_EPARSE, "items",
+                        "%zu items for task %" PRId64 ", which covers %" PRId64 " (idx %" PRId64
+                        "..%" PRId64 ")",
+                        x->count, x->t->task_id, x->t->hi - x->t->lo, x->t->lo, x->t->hi - 1);
+    /* Drop the borrowed text pointers before the caller's memory goes away. */
+    sqlite3_clear_bindings(x->s);
+    if (x->seen != x->small)
+        free(x->seen);
+    return rc;
+}
+
+/* A text field of a JSON item: a string as is, null/absent as NULL, any
+ * other value as its JSON text (in *owned, freed by the caller). */
+static int json_text_field(const json_t *v, const char **out, size_t *len, char **owned)
+{
+    *out = NULL;
+    *len = 0;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_string(v)) {
+        *out = json_string_value(v);
+        *len = json_string_length(v);
+        return 0;
+    }
+    *owned = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (*owned == NULL)
+        return PB_ENOMEM;
+    *out = *owned;
+    *len = strlen(*owned);
+    return 0;
+}
+
+static int json_num_field(const json_t *v, double *d, int64_t *i, int *has)
+{
+    *has = 0;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_number(v))
+        return PB_EPARSE;
+    *d = json_number_value(v);
+    *i = json_is_integer(v) ? (int64_t)json_integer_value(v) : (int64_t)*d;
+    *has = 1;
+    return 0;
+}
+
+/* Insert items given as a JSON array (of arrays or objects). */
+static int insert_json_items(item_ins_t *x, const json_t *items)
+{
+    size_t i;
+    const json_t *it;
+    int rc = 0;
+    json_array_foreach(items, i, it)
+    {
+        pb_item_rec_t r;
+        char *owned[5] = {NULL, NULL, NULL, NULL, NULL};
+        const char *hash;
+        size_t hash_len;
+        double d;
+        memset(&r, 0, sizeof r);
         if (!json_is_object(it) && !json_is_array(it)) {
-            rc = item_error(err, i, "not an object or array");
+            rc = item_error(x->err, i, "not an object or array");
             break;
         }
+        const json_t *idx = item_field(it, IT_IDX);
         if (!json_is_integer(idx)) {
-            rc = item_error(err, i, "idx missing or not an integer");
+            rc = item_error(x->err, i, "idx missing or not an integer");
             break;
         }
-        int64_t v = json_integer_value(idx);
-        if (v < t->lo || v >= t->hi) {
-            rc = item_error(err, i, "idx %" PRId64 " outside the task's range %" PRId64
-                            "..%" PRId64, v, t->lo, t->hi - 1);
+        r.idx = (int64_t)json_integer_value(idx);
+        int64_t ignored;
+        if (json_num_field(item_field(it, IT_SCORE), &r.score, &ignored, &r.has_score)) {
+            rc = item_error(x->err, i, "score is not a number");
             break;
         }
-        uint64_t bit = (uint64_t)(v - t->lo);
-        if (seen[bit / 8] & (1u << (bit % 8))) {
-            rc = item_error(err, i, "duplicate idx %" PRId64, v);
+        if (json_num_field(item_field(it, IT_LAT), &d, &r.latency_us, &r.has_latency) ||
+            json_num_field(item_field(it, IT_TOKENS), &d, &r.tokens, &r.has_tokens)) {
+            rc = item_error(x->err, i, "latency_us or tokens is not a number");
             break;
         }
-        seen[bit / 8] |= (unsigned char)(1u << (bit % 8));
-        if (score != NULL && !json_is_null(score) && !json_is_number(score)) {
-            rc = item_error(err, i, "score is not a number");
-            break;
-        }
-        if (bind_int_field(s, 10, item_field(it, IT_LAT)) ||
-            bind_int_field(s, 11, item_field(it, IT_TOKENS))) {
-            rc = item_error(err, i, "latency_us or tokens is not a number");
-            break;
-        }
-        sqlite3_bind_int64(s, 3, v);
-        if (json_is_number(score)) {
-            double d = json_number_value(score);
-            sqlite3_bind_double(s, 9, d);
-            *score_sum += d;
-        } else {
-            sqlite3_bind_null(s, 9);
-        }
-        if (bind_field(s, 6, item_field(it, IT_HASH)) ||
-            bind_field(s, 7, item_field(it, IT_PRED)) ||
-            bind_field(s, 8, item_field(it, IT_REF)) ||
-            bind_field(s, 12, item_field(it, IT_META)) ||
-            bind_field(s, 13, item_field(it, IT_ERROR))) {
+        if (json_text_field(item_field(it, IT_HASH), &hash, &hash_len, &owned[0]) ||
+            json_text_field(item_field(it, IT_PRED), &r.prediction, &r.prediction_len, &owned[1]) ||
+            json_text_field(item_field(it, IT_REF), &r.reference, &r.reference_len, &owned[2]) ||
+            json_text_field(item_field(it, IT_META), &r.meta, &r.meta_len, &owned[3]) ||
+            json_text_field(item_field(it, IT_ERROR), &r.error, &r.error_len, &owned[4]))
             rc = PB_ENOMEM;
+        r.prompt_hash = hash;
+        if (rc == 0)
+            rc = ins_one(x, i, &r);
+        /* Bound SQLITE_STATIC: the next item rebinds every column and
+         * ins_end clears them, so nothing reads these after the free. */
+        for (int k = 0; k < 5; k++)
+            free(owned[k]);
+        if (rc)
             break;
-        }
-        int src = sqlite3_step(s);
-        sqlite3_reset(s);
-        if (src != SQLITE_DONE) {
-            rc = pdb__err(db, src);
-            break;
-        }
     }
-    /* Drop the borrowed text pointers before the caller's JSON can go away. */
-    sqlite3_clear_bindings(s);
-    if (seen != small)
-        free(seen);
     return rc;
 }
 
@@ -381,19 +451,23 @@ static int after_record(pdb_t *db, const record_task_t *t, double now, int *job_
     return rc;
 }
 
-int pdb_task_record(pdb_t *db, int64_t task_id, int attempt, const json_t *items,
-                    const json_t *aggregate, int *job_done, int64_t *job_id, pb_err_t *err)
+/* Record a result whose items are a JSON array (items) or items text
+ * (text, len: common/items.h). */
+static int record(pdb_t *db, int64_t task_id, int attempt, const json_t *items, const char *text,
+                  size_t len, const json_t *aggregate, int *job_done, int64_t *job_id,
+                  pb_err_t *err)
 {
     int rc, have_agg, done = 0;
     int64_t n = 0;
-    double score_sum = 0, item_sum = 0, now = pb_wall_time();
+    double score_sum = 0, now = pb_wall_time();
     record_task_t t = {.task_id = task_id};
+    item_ins_t ins;
 
     if (job_done)
         *job_done = 0;
     if (job_id)
         *job_id = 0;
-    if (!json_is_array(items))
+    if (text == NULL && !json_is_array(items))
         return pb_err_set(err, PB_EPARSE, "items", "items must be an array");
     rc = parse_aggregate(aggregate, &have_agg, &n, &score_sum, err);
     if (rc)
@@ -406,7 +480,7 @@ int pdb_task_record(pdb_t *db, int64_t task_id, int attempt, const json_t *items
     sqlite3_stmt *s = pdb__st(db, PDB_ST_TASK_RECORD);
     sqlite3_bind_int64(s, 1, task_id);
     sqlite3_bind_int(s, 2, attempt);
-    sqlite3_bind_int64(s, 3, have_agg ? n : (int64_t)json_array_size(items));
+    sqlite3_bind_int64(s, 3, have_agg ? n : 0);
     sqlite3_bind_double(s, 4, score_sum);
     sqlite3_bind_double(s, 5, now);
     rc = pdb__run(db, s);
@@ -429,12 +503,19 @@ int pdb_task_record(pdb_t *db, int64_t task_id, int attempt, const json_t *items
         rc = pdb__err(db, src);
         goto out;
     }
-    rc = insert_items(db, &t, items, &item_sum, err);
+    rc = ins_begin(&ins, db, &t, err);
+    if (rc)
+        goto out;
+    if (text)
+        rc = pb_items_scan(text, len, ins_one, &ins, err);
+    else
+        rc = insert_json_items(&ins, items);
+    rc = ins_end(&ins, rc);
     if (rc == 0 && !have_agg) {
         s = pdb__st(db, PDB_ST_TASK_SET_AGG);
         sqlite3_bind_int64(s, 1, task_id);
-        sqlite3_bind_int64(s, 2, (int64_t)json_array_size(items));
-        sqlite3_bind_double(s, 3, item_sum);
+        sqlite3_bind_int64(s, 2, (int64_t)ins.count);
+        sqlite3_bind_double(s, 3, ins.score_sum);
         rc = pdb__run(db, s);
     }
     if (rc == 0)
@@ -448,6 +529,20 @@ out:
             *job_id = t.job_id;
     }
     return rc;
+}
+
+int pdb_task_record(pdb_t *db, int64_t task_id, int attempt, const json_t *items,
+                    const json_t *aggregate, int *job_done, int64_t *job_id, pb_err_t *err)
+{
+    return record(db, task_id, attempt, items, NULL, 0, aggregate, job_done, job_id, err);
+}
+
+int pdb_task_record_text(pdb_t *db, int64_t task_id, int attempt, const char *items, size_t len,
+                         const json_t *aggregate, int *job_done, int64_t *job_id, pb_err_t *err)
+{
+    if (items == NULL)
+        return pb_err_set(err, PB_EPARSE, "items", "items text is missing");
+    return record(db, task_id, attempt, NULL, items, len, aggregate, job_done, job_id, err);
 }
 
 /* ---- release, expiry, recovery ---- */

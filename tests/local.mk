@@ -5,6 +5,7 @@ check_PROGRAMS += tests/unit/run_unit
 tests_unit_run_unit_SOURCES = \
 	tests/unit/main.c tests/unit/unit.h \
 	tests/unit/test_common.c \
+	tests/unit/test_items.c \
 	tests/unit/test_suites.c \
 	tests/unit/test_db.c \
 	tests/unit/test_http.c \

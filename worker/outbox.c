@@ -24,13 +24,19 @@ int pb_outbox_same(const json_t *id_a, int64_t att_a, const json_t *id_b, int64_
 }
 
 int pb_outbox_put(pb_outbox_t *o, const json_t *id, int64_t attempt, int type,
-                  const json_t *body, pb_outmsg_t **out, int *dropped)
+                  const json_t *body, const char *payload, size_t payload_len,
+                  pb_outmsg_t **out, int *dropped)
 {
     *dropped = 0;
     char *text = json_dumps(body, JSON_COMPACT);
     json_t *own_id = json_deep_copy(id);
-    if (text == NULL || own_id == NULL)
+    char *pl = payload ? malloc(payload_len + 1) : NULL;
+    if (text == NULL || own_id == NULL || (payload && pl == NULL))
         goto fail;
+    if (pl) {
+        memcpy(pl, payload, payload_len);
+        pl[payload_len] = '\0';
+    }
     if (o->n == o->cap && o->n < o->max) {
         size_t cap = o->cap ? o->cap * 2 : 8;
         if (cap > o->max)
@@ -51,11 +57,14 @@ int pb_outbox_put(pb_outbox_t *o, const json_t *id, int64_t attempt, int type,
     m->type = type;
     m->body = text;
     m->len = strlen(text);
+    m->payload = pl;
+    m->payload_len = pl ? payload_len : 0;
     m->sent_ms = 0;
     *out = m;
     return 0;
 fail:
     free(text);
+    free(pl);
     json_decref(own_id);
     return PB_ENOMEM;
 }
@@ -74,6 +83,7 @@ void pb_outbox_remove(pb_outbox_t *o, size_t i)
         return;
     json_decref(o->msgs[i].task_id);
     free(o->msgs[i].body);
+    free(o->msgs[i].payload);
     memmove(&o->msgs[i], &o->msgs[i + 1], (o->n - i - 1) * sizeof o->msgs[0]);
     o->n--;
 }

@@ -16,6 +16,8 @@ typedef struct pb_outmsg {
     int type;        /* PB_MSG_RESULT or PB_MSG_FAIL */
     char *body;      /* encoded JSON */
     size_t len;
+    char *payload;   /* RESULT items text, or NULL */
+    size_t payload_len;
     int64_t sent_ms; /* last send, pb_now_ms() */
 } pb_outmsg_t;
 
@@ -31,11 +33,13 @@ void pb_outbox_free(pb_outbox_t *o);
 /* Whether two (task_id, attempt) pairs name the same task attempt. */
 int pb_outbox_same(const json_t *id_a, int64_t att_a, const json_t *id_b, int64_t att_b);
 
-/* Encode body and keep it under (id, attempt). A full outbox drops its
+/* Encode body and keep it, with a copy of payload (may be NULL), under
+ * (id, attempt). A full outbox drops its
  * oldest message first (*dropped = 1). On success *out points at the kept
  * message (valid until the outbox changes); PB_ENOMEM leaves it unchanged. */
 int pb_outbox_put(pb_outbox_t *o, const json_t *id, int64_t attempt, int type,
-                  const json_t *body, pb_outmsg_t **out, int *dropped);
+                  const json_t *body, const char *payload, size_t payload_len,
+                  pb_outmsg_t **out, int *dropped);
 
 /* Index of the message for (id, attempt), or -1. */
 ptrdiff_t pb_outbox_find(const pb_outbox_t *o, const json_t *id, int64_t attempt);

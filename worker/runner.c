@@ -4,6 +4,8 @@
  * between calls. */
 #include "worker/runner.h"
 
+#include "common/items.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,61 +104,84 @@ static int check_bucket(const ps_suite_t *suite, const char *task, const json_t 
     return 0;
 }
 
+/* Length of the longest valid UTF-8 prefix of s[0..n). */
+static size_t utf8_valid_prefix(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+                                 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (len == 0 || i + len > n || (len == 2 && c < 0xc2))
+            return i;
+        for (size_t k = 1; k < len; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return i;
+        i += len;
+    }
+    return n;
+}
+
 /* Model replies are outside input: cut to PB_RUNNER_PRED_MAX bytes on a
  * UTF-8 boundary, and bytes that are not valid UTF-8 become '?', so a reply
- * can neither swell the frame nor break the JSON. New reference or NULL. */
-static json_t *prediction_json(const char *text)
+ * can neither swell the frame nor break the JSON. Returns the text to send
+ * (text itself, or *copy, which the caller frees) and its length. */
+static const char *clean_text(const char *text, size_t *len, char **copy)
 {
     size_t n = strlen(text);
+    *copy = NULL;
     if (n > PB_RUNNER_PRED_MAX) {
         n = PB_RUNNER_PRED_MAX;
         while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
             n--;
     }
-    json_t *j = json_stringn(text, n);
-    if (j)
-        return j;
-    char *copy = strndup(text, n);
-    if (copy == NULL)
+    *len = n;
+    size_t ok = utf8_valid_prefix((const unsigned char *)text, n);
+    if (ok == n)
+        return text;
+    char *c = malloc(n + 1);
+    if (c == NULL)
         return NULL;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)copy[i] >= 0x80)
-            copy[i] = '?';
-    j = json_stringn(copy, n);
-    free(copy);
-    return j;
+    memcpy(c, text, n);
+    c[n] = '\0';
+    while (ok < n) {
+        c[ok++] = '?';
+        ok += utf8_valid_prefix((const unsigned char *)c + ok, n - ok);
+    }
+    *copy = c;
+    return c;
 }
 
-/* One scored item as RESULT carries it (the compact array form of
- * common/proto.h: [idx, prompt_hash, prediction, reference, score,
- * latency_us, tokens, meta-as-JSON-text, error]); NULL on allocation failure. */
-static json_t *item_json(const ps_item_t *it, const pb_gen_req_t *q, double score)
+/* Append one scored item to the RESULT items text (common/items.h). */
+static int item_write(pb_buf_t *out, const ps_item_t *it, const pb_gen_req_t *q, double score)
 {
-    char hex[17];
+    char hex[17], *pred_copy = NULL, *err_copy = NULL, *meta = NULL;
+    int rc = PB_ENOMEM;
+    pb_item_rec_t r = {.idx = (int64_t)it->idx, .prompt_hash = hex, .score = score, .has_score = 1,
+                       .latency_us = q->latency_us, .tokens = q->tokens};
     pb_hash_hex(it->prompt_hash, hex);
-    json_t *pj = prediction_json(q->error || q->text == NULL ? "" : q->text);
-    /* Exact-match scores are 0 or 1: sent as integers, which encode far
-     * faster than reals. */
-    json_t *sj = score == 0.0 || score == 1.0 ? json_integer((json_int_t)score) : json_real(score);
-    json_t *o = json_pack("[I, s, o*, s, o, I, I]", (json_int_t)it->idx, hex, pj,
-                          it->reference ? it->reference : "", sj, (json_int_t)q->latency_us,
-                          (json_int_t)q->tokens);
-    if (o == NULL || pj == NULL)
-        goto fail;
-    if (it->meta || q->error) {
+    r.prediction = clean_text(q->error || q->text == NULL ? "" : q->text, &r.prediction_len,
+                              &pred_copy);
+    r.reference = it->reference ? it->reference : "";
+    r.reference_len = strlen(r.reference);
+    if (r.prediction == NULL)
+        goto out;
+    if (q->error && (r.error = clean_text(q->error, &r.error_len, &err_copy)) == NULL)
+        goto out;
+    if (it->meta) {
         /* meta travels as text: the coordinator stores it without re-encoding. */
-        char *meta = it->meta ? json_dumps(it->meta, JSON_COMPACT) : NULL;
-        int bad = json_array_append_new(o, meta ? json_string(meta) : json_null());
-        free(meta);
-        if (bad)
-            goto fail;
+        meta = json_dumps(it->meta, JSON_COMPACT);
+        if (meta == NULL)
+            goto out;
+        r.meta = meta;
+        r.meta_len = strlen(meta);
     }
-    if (q->error && json_array_append_new(o, prediction_json(q->error)))
-        goto fail;
-    return o;
-fail:
-    json_decref(o);
-    return NULL;
+    rc = pb_items_add(out, &r);
+out:
+    free(pred_copy);
+    free(err_copy);
+    free(meta);
+    return rc;
 }
 
 static int cancelled(volatile int *cancel)
@@ -174,7 +199,8 @@ typedef struct run_ctx {
     ps_item_t *its;
     pb_gen_req_t *reqs;
     size_t n; /* items of the current batch held in its/reqs */
-    json_t *items;
+    pb_buf_t *items; /* the caller's: RESULT items text */
+    size_t n_items;
     double score_sum;
     int64_t gen_us, score_us;
 } run_ctx_t;
@@ -222,9 +248,11 @@ static int run_batch(run_ctx_t *c, int64_t lo, size_t n, volatile int *cancel, p
                 return pb_err_set(err, rc, "", "scoring item %llu: %s",
                                   (unsigned long long)c->its[i].idx, pb_strerror(rc));
         }
-        json_t *ij = item_json(&c->its[i], &c->reqs[i], sc);
-        if (ij == NULL || json_array_append_new(c->items, ij))
-            return pb_err_set(err, PB_ENOMEM, "", "out of memory");
+        rc = item_write(c->items, &c->its[i], &c->reqs[i], sc);
+        if (rc)
+            return pb_err_set(err, rc, "", "%s while encoding the results",
+                              rc == PB_ETOOBIG ? "results too large" : "out of memory");
+        c->n_items++;
         c->score_sum += sc;
     }
     c->score_us += pb_now_us() - t0;
@@ -270,16 +298,15 @@ static int run_setup(run_ctx_t *c, const json_t *task, json_t **params, int *run
         /* Bad options are the task's fault; a missing model or a server that
          * is down may be fine on another worker. */
         return rc == PB_EINVAL || rc == PB_ENOMEM ? rc : PB_EBACKEND;
-    c->items = json_array();
     c->its = calloc((size_t)ts->batch, sizeof *c->its);
     c->reqs = calloc((size_t)ts->batch, sizeof *c->reqs);
-    if (c->items == NULL || c->its == NULL || c->reqs == NULL)
+    if (c->its == NULL || c->reqs == NULL || pb_items_begin(c->items))
         return pb_err_set(err, PB_ENOMEM, "", "out of memory");
     return 0;
 }
 
 int pb_runner_run(const json_t *task, volatile int *cancel, pb_runner_progress_fn progress,
-                  void *ctx, json_t **result, pb_err_t *err)
+                  void *ctx, json_t **result, pb_buf_t *items, pb_err_t *err)
 {
     int64_t t_start = pb_now_us();
     run_ctx_t c;
@@ -288,6 +315,8 @@ int pb_runner_run(const json_t *task, volatile int *cancel, pb_runner_progress_f
 
     memset(&c, 0, sizeof c);
     *result = NULL;
+    pb_buf_reset(items);
+    c.items = items;
     int rc = run_setup(&c, task, &params, &run_open, err);
     if (rc)
         goto out;
@@ -301,10 +330,15 @@ int pb_runner_run(const json_t *task, volatile int *cancel, pb_runner_progress_f
         if (rc)
             goto out;
         if (progress)
-            progress(ctx, (uint64_t)json_array_size(c.items));
+            progress(ctx, (uint64_t)c.n_items);
     }
-    *result = json_pack("{s:O, s:{s:I, s:f}, s:{s:I, s:I, s:I}, s:i}", "items", c.items,
-                        "aggregate", "n", (json_int_t)json_array_size(c.items), "score_sum",
+    rc = pb_items_end(items);
+    if (rc) {
+        pb_err_set(err, rc, "", "out of memory");
+        goto out;
+    }
+    *result = json_pack("{s:{s:I, s:f}, s:{s:I, s:I, s:I}, s:i}",
+                        "aggregate", "n", (json_int_t)c.n_items, "score_sum",
                         c.score_sum, "timings", "generate_us", (json_int_t)c.gen_us, "score_us",
                         (json_int_t)c.score_us, "total_us", (json_int_t)(pb_now_us() - t_start),
                         "version", c.suite->version);
@@ -315,7 +349,6 @@ out:
         batch_clear(&c);
     free(c.its);
     free(c.reqs);
-    json_decref(c.items);
     if (c.be)
         c.ops->close(c.be);
     if (run_open)

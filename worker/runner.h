@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/pb.h"
+#include "common/util.h"
 
 #define PB_RUNNER_BATCH 32           /* default items per backend call */
 #define PB_RUNNER_BATCH_MAX 1024     /* cap on model.batch_size */
@@ -23,10 +24,11 @@ typedef void (*pb_runner_progress_fn)(void *ctx, uint64_t done);
  * coordinator expects; a mismatch is PB_ESTALE). Other keys are ignored.
  *
  * On success *result is a new object holding the RESULT body without
- * "task_id"/"attempt" (the session adds them): {"items": [...],
- * "aggregate": {"n", "score_sum"}, "timings": {"generate_us",
- * "score_us", "total_us"}, "version"}. Items that the backend failed carry
- * "error", prediction "" and score 0, and count in n.
+ * "task_id"/"attempt" (the session adds them): {"aggregate": {"n",
+ * "score_sum"}, "timings": {"generate_us", "score_us", "total_us"},
+ * "version"}, and items (reset first) holds the items text that travels as
+ * RESULT's payload frame (common/items.h). Items that the backend failed
+ * carry an error, prediction "" and score 0, and count in n.
  *
  * cancel (may be NULL) is read between batches and after each backend call;
  * once non-zero the run stops with PB_ECANCELLED. progress (may be NULL) is
@@ -34,7 +36,7 @@ typedef void (*pb_runner_progress_fn)(void *ctx, uint64_t done);
  * On failure *result is NULL, err says what, and the code says how to report
  * it (pb_runner_error_class). */
 int pb_runner_run(const json_t *task, volatile int *cancel, pb_runner_progress_fn progress,
-                  void *ctx, json_t **result, pb_err_t *err);
+                  void *ctx, json_t **result, pb_buf_t *items, pb_err_t *err);
 
 /* FAIL classification of a pb_runner_run error: "bad_task" (the task itself
  * is wrong: not retryable), "backend" (model or backend trouble, including a

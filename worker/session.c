@@ -38,6 +38,7 @@ typedef struct slot {
     int state;
     int rc;
     json_t *result;
+    pb_buf_t items; /* the result's items text (capped below one frame) */
     pb_err_t err;
     /* Written by the main thread before the slot is QUEUED; the runner only
      * reads it. */
@@ -99,7 +100,7 @@ static void *runner_main(void *arg)
 
         json_t *result = NULL;
         pb_err_t err = {{0}, {0}};
-        int rc = pb_runner_run(task, &sl->cancel, on_progress, sl, &result, &err);
+        int rc = pb_runner_run(task, &sl->cancel, on_progress, sl, &result, &sl->items, &err);
 
         pthread_mutex_lock(&s->mu);
         sl->rc = rc;
@@ -163,24 +164,26 @@ static void outbox_send(pb_session_t *s, pb_outmsg_t *o)
 {
     o->sent_ms = pb_now_ms();
     if (s->sock)
-        pb_proto_send_raw(s->sock, NULL, 0, o->type, o->body, o->len);
+        pb_proto_send_raw(s->sock, NULL, 0, o->type, o->body, o->len, o->payload,
+                          o->payload_len);
 }
 
 /* Keep body until ACK and send it now. Takes nothing from the caller. */
 /* Keep a RESULT/FAIL until ACKed and send it. PB_ETOOBIG (nothing kept)
  * when the encoded body would not fit in one frame. */
 static int outbox_put(pb_session_t *s, const json_t *id, int64_t attempt, int type,
-                      const json_t *body)
+                      const json_t *body, const pb_buf_t *payload)
 {
     char idt[64];
     pb_outmsg_t *o;
     int dropped;
     id_text(id, idt);
-    if (pb_outbox_put(&s->out, id, attempt, type, body, &o, &dropped) != 0) {
+    if (pb_outbox_put(&s->out, id, attempt, type, body, payload ? payload->data : NULL,
+                      payload ? payload->len : 0, &o, &dropped) != 0) {
         pb_error("task %s: cannot keep %s (out of memory)", idt, pb_msg_name(type));
         return PB_ENOMEM;
     }
-    if ((int64_t)o->len > PB_FRAME_MAX - 1024) {
+    if ((int64_t)o->len > PB_FRAME_MAX - 1024 || (int64_t)o->payload_len > PB_FRAME_MAX - 1024) {
         pb_outbox_remove(&s->out, (size_t)(o - s->out.msgs));
         return PB_ETOOBIG;
     }
@@ -198,7 +201,7 @@ static void put_fail(pb_session_t *s, const json_t *id, int64_t attempt, const c
                           (json_int_t)attempt, "error_class", cls, "retryable", retryable,
                           "message", message);
     if (b)
-        outbox_put(s, id, attempt, PB_MSG_FAIL, b);
+        outbox_put(s, id, attempt, PB_MSG_FAIL, b, NULL);
     json_decref(b);
 }
 
@@ -236,7 +239,8 @@ static void finish_task(pb_session_t *s, slot_t *sl, int rc, json_t *result, con
     if (rc == 0) {
         json_object_set(result, "task_id", (json_t *)sl->task_id);
         json_object_set_new(result, "attempt", json_integer(sl->attempt));
-        if (outbox_put(s, sl->task_id, sl->attempt, PB_MSG_RESULT, result) == PB_ETOOBIG) {
+        if (outbox_put(s, sl->task_id, sl->attempt, PB_MSG_RESULT, result, &sl->items) ==
+            PB_ETOOBIG) {
             put_fail(s, sl->task_id, sl->attempt, "bad_task", 0,
                      "result exceeds the protocol frame limit: use a smaller shard_size");
             return;
@@ -674,8 +678,10 @@ int pb_session_new(const pb_session_cfg_t *cfg, pb_session_t **out)
     s->cfg.endpoint = s->endpoint;
     s->cfg.name = s->name;
     s->cfg.device = s->device;
-    for (; s->n_conds < cfg->slots; s->n_conds++)
+    for (; s->n_conds < cfg->slots; s->n_conds++) {
         pthread_cond_init(&s->slots[s->n_conds].cond, NULL);
+        pb_buf_init(&s->slots[s->n_conds].items, (size_t)(PB_FRAME_MAX - (1 << 20)));
+    }
     s->backoff_ms = PB_SESSION_BACKOFF_MIN_MS;
     pb_outbox_init(&s->out, PB_SESSION_OUTBOX_MAX);
     int fds[2];
@@ -759,6 +765,7 @@ void pb_session_free(pb_session_t *s)
         json_decref(s->slots[i].task_id);
         json_decref(s->slots[i].result);
         pthread_cond_destroy(&s->slots[i].cond);
+        pb_buf_free(&s->slots[i].items);
     }
     if (s->pipe_r >= 0)
         close(s->pipe_r);

@@ -11,7 +11,7 @@ static const struct {
     const char *name;
     int (*run)(void);
 } groups[] = {
-    {"common", pb_test_common}, {"suites", pb_test_suites}, {"db", pb_test_db},
+    {"common", pb_test_common}, {"items", pb_test_items}, {"suites", pb_test_suites}, {"db", pb_test_db},
     {"http", pb_test_http},     {"sched", pb_test_sched},   {"worker", pb_test_worker},
 };
 

@@ -407,9 +407,19 @@ static void test_proto_roundtrip(void **state)
     assert_null(m.body);
     pb_msg_clear(&m);
     const char *raw = "{\"credit\":3}";
-    assert_int_equal(pb_proto_send_raw(z->dealer, NULL, 0, PB_MSG_READY, raw, strlen(raw)), 0);
+    assert_int_equal(pb_proto_send_raw(z->dealer, NULL, 0, PB_MSG_READY, raw, strlen(raw), NULL, 0), 0);
     assert_int_equal(recv_wait(z->router, 1, &m, &err), 0);
     assert_int_equal(json_integer_value(json_object_get(m.body, "credit")), 3);
+    assert_null(m.payload);
+    pb_msg_clear(&m);
+    /* an optional fourth frame arrives as the payload, NUL-terminated */
+    assert_int_equal(pb_proto_send_raw(z->dealer, NULL, 0, PB_MSG_RESULT, raw, strlen(raw),
+                                       "[[1]]", 5),
+                     0);
+    assert_int_equal(recv_wait(z->router, 1, &m, &err), 0);
+    assert_int_equal(m.type, PB_MSG_RESULT);
+    assert_int_equal(m.payload_len, 5);
+    assert_string_equal(m.payload, "[[1]]");
     pb_msg_clear(&m);
     json_decref(hello);
     json_decref(task);
@@ -447,7 +457,7 @@ static void test_proto_errors(void **state)
     zpair_t *z = *state;
     static const char *const garbage[] = {"garbage"};
     static const char *const two[] = {"PB1", "HELLO"};
-    static const char *const four[] = {"PB1", "HELLO", "{}", "extra"};
+    static const char *const five[] = {"PB1", "HELLO", "{}", "payload", "extra"};
     static const char *const version[] = {"PB2", "HELLO", "{}"};
     static const char *const type[] = {"PB1", "HELLOX", "{}"};
     static const char *const array[] = {"PB1", "HELLO", "[1, 2]"};
@@ -455,7 +465,7 @@ static void test_proto_errors(void **state)
     static const char *const broken[] = {"PB1", "HELLO", "{\"name\": "};
     expect_proto_error(z, garbage, 1, "frames");
     expect_proto_error(z, two, 2, "frames");
-    expect_proto_error(z, four, 4, "frames");
+    expect_proto_error(z, five, 5, "frames");
     expect_proto_error(z, version, 3, "version");
     expect_proto_error(z, type, 3, "type");
     expect_proto_error(z, array, 3, "body");

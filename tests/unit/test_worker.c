@@ -39,10 +39,29 @@ static json_t *make_task(const char *suite, const char *task, const char *params
     return pb_test_json(text);
 }
 
+/* Run a task and put its items (the payload text) back into the result as
+ * "items", parsed by jansson: that also checks the text is valid JSON. */
+static int run_task_cancel(const json_t *task, volatile int *cancel, pb_runner_progress_fn fn,
+                           void *ctx, json_t **result, pb_err_t *err)
+{
+    pb_buf_t items;
+    pb_buf_init(&items, 0);
+    memset(err, 0, sizeof *err);
+    int rc = pb_runner_run(task, cancel, fn, ctx, result, &items, err);
+    if (rc == 0) {
+        json_error_t jerr;
+        json_t *arr = json_loadb(items.data, items.len, 0, &jerr);
+        if (arr == NULL)
+            fail_msg("items text is not JSON: %s", jerr.text);
+        json_object_set_new(*result, "items", arr);
+    }
+    pb_buf_free(&items);
+    return rc;
+}
+
 static int run_task(const json_t *task, json_t **result, pb_err_t *err)
 {
-    memset(err, 0, sizeof *err);
-    return pb_runner_run(task, NULL, NULL, NULL, result, err);
+    return run_task_cancel(task, NULL, NULL, NULL, result, err);
 }
 
 static double agg(const json_t *result, const char *key)
@@ -217,7 +236,7 @@ static void test_runner_cancel(void **state)
     cancel_ctx_t c = {&flag, 0, 0};
     json_t *res = NULL;
     pb_err_t err = {{0}, {0}};
-    assert_int_equal(pb_runner_run(task, &flag, cancel_after_first, &c, &res, &err),
+    assert_int_equal(run_task_cancel(task, &flag, cancel_after_first, &c, &res, &err),
                      PB_ECANCELLED);
     assert_null(res);
     assert_int_equal(c.calls, 1);
@@ -225,7 +244,7 @@ static void test_runner_cancel(void **state)
 
     /* Cancelled before it starts: no item is generated. */
     c.calls = 0;
-    assert_int_equal(pb_runner_run(task, &flag, cancel_after_first, &c, &res, &err),
+    assert_int_equal(run_task_cancel(task, &flag, cancel_after_first, &c, &res, &err),
                      PB_ECANCELLED);
     assert_int_equal(c.calls, 0);
     json_decref(task);
@@ -291,12 +310,14 @@ static void test_outbox(void **state)
     int dropped = 1;
     for (int i = 1; i <= 3; i++) {
         json_t *id = json_integer(i), *body = json_pack("{s:i}", "task_id", i);
-        assert_int_equal(pb_outbox_put(&o, id, 1, PB_MSG_RESULT, body, &m, &dropped), 0);
+        assert_int_equal(pb_outbox_put(&o, id, 1, PB_MSG_RESULT, body, "[[1]]", 5, &m, &dropped), 0);
         assert_int_equal(dropped, 0);
         char want[32];
         snprintf(want, sizeof want, "{\"task_id\":%d}", i);
         assert_string_equal(m->body, want);
         assert_int_equal(m->len, strlen(want));
+        assert_string_equal(m->payload, "[[1]]"); /* a copy, kept with the body */
+        assert_int_equal(m->payload_len, 5);
         json_decref(id);
         json_decref(body);
     }
@@ -307,7 +328,8 @@ static void test_outbox(void **state)
 
     /* Full: the oldest goes. */
     json_t *id4 = json_integer(4), *b4 = json_pack("{s:s}", "x", "y");
-    assert_int_equal(pb_outbox_put(&o, id4, 1, PB_MSG_FAIL, b4, &m, &dropped), 0);
+    assert_int_equal(pb_outbox_put(&o, id4, 1, PB_MSG_FAIL, b4, NULL, 0, &m, &dropped), 0);
+    assert_null(m->payload);
     assert_int_equal(dropped, 1);
     assert_int_equal(o.n, 3);
     json_t *id1 = json_integer(1);
@@ -343,7 +365,7 @@ static void coord_send(coord_t *c, int type, const char *body)
 {
     assert_true(c->rid_len > 0);
     assert_int_equal(
-        pb_proto_send_raw(c->sock, c->rid, c->rid_len, type, body, body ? strlen(body) : 0), 0);
+        pb_proto_send_raw(c->sock, c->rid, c->rid_len, type, body, body ? strlen(body) : 0, NULL, 0), 0);
 }
 
 static int task_is(const json_t *body, int64_t id)
@@ -529,7 +551,10 @@ static void test_session_protocol(void **state)
     json_t *a = json_object_get(m.body, "aggregate");
     assert_int_equal(json_integer_value(json_object_get(a, "n")), 20);
     assert_true(json_number_value(json_object_get(a, "score_sum")) == 20.0);
-    assert_int_equal(json_array_size(json_object_get(m.body, "items")), 20);
+    assert_non_null(m.payload); /* items travel in the payload frame */
+    json_t *items = json_loadb(m.payload, m.payload_len, 0, NULL);
+    assert_int_equal(json_array_size(items), 20);
+    json_decref(items);
     assert_true(json_is_integer(json_object_get(m.body, "version")));
     pb_msg_clear(&m);
     coord_expect(c, PB_MSG_READY, -1, 2000, &m);

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 int pb_test_common(void);
+int pb_test_items(void);
 int pb_test_suites(void);
 int pb_test_db(void);
 int pb_test_http(void);
