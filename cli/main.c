@@ -44,12 +44,12 @@ static const command_t commands[] = {
      "       posbench schedule disable ID\n"},
     {"up", pb_cli_cmd_up, "run a coordinator and workers in the foreground",
      "up [--workers N] [--listen HOST:PORT] [--broker tcp://HOST:PORT] [--db PATH]\n"
-     "          [--slots N] [--web DIR] [--submit FILE] [--once]\n"
+     "          [--slots N] [--web DIR] [--submit FILE]... [--once]\n"
      "  Starts posbench-coordinator and N posbench-worker processes (default 1,\n"
      "  1 slot each), waits for /healthz and prints the dashboard URL. --submit\n"
-     "  runs a job and prints the leaderboard; --once then stops and exits with\n"
-     "  the job's status. Otherwise runs until Ctrl-C / SIGTERM. Exits 1 if a\n"
-     "  process dies unexpectedly. Ignores --url.\n"},
+     "  (repeatable, up to 16) runs those jobs and prints the leaderboard; --once\n"
+     "  then stops and exits with the jobs' status. Otherwise runs until Ctrl-C /\n"
+     "  SIGTERM. Exits 1 if a process dies unexpectedly. Ignores --url.\n"},
 };
 
 static const command_t *find(const char *name)

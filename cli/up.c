@@ -37,9 +37,13 @@ typedef struct up {
     int died;        /* a child exited on its own */
 } up_t;
 
+#define MAX_SUBMIT 16
+
 typedef struct up_opts {
     int workers, slots, once;
-    const char *listen, *broker, *db, *web, *submit;
+    const char *listen, *broker, *db, *web;
+    const char *submit[MAX_SUBMIT];
+    int n_submit;
 } up_opts_t;
 
 static void on_sigchld(int sig) { (void)sig; }
@@ -209,34 +213,47 @@ static int wait_healthy(up_t *u, pb_cli_t *c)
     return rc;
 }
 
-/* Submit, follow with progress, then show the leaderboard of each suite. */
-static int run_job(up_t *u, pb_cli_t *c, const json_t *spec)
+/* Submit every job, follow each with progress, then show the leaderboard
+ * of each suite they ran. */
+static int run_jobs(up_t *u, pb_cli_t *c, const json_t *specs)
 {
-    int64_t id;
-    int rc = pb_cli_submit_spec(c, spec, NULL, &id);
-    if (rc)
-        return rc;
-    printf("submitted job %lld\n", (long long)id);
+    int64_t ids[MAX_SUBMIT];
+    size_t i, k, j;
+    const json_t *spec, *run;
+    int rc = PB_CLI_OK;
+    json_array_foreach(specs, i, spec) {
+        rc = pb_cli_submit_spec(c, spec, NULL, &ids[i]);
+        if (rc)
+            return rc;
+        printf("submitted job %lld\n", (long long)ids[i]);
+    }
     fflush(stdout);
-    rc = pb_cli_wait_job(c, id, up_sleep, u);
-    if (u->stop || u->died)
-        return rc;
-    size_t i, k;
-    const json_t *run, *prev;
-    json_array_foreach(json_object_get(spec, "runs"), i, run) {
-        const char *suite = pb_cli_jstr(run, "suite", NULL);
-        int seen = 0;
-        for (k = 0; k < i && suite; k++) {
-            prev = json_array_get(json_object_get(spec, "runs"), k);
-            seen |= strcmp(pb_cli_jstr(prev, "suite", ""), suite) == 0;
+    for (i = 0; i < json_array_size(specs); i++) {
+        int wrc = pb_cli_wait_job(c, ids[i], up_sleep, u);
+        if (u->stop || u->died)
+            return wrc;
+        if (wrc && rc == PB_CLI_OK)
+            rc = wrc;
+    }
+    json_t *suites = json_array();
+    json_array_foreach(specs, i, spec) {
+        json_array_foreach(json_object_get(spec, "runs"), k, run) {
+            const char *suite = pb_cli_jstr(run, "suite", NULL);
+            int seen = suite == NULL;
+            for (j = 0; j < json_array_size(suites) && !seen; j++)
+                seen = strcmp(json_string_value(json_array_get(suites, j)), suite) == 0;
+            if (!seen)
+                json_array_append_new(suites, json_string(suite));
         }
-        if (suite == NULL || seen)
-            continue;
+    }
+    for (j = 0; j < json_array_size(suites); j++) {
+        const char *suite = json_string_value(json_array_get(suites, j));
         printf("\nleaderboard: %s\n", suite);
         int lrc = pb_cli_print_leaderboard(c, suite, NULL, 0);
         if (lrc && rc == PB_CLI_OK)
             rc = lrc;
     }
+    json_decref(suites);
     fflush(stdout);
     return rc;
 }
@@ -271,7 +288,11 @@ static int parse_options(int argc, char **argv, up_opts_t *o)
         case 'b': o->broker = optarg; break;
         case 'd': o->db = optarg; break;
         case 'W': o->web = optarg; break;
-        case 'S': o->submit = optarg; break;
+        case 'S':
+            if (o->n_submit == MAX_SUBMIT)
+                return pb_cli_usage_error("up", "at most %d --submit files", MAX_SUBMIT);
+            o->submit[o->n_submit++] = optarg;
+            break;
         case 'o': o->once = 1; break;
         case 'h': pb_cli_usage("up", stdout); return -1;
         default: return pb_cli_bad_option("up");
@@ -294,7 +315,7 @@ static const char *reachable(const char *host)
 /* Start the coordinator, wait for it, start the workers, run the job, then
  * wait for a stop. Returns an exit status; the caller stops the children. */
 static int up_run(up_t *u, pb_cli_t *c, const up_opts_t *o, const char *connect,
-                  const json_t *spec)
+                  const json_t *specs)
 {
     char coord[PATH_MAX], worker[PATH_MAX];
     find_binary("posbench-coordinator", coord, sizeof coord);
@@ -319,13 +340,20 @@ static int up_run(up_t *u, pb_cli_t *c, const up_opts_t *o, const char *connect,
            o->workers == 1 ? "" : "s", connect);
     fflush(stdout);
 
-    int rc = spec ? run_job(u, c, spec) : PB_CLI_OK;
+    int rc = json_array_size(specs) ? run_jobs(u, c, specs) : PB_CLI_OK;
     if (o->once) {
         up_poll(u, 0); /* pick up a death the job's failure may hide */
+        if (json_array_size(specs) && !u->stop && !u->died)
+            printf("\ndashboard: %s/ (stopping now because of --once; `posbench up --db %s`\n"
+                   "serves these results again)\n", c->url, o->db);
         return rc;
     }
-    if (!u->stop && !u->died)
+    if (!u->stop && !u->died) {
+        if (json_array_size(specs))
+            printf("\ndashboard: %s/\n", c->url);
+        fflush(stdout);
         fprintf(stderr, "running; Ctrl-C stops the cluster\n");
+    }
     while (up_poll(u, 1000) == 0)
         ;
     return rc;
@@ -335,7 +363,7 @@ int pb_cli_cmd_up(pb_cli_t *c, int argc, char **argv)
 {
     up_opts_t o;
     up_t *u = NULL;
-    json_t *spec = NULL;
+    json_t *specs = json_array();
     char host[256], bhost[256], url[300], connect[300];
     int port, bport, rc = parse_options(argc, argv, &o);
 
@@ -346,10 +374,12 @@ int pb_cli_cmd_up(pb_cli_t *c, int argc, char **argv)
     if (strncmp(o.broker, "tcp://", 6) != 0 ||
         pb_parse_hostport(o.broker + 6, bhost, sizeof bhost, &bport) || bport == 0)
         return pb_cli_usage_error("up", "--broker must be tcp://HOST:PORT");
-    if (o.submit) {
-        rc = pb_cli_read_spec(o.submit, &spec);
+    for (int i = 0; i < o.n_submit; i++) {
+        json_t *spec = NULL;
+        rc = pb_cli_read_spec(o.submit[i], &spec);
         if (rc)
             goto out;
+        json_array_append_new(specs, spec);
     }
     snprintf(url, sizeof url, "http://%s:%d", reachable(host), port);
     snprintf(connect, sizeof connect, "tcp://%s:%d", reachable(bhost), bport);
@@ -372,7 +402,7 @@ int pb_cli_cmd_up(pb_cli_t *c, int argc, char **argv)
     sigaction(SIGCHLD, &sa, NULL);
     sigprocmask(SIG_BLOCK, &u->mask, &u->old);
 
-    rc = up_run(u, c, &o, connect, spec);
+    rc = up_run(u, c, &o, connect, specs);
     /* A death is a failure; a stop signal, even while starting, is not. */
     if (u->died)
         rc = PB_CLI_FAIL;
@@ -384,6 +414,6 @@ int pb_cli_cmd_up(pb_cli_t *c, int argc, char **argv)
     /* The mask stays: a second Ctrl-C still pending must not kill us now. */
 out:
     free(u);
-    json_decref(spec);
+    json_decref(specs);
     return rc;
 }

@@ -9,4 +9,5 @@ scripts/setup.sh
 db=${POSBENCH_DB:-./posbench-quickstart.db}
 once=--once
 [ -t 0 ] && [ -t 1 ] && once=
-exec build/posbench up --workers 2 --db "$db" --submit examples/default-job.json $once
+exec build/posbench up --workers 2 --db "$db" \
+  --submit examples/default-job.json --submit examples/default-random.json $once

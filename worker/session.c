@@ -347,7 +347,7 @@ static void start_task(pb_session_t *s, slot_t *sl, json_t *body, const json_t *
     json_t *model = json_object_get(body, "model");
     if (s->cfg.threads > 0 && json_is_object(model) && !json_object_get(model, "threads"))
         json_object_set_new(model, "threads", json_integer(s->cfg.threads));
-    pb_info("task %s attempt %lld: %s/%s bucket %lld items [%lld, %lld)", idt,
+    pb_debug("task %s attempt %lld: %s/%s bucket %lld items [%lld, %lld)", idt,
             (long long)attempt, str_or(json_object_get(body, "suite")),
             str_or(json_object_get(body, "task")),
             (long long)json_integer_value(json_object_get(body, "bucket")),
