@@ -6,6 +6,7 @@
 #include "coordinator/coord.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -478,13 +479,15 @@ static int drain(void *ctx, void *sock, int budget)
 
 /* ---- dispatch ---- */
 
-static void lat_record(pb_coord_t *c, int64_t us)
+/* Queue latency histogram: four buckets per doubling of microseconds, so a
+ * percentile is known to within 19%. */
+static int lat_bucket(int64_t us)
 {
-    int b = 0;
-    while (b < PB_LAT_BUCKETS - 1 && ((int64_t)1 << b) < us)
-        b++;
-    c->lat_hist[b]++;
+    int b = us <= 1 ? 0 : (int)(4.0 * log2((double)us));
+    return b >= PB_LAT_BUCKETS ? PB_LAT_BUCKETS - 1 : b;
 }
+
+static void lat_record(pb_coord_t *c, int64_t us) { c->lat_hist[lat_bucket(us)]++; }
 
 double pb_broker_latency_pct(const pb_coord_t *c, double pct)
 {
@@ -496,12 +499,13 @@ double pb_broker_latency_pct(const pb_coord_t *c, double pct)
     uint64_t want = (uint64_t)(pct / 100.0 * (double)total + 0.5), seen = 0;
     if (want == 0)
         want = 1;
-    for (int b = 0; b < PB_LAT_BUCKETS; b++) {
+    int b = 0;
+    for (; b < PB_LAT_BUCKETS - 1; b++) {
         seen += c->lat_hist[b];
         if (seen >= want)
-            return (double)((int64_t)1 << b);
+            break;
     }
-    return (double)((int64_t)1 << (PB_LAT_BUCKETS - 1));
+    return exp2((b + 1) / 4.0); /* the bucket's upper bound */
 }
 
 /* Lease queued tasks to peers with credit, one task per peer per round so

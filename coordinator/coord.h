@@ -65,8 +65,8 @@ typedef struct pb_coord_config {
     pb_http_limits_t http_limits;
 } pb_coord_config_t;
 
-/* Queue-latency histogram (queued -> dispatched), log2 buckets of µs. */
-#define PB_LAT_BUCKETS 40
+/* Queue-latency histogram (queued -> dispatched), quarter-octave buckets of µs. */
+#define PB_LAT_BUCKETS 160
 
 typedef struct pb_coord {
     pb_coord_config_t cfg;

@@ -1,7 +1,7 @@
 # db/: the SQLite store (schema, migrations, queries).
 noinst_LTLIBRARIES += libpbdb.la
 libpbdb_la_SOURCES = db/store.h db/store_int.h db/store_sql.h db/schema_sql.h \
-	db/store.c db/store_jobs.c db/store_tasks.c db/store_admin.c
+	db/store.c db/store_jobs.c db/store_tasks.c db/store_admin.c db/checkpoint.c
 libpbdb_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) $(JANSSON_CFLAGS)
 libpbdb_la_LIBADD = libpbcommon.la $(SQLITE_LIBS)
 EXTRA_DIST += db/schema.sql

@@ -247,6 +247,10 @@ int pdb_open(const char *path, pdb_t **out, pb_err_t *err)
     rc = migrate(db->db, err);
     if (rc)
         goto out;
+    /* Checkpoints move to a thread of their own; where that cannot start,
+     * SQLite keeps checkpointing inside commits as usual. */
+    if (pdb__ckpt_start(path, &db->ckpt) == 0)
+        sqlite3_wal_autocheckpoint(db->db, 0);
     for (int i = 0; i < PDB_N_STMTS; i++) {
         if (sqlite3_prepare_v3(db->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->st[i],
                                NULL) != SQLITE_OK) {
@@ -266,6 +270,7 @@ void pdb_close(pdb_t *db)
 {
     if (db == NULL)
         return;
+    pdb__ckpt_stop(db->ckpt);
     pdb__cache_clear(db);
     for (int i = 0; i < PDB_N_STMTS; i++)
         sqlite3_finalize(db->st[i]);

@@ -27,8 +27,14 @@ typedef struct pdb_lease_tmpl {
     json_t *body; /* NULL = empty slot */
 } pdb_lease_tmpl_t;
 
+/* Background WAL checkpointer (checkpoint.c). */
+typedef struct pdb_ckpt pdb_ckpt_t;
+int pdb__ckpt_start(const char *path, pdb_ckpt_t **out);
+void pdb__ckpt_stop(pdb_ckpt_t *c);
+
 struct pdb {
     sqlite3 *db;
+    pdb_ckpt_t *ckpt; /* NULL: SQLite's own automatic checkpoints */
     sqlite3_stmt *st[PDB_N_STMTS];
     int user_tx;  /* inside pdb_begin .. pdb_commit/pdb_rollback */
     int sp_depth; /* open pdb__sp_begin savepoints */
