@@ -569,9 +569,11 @@ void pb_api_fire_schedules(pb_coord_t *c)
         double next = -1;
         if (pb_cron_parse(json_string_value(json_object_get(s, "cron")), &cr, NULL) == 0)
             next = pb_cron_next(&cr, now);
-        /* The key makes a firing idempotent across a crash and restart. */
+        /* Keyed by the firing's due time: a crash between the submit and
+         * pdb_schedule_fired cannot fire the same slot twice. */
         char key[96];
-        snprintf(key, sizeof key, "schedule:%lld:%lld", (long long)sid, (long long)(now / 60));
+        double due_at = json_number_value(json_object_get(s, "next_fire_at"));
+        snprintf(key, sizeof key, "schedule:%lld:%.3f", (long long)sid, due_at > 0 ? due_at : now);
         int64_t job_id = 0;
         int existing = 0;
         pb_err_t err = {0};

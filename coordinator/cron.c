@@ -90,6 +90,16 @@ int pb_cron_parse(const char *expr, pb_cron_t *out, pb_err_t *err)
     if (expr == NULL)
         return pb_err_set(err, PB_EINVAL, "cron", "cron expression is required");
     const char *e = expr;
+    if (strncmp(e, "@every ", 7) == 0) {
+        char *end;
+        long long n = strtoll(e + 7, &end, 10);
+        int64_t mult = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : 0;
+        if (end == e + 7 || n <= 0 || n > 366LL * 24 * 3600 || mult == 0 || end[1] != '\0')
+            return pb_err_set(err, PB_EINVAL, "cron",
+                              "bad interval in \"%s\": want @every N followed by s, m or h", expr);
+        out->every_s = (int64_t)n * mult;
+        return 0;
+    }
     if (strcmp(e, "@hourly") == 0)
         e = "0 * * * *";
     else if (strcmp(e, "@daily") == 0 || strcmp(e, "@midnight") == 0)
@@ -148,6 +158,8 @@ static int day_matches(const pb_cron_t *c, const struct tm *tm)
 
 double pb_cron_next(const pb_cron_t *c, double after)
 {
+    if (c->every_s > 0)
+        return after + (double)c->every_s;
     time_t t = (time_t)after;
     t = t - (t % 60) + 60; /* next whole minute strictly after */
     time_t limit = t + (time_t)5 * 366 * 86400;

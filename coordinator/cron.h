@@ -1,6 +1,7 @@
 /* Cron expressions for schedules: five fields (minute hour day-of-month
  * month day-of-week) with '*', lists, ranges, steps and month/day names,
- * or @hourly/@daily/@nightly/@weekly/@monthly. Times are UTC. */
+ * @hourly/@daily/@nightly/@weekly/@monthly, or "@every N[s|m|h]" for a
+ * fixed interval (smoke runs, tests). Times are UTC. */
 #ifndef PB_CRON_H
 #define PB_CRON_H
 
@@ -15,6 +16,7 @@ typedef struct pb_cron {
     uint16_t month;  /* bits 1..12 */
     uint8_t dow;     /* bits 0..6, Sunday = 0 */
     int dom_star, dow_star;
+    int64_t every_s; /* > 0: "@every", the fields above unused */
 } pb_cron_t;
 
 /* Parse; on failure err says which field is wrong. */

@@ -178,7 +178,7 @@ int pdb_schedules_list(pdb_t *db, json_t **out);
 int pdb_schedule_get(pdb_t *db, int64_t id, json_t **out);
 int pdb_schedule_set_enabled(pdb_t *db, int64_t id, int enabled, double next_fire);
 /* Enabled schedules with next_fire_at <= now: array of {"id", "name", "cron",
- * "template"}. */
+ * "template", "next_fire_at" (epoch seconds)}. */
 int pdb_schedules_due(pdb_t *db, double now, json_t **out);
 /* After firing: record last fired time, job id, next fire time. */
 int pdb_schedule_fired(pdb_t *db, int64_t id, double fired_at, int64_t job_id, double next_fire);

@@ -216,9 +216,10 @@ int pdb_schedules_due(pdb_t *db, double now, json_t **out)
         return PB_ENOMEM;
     sqlite3_bind_double(s, 1, now);
     while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        json_t *o = json_pack("{s:I, s:s, s:s, s:o?}", "id",
+        json_t *o = json_pack("{s:I, s:s, s:s, s:o?, s:f}", "id",
                               (json_int_t)sqlite3_column_int64(s, 0), "name", pdb__col_text(s, 1),
-                              "cron", pdb__col_text(s, 2), "template", pdb__col_json(s, 3));
+                              "cron", pdb__col_text(s, 2), "template", pdb__col_json(s, 3),
+                              "next_fire_at", sqlite3_column_double(s, 4));
         if (json_array_append_new(arr, o)) {
             rc = PB_ENOMEM;
             goto out;

@@ -147,7 +147,7 @@
     X(SCHED_LIST, "SELECT " PDB_SCHED_COLS " FROM schedules ORDER BY id")                     \
     X(SCHED_GET, "SELECT " PDB_SCHED_COLS " FROM schedules WHERE id = ?1")                    \
     X(SCHED_ENABLE, "UPDATE schedules SET enabled = ?2, next_fire_at = ?3 WHERE id = ?1")     \
-    X(SCHED_DUE, "SELECT id, name, cron, template FROM schedules "                            \
+    X(SCHED_DUE, "SELECT id, name, cron, template, next_fire_at FROM schedules "              \
                  "WHERE enabled = 1 AND next_fire_at <= ?1 ORDER BY next_fire_at, id")        \
     X(SCHED_FIRED, "UPDATE schedules SET last_fired_at = ?2, last_job_id = ?3, "              \
                    "next_fire_at = ?4 WHERE id = ?1")                                         \

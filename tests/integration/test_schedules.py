@@ -103,3 +103,33 @@ def test_schedule_errors(shared_cluster):
     assert r.status == 400
     names = [s["name"] for s in api.get_json("/api/v1/schedules")["schedules"]]
     assert names.count("dup") == 1 and "badjob" not in names and "nojob" not in names
+
+
+def test_schedule_fires_jobs_and_stops_when_disabled(shared_cluster):
+    """The coordinator fires an enabled schedule on time, each firing is one
+    job tagged with the schedule, and a disabled schedule fires no more."""
+    from pbutil import t, wait_for
+    api = shared_cluster.api
+    r = _create(api, "every-second", "@every 1s",
+                job=spec(name="fired", digits=(1, 2), samples=4))
+    assert r.status == 201, r
+    sid = r.json()["id"]
+
+    def fired():
+        jobs = api.get_json("/api/v1/jobs?limit=1000")["jobs"]
+        return [j for j in jobs if j.get("schedule_id") == sid]
+
+    wait_for(lambda: len(fired()) >= 2, t(20), 0.2, "two firings of the schedule")
+    jobs = fired()
+    assert all(j["name"] == "fired" for j in jobs)
+    wait_for(lambda: all(api.job(j["id"])["state"] == "done" for j in jobs), t(20), 0.2,
+             "the fired jobs to finish")
+    s = _listed(api, sid)
+    assert s["last_job_id"] in [j["id"] for j in fired()]
+    assert _epoch(s["last_fired_at"]) <= _epoch(s["next_fire_at"])
+
+    r = api.post(f"/api/v1/schedules/{sid}/disable")
+    assert r.status == 200 and r.json()["enabled"] is False
+    before = len(fired())
+    time.sleep(2.5)
+    assert len(fired()) == before, "a disabled schedule fired"

@@ -154,6 +154,14 @@ static void test_cron(void **state)
     assert_true(pb_cron_next(&c, utc(2026, 11, 25, 1, 59)) == utc(2026, 11, 25, 2, 0));
     assert_int_equal(pb_cron_parse("0 0 30 2 *", &c, &err), 0);
     assert_true(pb_cron_next(&c, utc(2026, 1, 1, 0, 0)) < 0); /* never */
+    assert_int_equal(pb_cron_parse("@every 90s", &c, &err), 0);
+    assert_true(pb_cron_next(&c, 1000.5) == 1090.5);
+    assert_int_equal(pb_cron_parse("@every 2h", &c, &err), 0);
+    assert_true(pb_cron_next(&c, 0) == 7200);
+    assert_int_equal(pb_cron_parse("@every 5", &c, &err), PB_EINVAL);
+    assert_int_equal(pb_cron_parse("@every 0s", &c, &err), PB_EINVAL);
+    assert_int_equal(pb_cron_parse("@every 5sx", &c, &err), PB_EINVAL);
+    assert_non_null(strstr(err.msg, "interval"));
     assert_int_equal(pb_cron_parse("0 0 * *", &c, &err), PB_EINVAL);
     assert_non_null(strstr(err.msg, "5 fields"));
     assert_int_equal(pb_cron_parse("61 * * * *", &c, &err), PB_EINVAL);
