@@ -49,8 +49,6 @@ static void peer_unlink(pb_coord_t *c, pb_peer_t *p)
         pp = &(*pp)->next;
     if (*pp)
         *pp = p->next;
-    if (c->rr_next == p)
-        c->rr_next = NULL;
     c->n_peers--;
 }
 
@@ -284,6 +282,7 @@ static void on_hello(pb_coord_t *c, pb_msg_t *m)
         peer_unlink(c, old);
         peer_free(old);
     }
+    p->last_seen_ms = pb_now_ms();
     snprintf(p->name, sizeof p->name, "%s", name);
     snprintf(p->device, sizeof p->device, "%s", jstr(caps, "device", "cpu"));
     for (size_t i = 0; i < p->n_backends; i++)

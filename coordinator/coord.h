@@ -81,7 +81,6 @@ typedef struct pb_coord {
     uv_signal_t sigint, sigterm;
     pb_peer_t *peers;
     size_t n_peers;
-    pb_peer_t *rr_next; /* dispatch fairness across workers */
     pb_out_t *out; /* sent by the next commit */
     size_t n_out, cap_out;
     int in_txn;
