@@ -14,7 +14,9 @@
 #define PS_DEFAULT_MAX_ATTEMPTS 3
 #define PS_DEFAULT_TIMEOUT_S 600
 #define PS_MAX_SAMPLES 1000000
-#define PS_MAX_TASKS 1000000
+/* A job is inserted in one transaction on the coordinator's loop: 100,000
+ * tasks take well under a second, so heartbeats keep flowing. */
+#define PS_MAX_TASKS 100000
 
 typedef struct ps_plan_task {
     size_t run;        /* index into runs */
