@@ -16,7 +16,8 @@
 /* Migration k (1-based) takes user_version k-1 to k. Append new steps at the
  * end; never edit one that has shipped. */
 static const char *const migrations[] = {
-    pdb_schema_sql, /* 1: the initial schema */
+    pdb_schema_sql,      /* 1: the initial schema */
+    pdb_migration_2_sql, /* 2: per-job and per-bucket counters, the stats row */
 };
 #define PDB_VERSION ((int)PB_ARRAY_LEN(migrations))
 
@@ -128,10 +129,42 @@ int pdb__bind_text(sqlite3_stmt *s, int i, const char *text)
     return sqlite3_bind_text(s, i, text, -1, SQLITE_STATIC);
 }
 
-json_t *pdb__task_state_counts(void)
+const char *const pdb__ts_name[PDB_N_TS] = {PDB_QUEUED, PDB_LEASED, PDB_DONE, PDB_FAILED,
+                                            PDB_CANCELLED};
+
+int pdb__tally(pdb_t *db, int64_t job_id, int from, int to, int64_t k, int64_t items)
 {
-    return json_pack("{s:i, s:i, s:i, s:i, s:i}", PDB_QUEUED, 0, PDB_LEASED, 0, PDB_DONE, 0,
-                     PDB_FAILED, 0, PDB_CANCELLED, 0);
+    static const int stmts[2] = {PDB_ST_JOB_TALLY, PDB_ST_STATS_TALLY};
+    int64_t delta[PDB_N_TS] = {0};
+    int rc = 0;
+
+    if (k == 0 && items == 0)
+        return 0;
+    delta[from] -= k;
+    delta[to] += k;
+    /* The jobs row by id, then the stats row (id 1) by the same deltas. */
+    for (int j = job_id > 0 ? 0 : 1; j < 2 && rc == 0; j++) {
+        sqlite3_stmt *s = pdb__st(db, stmts[j]);
+        sqlite3_bind_int64(s, 1, j == 0 ? job_id : 1);
+        for (int i = 0; i < PDB_N_TS; i++)
+            sqlite3_bind_int64(s, 2 + i, delta[i]);
+        sqlite3_bind_int64(s, 2 + PDB_N_TS, items);
+        rc = pdb__run(db, s);
+    }
+    return rc;
+}
+
+json_t *pdb__col_task_counts(sqlite3_stmt *s, int col)
+{
+    json_t *counts = json_object();
+    for (int i = 0; counts && i < PDB_N_TS; i++) {
+        if (json_object_set_new(counts, pdb__ts_name[i],
+                                json_integer((json_int_t)sqlite3_column_int64(s, col + i)))) {
+            json_decref(counts);
+            counts = NULL;
+        }
+    }
+    return counts;
 }
 
 /* ---- opening and migrating ---- */
@@ -168,6 +201,7 @@ static int check_version(sqlite3 *sq, pb_err_t *err)
  * again under the write lock: another process may have migrated meanwhile. */
 static int migrate(sqlite3 *sq, pb_err_t *err)
 {
+    int first = -1; /* the version found: a new database is not "migrated" */
     for (;;) {
         int version = 0, src;
         char bump[64], *msg = NULL;
@@ -178,6 +212,8 @@ static int migrate(sqlite3 *sq, pb_err_t *err)
             sqlite3_exec(sq, "COMMIT", NULL, NULL, NULL);
             return check_version(sq, err);
         }
+        if (first < 0)
+            first = version;
         /* The version is a constant of this program, not data. */
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d", version + 1);
         if (src == SQLITE_OK)
@@ -194,7 +230,7 @@ static int migrate(sqlite3 *sq, pb_err_t *err)
                 sqlite3_exec(sq, "ROLLBACK", NULL, NULL, NULL);
             return PB_EDB;
         }
-        if (version > 0)
+        if (first > 0)
             pb_info("store: migrated database to version %d", version + 1);
     }
 }

@@ -23,7 +23,7 @@ typedef struct pdb pdb_t;
 #define PDB_CANCELLED "cancelled"
 
 /* Open (creating if needed) and migrate. On failure *out is NULL and err says
- * why (e.g. "database is newer than this posbench: user_version 7 > 1"). */
+ * why (e.g. "database is newer than this posbench: user_version 7 > 2"). */
 int pdb_open(const char *path, pdb_t **out, pb_err_t *err);
 void pdb_close(pdb_t *db);
 int pdb_begin(pdb_t *db);

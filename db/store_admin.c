@@ -1,9 +1,9 @@
 /* The store's small tables: workers (upserted on every HELLO/heartbeat),
- * schedules (the nightly-job timer's state) and the counters behind
+ * schedules (the nightly-job timer's state) and the stats row behind
  * /metrics. */
 #include "db/store_int.h"
 
-#include <string.h>
+#include <stdlib.h>
 
 #include "common/util.h"
 
@@ -251,61 +251,31 @@ int pdb_schedule_fired(pdb_t *db, int64_t id, double fired_at, int64_t job_id, d
 
 /* ---- metrics ---- */
 
-/* Fill obj[state] = count from a "SELECT state, count(*) ... GROUP BY state". */
-static int count_states(pdb_t *db, sqlite3_stmt *s, json_t *obj, int64_t *done)
-{
-    int rc = 0, src;
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *state = pdb__col_text(s, 0);
-        int64_t n = sqlite3_column_int64(s, 1);
-        if (state == NULL)
-            continue;
-        if (done && strcmp(state, PDB_DONE) == 0)
-            *done = n;
-        if (json_object_set_new(obj, state, json_integer(n))) {
-            rc = PB_ENOMEM;
-            break;
-        }
-    }
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = pdb__err(db, src);
-    sqlite3_reset(s);
-    return rc;
-}
-
 int pdb_stats(pdb_t *db, json_t **out)
 {
-    int rc;
-    int64_t results = 0, items = 0;
-    json_t *tasks = pdb__task_state_counts();
-    json_t *jobs = json_pack("{s:i, s:i, s:i, s:i, s:i}", "queued", 0, "running", 0, "done", 0,
-                             "failed", 0, "cancelled", 0);
+    int rc = 0;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_STATS);
 
     *out = NULL;
-    if (tasks == NULL || jobs == NULL) {
-        rc = PB_ENOMEM;
-        goto out;
-    }
-    rc = count_states(db, pdb__st(db, PDB_ST_STATS_TASKS), tasks, &results);
-    if (rc == 0)
-        rc = count_states(db, pdb__st(db, PDB_ST_STATS_JOBS), jobs, NULL);
-    if (rc)
-        goto out;
-    sqlite3_stmt *s = pdb__st(db, PDB_ST_STATS_ITEMS);
     int src = sqlite3_step(s);
-    if (src == SQLITE_ROW)
-        items = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    if (src != SQLITE_ROW) {
-        rc = pdb__err(db, src);
-        goto out;
+    if (src == SQLITE_ROW) {
+        /* The stats row: job counts by state, then task counts (PDB_TS_*
+         * order), then stored items. Done tasks are the recorded results. */
+        json_t *tasks = pdb__col_task_counts(s, 5);
+        if (tasks)
+            *out = json_pack("{s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I}", "tasks", tasks,
+                             "jobs", "queued", (json_int_t)sqlite3_column_int64(s, 0), "running",
+                             (json_int_t)sqlite3_column_int64(s, 1), "done",
+                             (json_int_t)sqlite3_column_int64(s, 2), "failed",
+                             (json_int_t)sqlite3_column_int64(s, 3), "cancelled",
+                             (json_int_t)sqlite3_column_int64(s, 4), "items_total",
+                             (json_int_t)sqlite3_column_int64(s, 10), "results_total",
+                             (json_int_t)sqlite3_column_int64(s, 5 + PDB_TS_DONE));
+        rc = *out ? 0 : PB_ENOMEM;
+    } else {
+        /* Migration 2 wrote the row; a missing one is a damaged database. */
+        rc = src == SQLITE_DONE ? PB_EDB : pdb__err(db, src);
     }
-    *out = json_pack("{s:O, s:O, s:I, s:I}", "tasks", tasks, "jobs", jobs, "items_total",
-                     (json_int_t)items, "results_total", (json_int_t)results);
-    if (*out == NULL)
-        rc = PB_ENOMEM;
-out:
-    json_decref(tasks);
-    json_decref(jobs);
+    sqlite3_reset(s);
     return rc;
 }

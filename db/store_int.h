@@ -1,6 +1,7 @@
 /* The store's private side: the handle with its prepared statements, and the
  * helpers store.c, store_jobs.c and store_tasks.c share (savepoints, error
- * mapping, column-to-JSON conversions). Not for use outside db/. */
+ * mapping, column-to-JSON conversions, the task counters). Not for use
+ * outside db/. */
 #ifndef PDB_STORE_INT_H
 #define PDB_STORE_INT_H
 
@@ -78,7 +79,20 @@ int pdb__bind_text(sqlite3_stmt *s, int i, const char *text);
  * inserted jobs rolls back: SQLite hands the rolled-back ids out again. */
 void pdb__cache_clear(pdb_t *db);
 
-/* {"queued": 0, "leased": 0, ...} with every task state at zero. */
-json_t *pdb__task_state_counts(void);
+/* Task states as indices of the per-job counters (jobs.tasks_queued ..
+ * tasks_cancelled, in this order); pdb__ts_name gives the PDB_* string. */
+enum { PDB_TS_QUEUED, PDB_TS_LEASED, PDB_TS_DONE, PDB_TS_FAILED, PDB_TS_CANCELLED, PDB_N_TS };
+extern const char *const pdb__ts_name[PDB_N_TS];
+
+/* Count k of a job's tasks moving from state `from` to `to` (PDB_TS_*) and
+ * add `items` to its items_done: an UPDATE of the jobs row by id and one of
+ * the stats row. Every task state change calls it in the same savepoint, so
+ * the counters equal the tasks table at every commit. job_id 0 moves the
+ * stats row only (for a caller that moved the jobs rows itself). */
+int pdb__tally(pdb_t *db, int64_t job_id, int from, int to, int64_t k, int64_t items);
+
+/* {"queued": n, "leased": n, ...} from PDB_N_TS integer columns starting at
+ * col, in PDB_TS_* order; new reference, NULL when out of memory. */
+json_t *pdb__col_task_counts(sqlite3_stmt *s, int col);
 
 #endif

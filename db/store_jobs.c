@@ -1,7 +1,8 @@
-/* Jobs in the store: inserting a planned job (model, runs, tasks) under its
- * idempotency key, the job objects the HTTP API returns (progress from
- * grouped queries over the tasks_job index, never a scan of items), cancel,
- * raw results, keyset-paged items and the leaderboard. */
+/* Jobs in the store: inserting a planned job (model, runs, tasks, bucket
+ * rows) under its idempotency key, the job objects the HTTP API returns,
+ * cancel, raw results, keyset-paged items and the leaderboard. Every read
+ * here costs the rows it returns: progress and sums come from the jobs row's
+ * counters and the buckets table, never from grouping tasks or items. */
 #include "db/store_int.h"
 
 #include <errno.h>
@@ -87,6 +88,11 @@ static int insert_runs_and_tasks(pdb_t *db, const ps_plan_t *plan, int64_t job_i
         sqlite3_bind_double(s, 7, now);
         rc = pdb__run(db, s);
     }
+    if (rc == 0) {
+        s = pdb__st(db, PDB_ST_BUCKETS_INIT);
+        sqlite3_bind_int64(s, 1, job_id);
+        rc = pdb__run(db, s);
+    }
     return rc;
 }
 
@@ -143,6 +149,7 @@ int pdb_job_insert(pdb_t *db, const ps_plan_t *plan, const char *idem_key, int64
             sqlite3_bind_null(s, 10);
         sqlite3_bind_int64(s, 11, (int64_t)plan->items_total);
         sqlite3_bind_double(s, 12, now);
+        sqlite3_bind_int64(s, 13, (int64_t)plan->n_tasks); /* every task starts queued */
         rc = pdb__run(db, s);
         id = rc == 0 ? sqlite3_last_insert_rowid(db->db) : 0;
     }
@@ -159,44 +166,18 @@ out:
 
 /* ---- job objects ---- */
 
-static int task_counts(pdb_t *db, int64_t job_id, json_t **out)
-{
-    int rc = 0, src;
-    json_t *counts = pdb__task_state_counts();
-    sqlite3_stmt *s = pdb__st(db, PDB_ST_JOB_TASK_COUNTS);
-
-    *out = NULL;
-    if (counts == NULL)
-        return PB_ENOMEM;
-    sqlite3_bind_int64(s, 1, job_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *state = pdb__col_text(s, 0);
-        if (state && json_object_set_new(counts, state, json_integer(sqlite3_column_int64(s, 1)))) {
-            rc = PB_ENOMEM;
-            break;
-        }
-    }
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = pdb__err(db, src);
-    sqlite3_reset(s);
-    if (rc)
-        json_decref(counts);
-    else
-        *out = counts;
-    return rc;
-}
-
-/* A job object from a row of PDB_JOB_COLS, with its task counts. */
-static int job_object(pdb_t *db, sqlite3_stmt *s, json_t **out)
+/* A job object from a row of PDB_JOB_COLS, task counts included. */
+static int job_object(sqlite3_stmt *s, json_t **out)
 {
     char t1[32], t2[32], t3[32];
-    json_t *counts = NULL;
+    json_t *counts = pdb__col_task_counts(s, PDB_JOB_COL_TASKS);
     int64_t id = sqlite3_column_int64(s, 0);
 
-    *out = NULL;
-    int rc = task_counts(db, id, &counts);
-    if (rc)
-        return rc;
+    if (counts == NULL) {
+        *out = NULL;
+        return PB_ENOMEM;
+    }
+    /* json_pack steals counts, even when it fails. */
     *out = json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:s?, s:i, s:I, s:o?, s:I, s:I, s:s?, s:o?, s:o}",
                      "id", (json_int_t)id, "name", pdb__col_text(s, 1), "state",
                      pdb__col_text(s, 2), "created_at", pdb__col_iso(s, 3, t1), "started_at",
@@ -315,8 +296,8 @@ int pdb_job_get(pdb_t *db, int64_t job_id, json_t **out)
         sqlite3_reset(s);
         return src == SQLITE_DONE ? PB_ENOTFOUND : pdb__err(db, src);
     }
-    rc = job_object(db, s, &job);
-    spec = pdb__col_json(s, 13);
+    rc = job_object(s, &job);
+    spec = pdb__col_json(s, PDB_JOB_COL_TASKS + PDB_N_TS);
     sqlite3_reset(s);
     if (rc == 0)
         rc = runs_with_buckets(db, job_id, 0, &runs);
@@ -361,7 +342,7 @@ int pdb_jobs_list(pdb_t *db, const char *state, int64_t before_id, int limit, js
         pdb__bind_text(s, 3, state);
     while ((src = sqlite3_step(s)) == SQLITE_ROW && n < limit) {
         json_t *job = NULL;
-        rc = job_object(db, s, &job);
+        rc = job_object(s, &job);
         if (rc == 0 && json_array_append_new(arr, job))
             rc = PB_ENOMEM;
         if (rc)
@@ -431,6 +412,15 @@ int pdb_job_cancel(pdb_t *db, int64_t job_id, json_t **leased)
         sqlite3_stmt *s = pdb__st(db, PDB_ST_JOB_CANCEL_TASKS);
         sqlite3_bind_int64(s, 1, job_id);
         rc = pdb__run(db, s);
+    }
+    if (rc == 0) {
+        /* The leases were just listed inside this savepoint; the rest of
+         * what the UPDATE changed was queued. */
+        int64_t n_leased = (int64_t)json_array_size(arr);
+        int64_t n_queued = sqlite3_changes64(db->db) - n_leased;
+        rc = pdb__tally(db, job_id, PDB_TS_LEASED, PDB_TS_CANCELLED, n_leased, 0);
+        if (rc == 0)
+            rc = pdb__tally(db, job_id, PDB_TS_QUEUED, PDB_TS_CANCELLED, n_queued, 0);
     }
     if (rc == 0) {
         sqlite3_stmt *s = pdb__st(db, PDB_ST_JOB_FINISH);

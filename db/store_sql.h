@@ -4,10 +4,13 @@
 #ifndef PDB_STORE_SQL_H
 #define PDB_STORE_SQL_H
 
-/* Job columns shared by pdb_job_get and pdb_jobs_list (see pdb__job_object). */
-#define PDB_JOB_COLS                                                                 \
-    "j.id, j.name, j.state, j.created_at, j.started_at, j.finished_at, j.priority, " \
-    "j.seed, m.spec, j.items_total, j.items_done, j.error, j.schedule_id"
+/* Job columns shared by pdb_job_get and pdb_jobs_list (see job_object in
+ * store_jobs.c); the task counters come last, in PDB_TS_* order. */
+#define PDB_JOB_COLS                                                                  \
+    "j.id, j.name, j.state, j.created_at, j.started_at, j.finished_at, j.priority, "  \
+    "j.seed, m.spec, j.items_total, j.items_done, j.error, j.schedule_id, "           \
+    "j.tasks_queued, j.tasks_leased, j.tasks_done, j.tasks_failed, j.tasks_cancelled"
+#define PDB_JOB_COL_TASKS 13
 #define PDB_JOB_FROM " FROM jobs j JOIN models m ON m.id = j.model_id "
 #define PDB_SCHED_COLS                                                                \
     "id, name, cron, template, enabled, created_at, last_fired_at, next_fire_at, " \
@@ -27,27 +30,39 @@
     X(MODEL_FIND, "SELECT id, spec FROM models WHERE spec_hash = ?1")                         \
     X(JOB_BY_IDEM, "SELECT id FROM jobs WHERE idempotency_key = ?1")                          \
     X(JOB_INSERT, "INSERT INTO jobs(name, model_id, spec, seed, priority, device, max_attempts, " \
-                  "timeout_s, idempotency_key, schedule_id, items_total, created_at, state) "     \
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued')")         \
+                  "timeout_s, idempotency_key, schedule_id, items_total, created_at, state, "     \
+                  "tasks_queued) "                                                                \
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13)")    \
     X(RUN_INSERT, "INSERT INTO runs(job_id, idx, suite, task, params, samples, version) "     \
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                      \
     X(TASK_INSERT, "INSERT INTO tasks(job_id, run_idx, bucket, item_lo, item_hi, max_attempts, " \
                    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                          \
+    /* once per job, over the tasks just inserted (the tasks_job index, in order) */       \
+    X(BUCKETS_INIT, "INSERT INTO buckets(job_id, run_idx, bucket, task_lo, task_hi, "         \
+                    "tasks_total, items_total) SELECT job_id, run_idx, bucket, min(id), "     \
+                    "max(id), count(*), sum(item_hi - item_lo) FROM tasks WHERE job_id = ?1 " \
+                    "GROUP BY run_idx, bucket")                                               \
     X(JOB_GET, "SELECT " PDB_JOB_COLS ", j.spec" PDB_JOB_FROM "WHERE j.id = ?1")              \
+    /* ?2..?6 add to the task counters (PDB_TS_* order), ?7 to items_done */                 \
+    X(JOB_TALLY, "UPDATE jobs SET tasks_queued = tasks_queued + ?2, "                         \
+                 "tasks_leased = tasks_leased + ?3, tasks_done = tasks_done + ?4, "           \
+                 "tasks_failed = tasks_failed + ?5, tasks_cancelled = tasks_cancelled + ?6, " \
+                 "items_done = items_done + ?7 WHERE id = ?1")                                \
+    /* the same deltas for the whole store (the stats row; job states move by trigger) */    \
+    X(STATS_TALLY, "UPDATE stats SET tasks_queued = tasks_queued + ?2, "                      \
+                   "tasks_leased = tasks_leased + ?3, tasks_done = tasks_done + ?4, "         \
+                   "tasks_failed = tasks_failed + ?5, "                                       \
+                   "tasks_cancelled = tasks_cancelled + ?6, items_done = items_done + ?7 "   \
+                   "WHERE id = ?1")                                                           \
     X(JOB_LIST_ALL, "SELECT " PDB_JOB_COLS PDB_JOB_FROM "WHERE j.id < ?1 "                    \
                     "ORDER BY j.id DESC LIMIT ?2")                                            \
     X(JOB_LIST_STATE, "SELECT " PDB_JOB_COLS PDB_JOB_FROM "WHERE j.state = ?3 AND j.id < ?1 " \
                       "ORDER BY j.id DESC LIMIT ?2")                                          \
-    X(JOB_TASK_COUNTS, "SELECT state, count(*) FROM tasks WHERE job_id = ?1 GROUP BY state")  \
     X(JOB_RUNS, "SELECT idx, suite, task, params, samples, version FROM runs "                \
                 "WHERE job_id = ?1 ORDER BY idx")                                             \
     /* per (run, bucket): tasks, done tasks, items, done items, n, score_sum */              \
-    X(JOB_BUCKETS, "SELECT run_idx, bucket, count(*), total(state = 'done'), "                \
-                   "total(item_hi - item_lo), "                                               \
-                   "total(CASE WHEN state = 'done' THEN item_hi - item_lo END), "             \
-                   "total(CASE WHEN state = 'done' THEN n END), "                             \
-                   "total(CASE WHEN state = 'done' THEN score_sum END) "                      \
-                   "FROM tasks WHERE job_id = ?1 GROUP BY run_idx, bucket "                   \
+    X(JOB_BUCKETS, "SELECT run_idx, bucket, tasks_total, tasks_done, items_total, "          \
+                   "items_done, n, score_sum FROM buckets WHERE job_id = ?1 "                 \
                    "ORDER BY run_idx, bucket")                                                \
     X(JOB_FAILED_TASKS, "SELECT id, bucket, attempt, error FROM tasks "                       \
                         "WHERE state = 'failed' AND job_id = ?1 ORDER BY id LIMIT 100")       \
@@ -61,9 +76,10 @@
     /* ?2 = new state (done, failed, cancelled); only a live job ends */                      \
     X(JOB_FINISH, "UPDATE jobs SET state = ?2, finished_at = ?3, error = ?4 "                 \
                   "WHERE id = ?1 AND state IN ('queued', 'running')")                         \
-    /* items: done tasks matching the filter give the id range and the total */             \
-    X(ITEMS_SPAN, "SELECT min(id), max(id), total(item_hi - item_lo) FROM tasks "             \
-                  "WHERE job_id = ?1 AND state = 'done' AND (?2 < 0 OR run_idx = ?2) "        \
+    /* items: buckets with stored items matching the filter give the task id range      \
+     * and the total */                                                                     \
+    X(ITEMS_SPAN, "SELECT min(task_lo), max(task_hi), total(items_done) FROM buckets "        \
+                  "WHERE job_id = ?1 AND items_done > 0 AND (?2 < 0 OR run_idx = ?2) "        \
                   "AND (?3 IS NULL OR bucket = ?3)")                                          \
     X(ITEMS_PAGE, "SELECT task_id, run_idx, bucket, idx, prompt_hash, prediction, reference, " \
                   "score, latency_us, tokens, meta, error FROM items "                       \
@@ -78,8 +94,8 @@
                "JOIN jobs j ON j.id = r.job_id JOIN models m ON m.id = j.model_id "           \
                "WHERE j.state = 'done' AND (?1 IS NULL OR r.suite = ?1)) "                    \
                "WHERE rn = 1 ORDER BY suite, task, model")                                    \
-    X(RUN_BUCKETS, "SELECT bucket, total(n), total(score_sum) FROM tasks "                    \
-                   "WHERE job_id = ?1 AND run_idx = ?2 GROUP BY bucket ORDER BY bucket")      \
+    X(RUN_BUCKETS, "SELECT bucket, n, score_sum FROM buckets "                                \
+                   "WHERE job_id = ?1 AND run_idx = ?2 ORDER BY bucket")                      \
     /* tasks */                                                                               \
     X(TASKS_QUEUED_ALL, "SELECT t.id, t.job_id, j.priority, j.device, m.backend, "            \
                         "t.item_hi - t.item_lo, j.timeout_s FROM tasks t "                    \
@@ -114,13 +130,12 @@
     X(ITEM_INSERT, "INSERT INTO items(job_id, task_id, idx, run_idx, bucket, prompt_hash, "   \
                    "prediction, reference, score, latency_us, tokens, meta, error) "          \
                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")         \
-    X(JOB_ADD_DONE, "UPDATE jobs SET items_done = items_done + ?2 WHERE id = ?1")             \
+    X(BUCKET_ADD_DONE, "UPDATE buckets SET tasks_done = tasks_done + 1, "                     \
+                       "items_done = items_done + ?4, n = n + ?5, score_sum = score_sum + ?6 " \
+                       "WHERE job_id = ?1 AND run_idx = ?2 AND bucket = ?3")                  \
     X(WORKER_ADD_DONE, "UPDATE workers SET tasks_done = tasks_done + 1 "                      \
                        "WHERE name = (SELECT worker FROM tasks WHERE id = ?1)")               \
-    /* two probes of tasks_state_job; IN (...) would build a temporary table */              \
-    X(JOB_OPEN_TASKS, "SELECT EXISTS (SELECT 1 FROM tasks WHERE state = 'queued' "            \
-                      "AND job_id = ?1) OR EXISTS (SELECT 1 FROM tasks "                      \
-                      "WHERE state = 'leased' AND job_id = ?1)")                              \
+    X(JOB_OPEN_TASKS, "SELECT tasks_queued + tasks_leased FROM jobs WHERE id = ?1")           \
     X(TASK_RELEASE_INFO, "SELECT t.job_id, t.max_attempts, j.state FROM tasks t "             \
                          "JOIN jobs j ON j.id = t.job_id "                                    \
                          "WHERE t.id = ?1 AND t.attempt = ?2 AND t.state = 'leased'")         \
@@ -129,6 +144,11 @@
                     "worker = CASE WHEN ?2 = 'queued' THEN NULL ELSE worker END WHERE id = ?1") \
     X(TASKS_EXPIRED, "SELECT id, attempt, worker FROM tasks "                                 \
                      "WHERE state = 'leased' AND lease_deadline < ?1 ORDER BY id")            \
+    /* recovery moves the counters first, from the leases it is about to drop */           \
+    X(JOBS_RECOVER, "UPDATE jobs SET tasks_queued = tasks_queued + c.k, "                     \
+                    "tasks_leased = tasks_leased - c.k FROM (SELECT job_id, count(*) AS k "   \
+                    "FROM tasks WHERE state = 'leased' GROUP BY job_id) AS c "                \
+                    "WHERE jobs.id = c.job_id")                                               \
     X(TASKS_RECOVER, "UPDATE tasks SET state = 'queued', worker = NULL, lease_deadline = NULL " \
                      "WHERE state = 'leased'")                                                \
     /* workers: a worker coming back from "gone" starts a new connection */                  \
@@ -152,8 +172,8 @@
     X(SCHED_FIRED, "UPDATE schedules SET last_fired_at = ?2, last_job_id = ?3, "              \
                    "next_fire_at = ?4 WHERE id = ?1")                                         \
     /* metrics */                                                                             \
-    X(STATS_TASKS, "SELECT state, count(*) FROM tasks GROUP BY state")                        \
-    X(STATS_JOBS, "SELECT state, count(*) FROM jobs GROUP BY state")                          \
-    X(STATS_ITEMS, "SELECT total(items_done) FROM jobs")
+    X(STATS, "SELECT jobs_queued, jobs_running, jobs_done, jobs_failed, jobs_cancelled, "     \
+             "tasks_queued, tasks_leased, tasks_done, tasks_failed, tasks_cancelled, "       \
+             "items_done FROM stats WHERE id = 1")
 
 #endif

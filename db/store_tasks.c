@@ -1,9 +1,10 @@
 /* Tasks in the store, the scheduler's side: listing queued work, leasing,
  * renewing, recording a RESULT exactly once (the guarded UPDATE plus the
  * items in one savepoint), releasing a lost or failed lease, and startup
- * recovery. These run on the coordinator's hot path: a guarded UPDATE and
- * one SELECT by rowid per lease or result, items inserted with borrowed text,
- * no re-encoding. */
+ * recovery. These run on the coordinator's hot path: a guarded UPDATE, one
+ * SELECT by rowid and counter UPDATEs by primary key per lease or result,
+ * items inserted with borrowed text, no re-encoding. Every state change here
+ * moves the job's counters (pdb__tally) in the same savepoint. */
 #include "db/store_int.h"
 
 #include <inttypes.h>
@@ -107,6 +108,8 @@ static int lease_body(pdb_t *db, int64_t task_id, double now, json_t **task)
         rc = pdb__err(db, src);
     }
     sqlite3_reset(s);
+    if (rc == 0)
+        rc = pdb__tally(db, row[0], PDB_TS_QUEUED, PDB_TS_LEASED, 1, 0);
     if (rc == 0)
         rc = lease_template(db, row[0], row[1], &tmpl);
     if (rc)
@@ -416,13 +419,23 @@ static int parse_aggregate(const json_t *agg, int *have, int64_t *n, double *sco
     return 0;
 }
 
-/* After a result: bump counters, and end the job when no task is open. */
-static int after_record(pdb_t *db, const record_task_t *t, double now, int *job_done)
+/* After a result with n scored items summing to score_sum: bump the job's,
+ * the bucket's and the worker's counters, and end the job when no task is
+ * open. */
+static int after_record(pdb_t *db, const record_task_t *t, int64_t n, double score_sum,
+                        double now, int *job_done)
 {
-    sqlite3_stmt *s = pdb__st(db, PDB_ST_JOB_ADD_DONE);
+    int rc = pdb__tally(db, t->job_id, PDB_TS_LEASED, PDB_TS_DONE, 1, t->hi - t->lo);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_BUCKET_ADD_DONE);
     sqlite3_bind_int64(s, 1, t->job_id);
-    sqlite3_bind_int64(s, 2, t->hi - t->lo);
-    int rc = pdb__run(db, s);
+    sqlite3_bind_int64(s, 2, t->run_idx);
+    sqlite3_bind_int64(s, 3, t->bucket);
+    sqlite3_bind_int64(s, 4, t->hi - t->lo);
+    sqlite3_bind_int64(s, 5, n);
+    sqlite3_bind_double(s, 6, score_sum);
+    rc = pdb__run(db, s);
     if (rc)
         return rc;
     s = pdb__st(db, PDB_ST_WORKER_ADD_DONE);
@@ -433,7 +446,7 @@ static int after_record(pdb_t *db, const record_task_t *t, double now, int *job_
     s = pdb__st(db, PDB_ST_JOB_OPEN_TASKS);
     sqlite3_bind_int64(s, 1, t->job_id);
     int src = sqlite3_step(s);
-    int open = src == SQLITE_ROW ? sqlite3_column_int(s, 0) : 1;
+    int64_t open = src == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 1;
     sqlite3_reset(s);
     if (src != SQLITE_ROW)
         return pdb__err(db, src);
@@ -512,14 +525,16 @@ static int record(pdb_t *db, int64_t task_id, int attempt, const json_t *items, 
         rc = insert_json_items(&ins, items);
     rc = ins_end(&ins, rc);
     if (rc == 0 && !have_agg) {
+        n = (int64_t)ins.count;
+        score_sum = ins.score_sum;
         s = pdb__st(db, PDB_ST_TASK_SET_AGG);
         sqlite3_bind_int64(s, 1, task_id);
-        sqlite3_bind_int64(s, 2, (int64_t)ins.count);
-        sqlite3_bind_double(s, 3, ins.score_sum);
+        sqlite3_bind_int64(s, 2, n);
+        sqlite3_bind_double(s, 3, score_sum);
         rc = pdb__run(db, s);
     }
     if (rc == 0)
-        rc = after_record(db, &t, now, &done);
+        rc = after_record(db, &t, n, score_sum, now, &done);
 out:
     rc = pdb__sp_end(db, rc);
     if (rc == 0) {
@@ -547,13 +562,17 @@ int pdb_task_record_text(pdb_t *db, int64_t task_id, int attempt, const char *it
 
 /* ---- release, expiry, recovery ---- */
 
-static int set_task_state(pdb_t *db, int64_t task_id, const char *state, const char *error)
+/* A leased task of job_id leaves its lease for state (PDB_TS_*). */
+static int unlease(pdb_t *db, int64_t task_id, int64_t job_id, int state, const char *error)
 {
     sqlite3_stmt *s = pdb__st(db, PDB_ST_TASK_UNLEASE);
     sqlite3_bind_int64(s, 1, task_id);
-    pdb__bind_text(s, 2, state);
+    pdb__bind_text(s, 2, pdb__ts_name[state]);
     pdb__bind_text(s, 3, error);
-    return pdb__run(db, s);
+    int rc = pdb__run(db, s);
+    if (rc == 0)
+        rc = pdb__tally(db, job_id, PDB_TS_LEASED, state, 1, 0);
+    return rc;
 }
 
 /* The task ran out of attempts: it fails, its job fails with its error, and
@@ -561,7 +580,7 @@ static int set_task_state(pdb_t *db, int64_t task_id, const char *state, const c
 static int fail_task(pdb_t *db, int64_t task_id, int64_t job_id, int attempt, const char *error)
 {
     char msg[512];
-    int rc = set_task_state(db, task_id, PDB_FAILED, error);
+    int rc = unlease(db, task_id, job_id, PDB_TS_FAILED, error);
     if (rc)
         return rc;
     snprintf(msg, sizeof msg, "task %" PRId64 " failed after %d attempt%s: %s", task_id, attempt,
@@ -576,7 +595,10 @@ static int fail_task(pdb_t *db, int64_t task_id, int64_t job_id, int attempt, co
         return rc;
     s = pdb__st(db, PDB_ST_JOB_CANCEL_QUEUED);
     sqlite3_bind_int64(s, 1, job_id);
-    return pdb__run(db, s);
+    rc = pdb__run(db, s);
+    if (rc == 0)
+        rc = pdb__tally(db, job_id, PDB_TS_QUEUED, PDB_TS_CANCELLED, sqlite3_changes64(db->db), 0);
+    return rc;
 }
 
 int pdb_task_release(pdb_t *db, int64_t task_id, int attempt, const char *error, int retryable,
@@ -607,9 +629,9 @@ int pdb_task_release(pdb_t *db, int64_t task_id, int attempt, const char *error,
     }
     if (!is_live_job(jstate)) {
         /* Its job already failed or was cancelled: nothing will run it again. */
-        rc = set_task_state(db, task_id, PDB_CANCELLED, error);
+        rc = unlease(db, task_id, job_id, PDB_TS_CANCELLED, error);
     } else if (retryable && attempt < max_attempts) {
-        rc = set_task_state(db, task_id, PDB_QUEUED, error);
+        rc = unlease(db, task_id, job_id, PDB_TS_QUEUED, error);
         again = rc == 0;
     } else {
         rc = fail_task(db, task_id, job_id, attempt, error);
@@ -652,10 +674,22 @@ int pdb_tasks_expired(pdb_t *db, double now, json_t **out)
 
 int pdb_recover(pdb_t *db, int *n)
 {
+    int changed = 0;
+
     if (n)
         *n = 0;
-    int rc = pdb__run(db, pdb__st(db, PDB_ST_TASKS_RECOVER));
+    int rc = pdb__sp_begin(db);
+    if (rc)
+        return rc;
+    rc = pdb__run(db, pdb__st(db, PDB_ST_JOBS_RECOVER));
+    if (rc == 0)
+        rc = pdb__run(db, pdb__st(db, PDB_ST_TASKS_RECOVER));
+    if (rc == 0) {
+        changed = sqlite3_changes(db->db);
+        rc = pdb__tally(db, 0, PDB_TS_LEASED, PDB_TS_QUEUED, changed, 0);
+    }
+    rc = pdb__sp_end(db, rc);
     if (rc == 0 && n)
-        *n = sqlite3_changes(db->db);
+        *n = changed;
     return rc;
 }
