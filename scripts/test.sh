@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 start=$(date +%s)
 
+# Counts from one build's logs: cmocka's "[  PASSED  ] N test(s)" and
+# "[  FAILED  ] N test(s)", pytest's "N passed" / "N failed".
+count() {
+  local dir=$1
+  passed=$(( $(grep -ho '\[  PASSED  \] [0-9]*' "$dir/tests/unit/run_unit.log" | awk '{s+=$4} END {print s+0}') +
+             $(grep -hoE '[0-9]+ passed' "$dir/tests/integration/run.sh.log" | awk '{s+=$1} END {print s+0}') ))
+  failed=$(( $(grep -ho '\[  FAILED  \] [0-9]* test' "$dir/tests/unit/run_unit.log" | awk '{s+=$4} END {print s+0}') +
+             $(grep -hoE '[0-9]+ failed' "$dir/tests/integration/run.sh.log" | awk '{s+=$1} END {print s+0}') ))
+  echo "$dir: $passed passed, $failed failed"
+}
+
 scripts/setup.sh --test-deps
 echo "==> make check (build)"
 if ! make -C build -s check VERBOSE=1; then
@@ -20,4 +31,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if ! make -C build-asan -s check VERBOSE=1; then
   echo "FAILED: make check (build-asan)"; exit 1
 fi
+count build
+count build-asan
 echo "==> all tests passed in $(( $(date +%s) - start )) s"
+echo "$(( $(count build | awk '{print $2}') + $(count build-asan | awk '{print $2}') )) passed, 0 failed"
