@@ -348,3 +348,28 @@ int pdb_rollback(pdb_t *db)
 }
 
 const char *pdb_errmsg(pdb_t *db) { return db ? sqlite3_errmsg(db->db) : "no database"; }
+
+int pdb__collect(pdb_t *db, sqlite3_stmt *s, pdb_row_fn row, void *ctx, json_t **out)
+{
+    int rc = 0, src;
+    json_t *arr = json_array();
+    *out = NULL;
+    if (arr == NULL) {
+        sqlite3_reset(s);
+        return PB_ENOMEM;
+    }
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        if (json_array_append_new(arr, row(s, ctx))) {
+            rc = PB_ENOMEM;
+            break;
+        }
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = pdb__err(db, src);
+    sqlite3_reset(s);
+    if (rc)
+        json_decref(arr);
+    else
+        *out = arr;
+    return rc;
+}

@@ -141,32 +141,20 @@ static json_t *schedule_row(sqlite3_stmt *s)
                      pdb__col_iso(s, 7, t3), "last_job_id", pdb__col_int(s, 8));
 }
 
+static json_t *schedule_row_fn(sqlite3_stmt *s, void *ctx)
+{
+    (void)ctx;
+    return schedule_row(s);
+}
+
 int pdb_schedules_list(pdb_t *db, json_t **out)
 {
-    int rc = 0, src;
-    json_t *arr = json_array();
-    sqlite3_stmt *s = pdb__st(db, PDB_ST_SCHED_LIST);
-
-    *out = NULL;
-    if (arr == NULL)
-        return PB_ENOMEM;
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        if (json_array_append_new(arr, schedule_row(s))) {
-            rc = PB_ENOMEM;
-            goto out;
-        }
-    }
-    if (src != SQLITE_DONE) {
-        rc = pdb__err(db, src);
-        goto out;
-    }
-    *out = json_pack("{s:O}", "schedules", arr);
-    if (*out == NULL)
-        rc = PB_ENOMEM;
-out:
-    sqlite3_reset(s);
-    json_decref(arr);
-    return rc;
+    json_t *arr = NULL;
+    int rc = pdb__collect(db, pdb__st(db, PDB_ST_SCHED_LIST), schedule_row_fn, NULL, &arr);
+    if (rc)
+        return rc;
+    *out = json_pack("{s:o}", "schedules", arr);
+    return *out ? 0 : PB_ENOMEM;
 }
 
 int pdb_schedule_get(pdb_t *db, int64_t id, json_t **out)
@@ -205,35 +193,19 @@ int pdb_schedule_set_enabled(pdb_t *db, int64_t id, int enabled, double next_fir
     return update_one(db, s);
 }
 
+static json_t *due_row(sqlite3_stmt *s, void *ctx)
+{
+    (void)ctx;
+    return json_pack("{s:I, s:s, s:s, s:o?, s:f}", "id", (json_int_t)sqlite3_column_int64(s, 0),
+                     "name", pdb__col_text(s, 1), "cron", pdb__col_text(s, 2), "template",
+                     pdb__col_json(s, 3), "next_fire_at", sqlite3_column_double(s, 4));
+}
+
 int pdb_schedules_due(pdb_t *db, double now, json_t **out)
 {
-    int rc = 0, src;
-    json_t *arr = json_array();
     sqlite3_stmt *s = pdb__st(db, PDB_ST_SCHED_DUE);
-
-    *out = NULL;
-    if (arr == NULL)
-        return PB_ENOMEM;
     sqlite3_bind_double(s, 1, now);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        json_t *o = json_pack("{s:I, s:s, s:s, s:o?, s:f}", "id",
-                              (json_int_t)sqlite3_column_int64(s, 0), "name", pdb__col_text(s, 1),
-                              "cron", pdb__col_text(s, 2), "template", pdb__col_json(s, 3),
-                              "next_fire_at", sqlite3_column_double(s, 4));
-        if (json_array_append_new(arr, o)) {
-            rc = PB_ENOMEM;
-            goto out;
-        }
-    }
-    if (src != SQLITE_DONE)
-        rc = pdb__err(db, src);
-out:
-    sqlite3_reset(s);
-    if (rc)
-        json_decref(arr);
-    else
-        *out = arr;
-    return rc;
+    return pdb__collect(db, s, due_row, NULL, out);
 }
 
 int pdb_schedule_fired(pdb_t *db, int64_t id, double fired_at, int64_t job_id, double next_fire)

@@ -71,6 +71,12 @@ json_t *pdb__col_int(sqlite3_stmt *s, int col);  /* integer, new reference */
 const char *pdb__col_iso(sqlite3_stmt *s, int col, char buf[32]); /* ISO-8601 in buf */
 const char *pdb__col_text(sqlite3_stmt *s, int col); /* valid until the next step/reset */
 
+/* Step s (already bound) to its end, collecting row(s, ctx) for each row
+ * into a new array; row returns NULL when out of memory. Resets s. On
+ * failure *out is NULL. */
+typedef json_t *(*pdb_row_fn)(sqlite3_stmt *s, void *ctx);
+int pdb__collect(pdb_t *db, sqlite3_stmt *s, pdb_row_fn row, void *ctx, json_t **out);
+
 /* Bind text that stays alive until the statement is reset (SQLITE_STATIC);
  * NULL binds SQL NULL. */
 int pdb__bind_text(sqlite3_stmt *s, int i, const char *text);

@@ -253,34 +253,19 @@ out:
     return rc;
 }
 
+static json_t *failed_task_row(sqlite3_stmt *s, void *ctx)
+{
+    (void)ctx;
+    return json_pack("{s:I, s:I, s:i, s:s?}", "id", (json_int_t)sqlite3_column_int64(s, 0),
+                     "bucket", (json_int_t)sqlite3_column_int64(s, 1), "attempt",
+                     sqlite3_column_int(s, 2), "error", pdb__col_text(s, 3));
+}
+
 static int failed_tasks(pdb_t *db, int64_t job_id, json_t **out)
 {
-    int rc = 0, src;
-    json_t *arr = json_array();
     sqlite3_stmt *s = pdb__st(db, PDB_ST_JOB_FAILED_TASKS);
-
-    *out = NULL;
-    if (arr == NULL)
-        return PB_ENOMEM;
     sqlite3_bind_int64(s, 1, job_id);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        json_t *t = json_pack("{s:I, s:I, s:i, s:s?}", "id",
-                              (json_int_t)sqlite3_column_int64(s, 0), "bucket",
-                              (json_int_t)sqlite3_column_int64(s, 1), "attempt",
-                              sqlite3_column_int(s, 2), "error", pdb__col_text(s, 3));
-        if (json_array_append_new(arr, t)) {
-            rc = PB_ENOMEM;
-            break;
-        }
-    }
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = pdb__err(db, src);
-    sqlite3_reset(s);
-    if (rc)
-        json_decref(arr);
-    else
-        *out = arr;
-    return rc;
+    return pdb__collect(db, s, failed_task_row, NULL, out);
 }
 
 int pdb_job_get(pdb_t *db, int64_t job_id, json_t **out)
@@ -573,40 +558,34 @@ out:
 
 /* ---- leaderboard ---- */
 
+struct bucket_sums {
+    int64_t n;
+    double score_sum;
+};
+
+/* A leaderboard bucket {"bucket", "n", "score_sum"}, summed into ctx. */
+static json_t *bucket_row(sqlite3_stmt *s, void *ctx)
+{
+    struct bucket_sums *sums = ctx;
+    int64_t bn = sqlite3_column_int64(s, 1);
+    double bs = sqlite3_column_double(s, 2);
+    sums->n += bn;
+    sums->score_sum += bs;
+    return json_pack("{s:I, s:I, s:f}", "bucket", (json_int_t)sqlite3_column_int64(s, 0), "n",
+                     (json_int_t)bn, "score_sum", bs);
+}
+
 /* Per-bucket sums of one run, and their totals. */
 static int run_buckets(pdb_t *db, int64_t job_id, int64_t run, json_t **out, int64_t *n,
                        double *score_sum)
 {
-    int rc = 0, src;
-    json_t *arr = json_array();
+    struct bucket_sums sums = {0, 0};
     sqlite3_stmt *s = pdb__st(db, PDB_ST_RUN_BUCKETS);
-
-    *out = NULL;
-    *n = 0;
-    *score_sum = 0;
-    if (arr == NULL)
-        return PB_ENOMEM;
     sqlite3_bind_int64(s, 1, job_id);
     sqlite3_bind_int64(s, 2, run);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t bn = sqlite3_column_int64(s, 1);
-        double bs = sqlite3_column_double(s, 2);
-        json_t *b = json_pack("{s:I, s:I, s:f}", "bucket", (json_int_t)sqlite3_column_int64(s, 0),
-                              "n", (json_int_t)bn, "score_sum", bs);
-        if (json_array_append_new(arr, b)) {
-            rc = PB_ENOMEM;
-            break;
-        }
-        *n += bn;
-        *score_sum += bs;
-    }
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = pdb__err(db, src);
-    sqlite3_reset(s);
-    if (rc)
-        json_decref(arr);
-    else
-        *out = arr;
+    int rc = pdb__collect(db, s, bucket_row, &sums, out);
+    *n = rc ? 0 : sums.n;
+    *score_sum = rc ? 0 : sums.score_sum;
     return rc;
 }
 

@@ -643,33 +643,18 @@ out:
     return rc;
 }
 
+static json_t *expired_row(sqlite3_stmt *s, void *ctx)
+{
+    (void)ctx;
+    return json_pack("{s:I, s:i, s:s?}", "task_id", (json_int_t)sqlite3_column_int64(s, 0),
+                     "attempt", sqlite3_column_int(s, 1), "worker", pdb__col_text(s, 2));
+}
+
 int pdb_tasks_expired(pdb_t *db, double now, json_t **out)
 {
-    int rc = 0, src;
-    json_t *arr = json_array();
     sqlite3_stmt *s = pdb__st(db, PDB_ST_TASKS_EXPIRED);
-
-    *out = NULL;
-    if (arr == NULL)
-        return PB_ENOMEM;
     sqlite3_bind_double(s, 1, now);
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        json_t *t = json_pack("{s:I, s:i, s:s?}", "task_id",
-                              (json_int_t)sqlite3_column_int64(s, 0), "attempt",
-                              sqlite3_column_int(s, 1), "worker", pdb__col_text(s, 2));
-        if (json_array_append_new(arr, t)) {
-            rc = PB_ENOMEM;
-            break;
-        }
-    }
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = pdb__err(db, src);
-    sqlite3_reset(s);
-    if (rc)
-        json_decref(arr);
-    else
-        *out = arr;
-    return rc;
+    return pdb__collect(db, s, expired_row, NULL, out);
 }
 
 int pdb_recover(pdb_t *db, int *n)
