@@ -11,11 +11,13 @@ start=$(date +%s)
 # "[  FAILED  ] N test(s)", pytest's "N passed" / "N failed".
 count() {
   local dir=$1
+  set +o pipefail # a grep that matches nothing is a zero, not an error
   passed=$(( $(grep -ho '\[  PASSED  \] [0-9]*' "$dir/tests/unit/run_unit.log" | awk '{s+=$4} END {print s+0}') +
              $(grep -hoE '[0-9]+ passed' "$dir/tests/integration/run.sh.log" | awk '{s+=$1} END {print s+0}') ))
   failed=$(( $(grep -ho '\[  FAILED  \] [0-9]* test' "$dir/tests/unit/run_unit.log" | awk '{s+=$4} END {print s+0}') +
              $(grep -hoE '[0-9]+ failed' "$dir/tests/integration/run.sh.log" | awk '{s+=$1} END {print s+0}') ))
   echo "$dir: $passed passed, $failed failed"
+  set -o pipefail
 }
 
 scripts/setup.sh --test-deps
