@@ -55,14 +55,8 @@ static char *escape_cell(const char *s)
 
 int pb_cli_table_add(pb_cli_table_t *t, const char *cell)
 {
-    if (t->ncells == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 64;
-        char **p = realloc(t->cells, ncap * sizeof *p);
-        if (p == NULL)
-            return PB_ENOMEM;
-        t->cells = p;
-        t->cap = ncap;
-    }
+    if (pb_grow(&t->cells, &t->cap, t->ncells + 1, sizeof *t->cells, 64))
+        return PB_ENOMEM;
     char *copy = escape_cell(cell ? cell : "-");
     if (copy == NULL)
         return PB_ENOMEM;

@@ -92,8 +92,7 @@ int pb_items_add(pb_buf_t *b, const pb_item_rec_t *it)
 
 typedef struct scan {
     const char *p, *end;
-    char *scratch; /* unescaped strings of the current item */
-    size_t scap, slen;
+    pb_buf_t scratch; /* unescaped strings of the current item */
     pb_err_t *err;
     size_t item;
 } scan_t;
@@ -113,19 +112,7 @@ static int bad(scan_t *s, const char *what)
 
 static int scratch_put(scan_t *s, const char *data, size_t n)
 {
-    if (s->slen + n + 1 > s->scap) {
-        size_t nc = s->scap ? s->scap * 2 : 4096;
-        while (nc < s->slen + n + 1)
-            nc *= 2;
-        char *ns = realloc(s->scratch, nc);
-        if (ns == NULL)
-            return PB_ENOMEM;
-        s->scratch = ns;
-        s->scap = nc;
-    }
-    memcpy(s->scratch + s->slen, data, n);
-    s->slen += n;
-    return 0;
+    return pb_buf_append(&s->scratch, data, n);
 }
 
 static int hex4(const char *p, unsigned *out)
@@ -187,7 +174,7 @@ static int scan_str(scan_t *s, size_t *off, size_t *len)
     if (s->p >= s->end || *s->p != '"')
         return bad(s, "expected a string");
     s->p++;
-    size_t start = s->slen;
+    size_t start = s->scratch.len;
     while (1) {
         const char *q = s->p;
         while (q < s->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
@@ -240,7 +227,7 @@ static int scan_str(scan_t *s, size_t *off, size_t *len)
             return PB_ENOMEM;
     }
     s->p++; /* closing quote */
-    *len = s->slen - start;
+    *len = s->scratch.len - start;
     if (scratch_put(s, "", 1))
         return PB_ENOMEM;
     *off = start;
@@ -307,7 +294,7 @@ static int scan_item(scan_t *s, pb_item_rec_t *rec)
     double d;
     int64_t v;
     memset(rec, 0, sizeof *rec);
-    s->slen = 0;
+    pb_buf_reset(&s->scratch);
     if ((rc = expect(s, '[', "item is not an array")))
         return rc;
     if ((rc = scan_num(s, &d, &rec->idx, &is_int, &present)))
@@ -342,7 +329,7 @@ static int scan_item(scan_t *s, pb_item_rec_t *rec)
     const char **dst[5] = {&rec->prompt_hash, &rec->prediction, &rec->reference, &rec->meta, &rec->error};
     size_t *dlen[5] = {NULL, &rec->prediction_len, &rec->reference_len, &rec->meta_len, &rec->error_len};
     for (int k = 0; k < 5; k++) {
-        *dst[k] = off[k] == (size_t)-1 ? NULL : s->scratch + off[k];
+        *dst[k] = off[k] == (size_t)-1 ? NULL : s->scratch.data + off[k];
         if (dlen[k])
             *dlen[k] = len[k];
     }
@@ -352,6 +339,7 @@ static int scan_item(scan_t *s, pb_item_rec_t *rec)
 int pb_items_scan(const char *text, size_t len, pb_items_fn fn, void *ctx, pb_err_t *err)
 {
     scan_t s = {.p = text, .end = text + len, .err = err};
+    pb_buf_init(&s.scratch, 0);
     int rc = expect(&s, '[', "items is not an array");
     if (rc)
         goto out;
@@ -377,6 +365,6 @@ int pb_items_scan(const char *text, size_t len, pb_items_fn fn, void *ctx, pb_er
     if (s.p != s.end)
         rc = pb_err_set(err, PB_EPARSE, "items", "trailing bytes after the items array");
 out:
-    free(s.scratch);
+    pb_buf_free(&s.scratch);
     return rc;
 }

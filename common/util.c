@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -123,6 +124,24 @@ void pb_buf_free(pb_buf_t *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+int pb_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    if (need > SIZE_MAX / 2 / elem)
+        return PB_ENOMEM; /* doubling or sizing would overflow */
+    size_t nc = *cap ? *cap : first;
+    while (nc < need)
+        nc *= 2;
+    void **slot = arr;
+    void *p = realloc(*slot, nc * elem);
+    if (p == NULL)
+        return PB_ENOMEM;
+    *slot = p;
+    *cap = nc;
+    return 0;
 }
 
 int pb_parse_hostport(const char *s, char *host, size_t hostlen, int *port)

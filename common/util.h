@@ -34,6 +34,11 @@ int pb_buf_cstr(pb_buf_t *b);
 void pb_buf_reset(pb_buf_t *b);
 void pb_buf_free(pb_buf_t *b);
 
+/* Grow a malloc'd array so it holds at least need elements of elem bytes:
+ * *arr (a pointer to the array pointer) and *cap are updated, doubling from
+ * first. Returns 0, or PB_ENOMEM with the array untouched. */
+int pb_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first);
+
 /* Parse "HOST:PORT" (HOST may be empty = 127.0.0.1). Returns 0 or PB_EINVAL. */
 int pb_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 

@@ -54,14 +54,8 @@ static void peer_unlink(pb_coord_t *c, pb_peer_t *p)
 
 static int lease_add(pb_peer_t *p, const pdb_task_ref_t *ref, int attempt)
 {
-    if (p->n_leases == p->cap_leases) {
-        size_t nc = p->cap_leases ? p->cap_leases * 2 : 4;
-        pb_lease_t *nl = realloc(p->leases, nc * sizeof *nl);
-        if (nl == NULL)
-            return PB_ENOMEM;
-        p->leases = nl;
-        p->cap_leases = nc;
-    }
+    if (pb_grow(&p->leases, &p->cap_leases, p->n_leases + 1, sizeof *p->leases, 4))
+        return PB_ENOMEM;
     p->leases[p->n_leases].ref = *ref;
     p->leases[p->n_leases].attempt = attempt;
     p->n_leases++;
@@ -117,14 +111,8 @@ static int txn_open(pb_coord_t *c)
 static pb_out_t *out_push(pb_coord_t *c, const unsigned char *rid, size_t len, int type,
                           int64_t task_id, int attempt)
 {
-    if (c->n_out == c->cap_out) {
-        size_t nc = c->cap_out ? c->cap_out * 2 : 64;
-        pb_out_t *no = realloc(c->out, nc * sizeof *no);
-        if (no == NULL)
-            return NULL;
-        c->out = no;
-        c->cap_out = nc;
-    }
+    if (pb_grow(&c->out, &c->cap_out, c->n_out + 1, sizeof *c->out, 64))
+        return NULL;
     pb_out_t *o = &c->out[c->n_out++];
     memcpy(o->rid, rid, len);
     o->rid_len = len;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/pb.h"
+#include "common/util.h"
 
 typedef struct sched_task {
     pdb_task_ref_t ref;
@@ -78,14 +79,8 @@ static sched_level_t *level_get(pb_sched_t *s, int priority, int create)
         return &s->levels[i];
     if (!create)
         return NULL;
-    if (s->n_levels == s->cap_levels) {
-        size_t nc = s->cap_levels ? s->cap_levels * 2 : 8;
-        sched_level_t *nl = realloc(s->levels, nc * sizeof *nl);
-        if (nl == NULL)
-            return NULL;
-        s->levels = nl;
-        s->cap_levels = nc;
-    }
+    if (pb_grow(&s->levels, &s->cap_levels, s->n_levels + 1, sizeof *s->levels, 8))
+        return NULL;
     memmove(&s->levels[i + 1], &s->levels[i], (s->n_levels - i) * sizeof *s->levels);
     s->levels[i].priority = priority;
     s->levels[i].cursor = NULL;

@@ -154,6 +154,30 @@ static void test_wilson(void **state)
     assert_true(fabs(lo + hi - 1.0) < 1e-12); /* symmetric around 0.5 */
 }
 
+static void test_grow(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    size_t cap = 0;
+    assert_int_equal(pb_grow(&a, &cap, 1, sizeof *a, 4), 0);
+    assert_int_equal(cap, 4);
+    for (int i = 0; i < 4; i++)
+        a[i] = i;
+    int *before = a;
+    assert_int_equal(pb_grow(&a, &cap, 4, sizeof *a, 4), 0); /* enough room: untouched */
+    assert_ptr_equal(a, before);
+    assert_int_equal(pb_grow(&a, &cap, 37, sizeof *a, 4), 0);
+    assert_int_equal(cap, 64); /* doubled until it fits */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(a[i], i); /* contents kept */
+    a[36] = 36;
+    size_t huge = cap;
+    assert_int_equal(pb_grow(&a, &huge, SIZE_MAX / 8, 8, 4), PB_ENOMEM);
+    assert_int_equal(huge, 64); /* failure leaves the array as it was */
+    assert_int_equal(a[36], 36);
+    free(a);
+}
+
 static void test_buf(void **state)
 {
     pb_buf_t b;
@@ -492,6 +516,7 @@ int pb_test_common(void)
         cmocka_unit_test(test_rng_streams),
         cmocka_unit_test(test_rng_bounds),
         cmocka_unit_test(test_wilson),
+        cmocka_unit_test(test_grow),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_hostport),
         cmocka_unit_test(test_json_getters),
