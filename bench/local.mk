@@ -1,2 +1,6 @@
 # bench/: benchmarks that print figures (not pass/fail).
 EXTRA_DIST += bench/throughput.py
+# The kernels benchmark: machine ceilings, then every kernel as a ratio.
+noinst_PROGRAMS += bench/bench_kernels
+bench_bench_kernels_SOURCES = bench/kernels.c
+bench_bench_kernels_LDADD = libpbkernels.la

@@ -12,10 +12,14 @@ start=$(date +%s)
 count() {
   local dir=$1
   set +o pipefail # a grep that matches nothing is a zero, not an error
-  passed=$(( $(grep -ho '\[  PASSED  \] [0-9]*' "$dir/tests/unit/run_unit.log" | awk '{s+=$4} END {print s+0}') +
-             $(grep -hoE '[0-9]+ passed' "$dir/tests/integration/run.sh.log" | awk '{s+=$1} END {print s+0}') ))
-  failed=$(( $(grep -ho '\[  FAILED  \] [0-9]* test' "$dir/tests/unit/run_unit.log" | awk '{s+=$4} END {print s+0}') +
-             $(grep -hoE '[0-9]+ failed' "$dir/tests/integration/run.sh.log" | awk '{s+=$1} END {print s+0}') ))
+  local cm="$dir/tests/unit/run_unit.log $dir/tests/kernels/run_kernels.log"
+  local py="$dir/tests/golden/run.sh.log $dir/tests/integration/run.sh.log"
+  # shellcheck disable=SC2086 # the lists split on purpose
+  passed=$(( $(cat $cm 2>/dev/null | grep -o '\[  PASSED  \] [0-9]*' | awk '{s+=$4} END {print s+0}') +
+             $(cat $py 2>/dev/null | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}') ))
+  # shellcheck disable=SC2086
+  failed=$(( $(cat $cm 2>/dev/null | grep -o '\[  FAILED  \] [0-9]* test' | awk '{s+=$4} END {print s+0}') +
+             $(cat $py 2>/dev/null | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}') ))
   echo "$dir: $passed passed, $failed failed"
   set -o pipefail
 }

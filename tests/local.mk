@@ -17,6 +17,19 @@ tests_unit_run_unit_LDADD = libpbcoord.la libpbworker.la libpbhttp.la libpbdb.la
 	libpbsuites.la libpbcommon.la $(CMOCKA_LIBS) $(UV_LIBS) $(ZMQ_LIBS) $(SQLITE_LIBS) \
 	$(CURL_LIBS)
 TESTS += tests/unit/run_unit
+# The kernels layer's own runner and the NumPy golden checks.
+check_PROGRAMS += tests/kernels/run_kernels
+tests_kernels_run_kernels_SOURCES = tests/kernels/main.c tests/kernels/ktest.h \
+	tests/kernels/ktest.c tests/kernels/test_ops.c tests/kernels/test_pe.c \
+	tests/kernels/test_attn.c tests/kernels/test_kv.c tests/kernels/test_sim.c
+tests_kernels_run_kernels_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_kernels_run_kernels_LDADD = libpbkernels.la $(CMOCKA_LIBS)
+TESTS += tests/kernels/run_kernels
 endif
+check_PROGRAMS += tests/golden/pk_golden
+tests_golden_pk_golden_SOURCES = tests/golden/pk_golden.c tests/golden/golden.h \
+	tests/golden/golden_pe.c tests/golden/golden_attn.c
+tests_golden_pk_golden_LDADD = libpbkernels.la
+TESTS += tests/golden/run.sh
 TESTS += tests/integration/run.sh
 AM_TESTS_ENVIRONMENT = PB_WORKER_BIN='$(abs_top_builddir)/posbench-worker'; export PB_WORKER_BIN;
