@@ -3,4 +3,5 @@ EXTRA_DIST += bench/throughput.py
 # The kernels benchmark: machine ceilings, then every kernel as a ratio.
 noinst_PROGRAMS += bench/bench_kernels
 bench_bench_kernels_SOURCES = bench/kernels.c
+bench_bench_kernels_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS)
 bench_bench_kernels_LDADD = libpbkernels.la

@@ -47,6 +47,19 @@ static inline const void *vrow(const void *v, int bf16, int j, int D)
 		(const void *)((const float *)v + (size_t)j * D);
 }
 
+/* The keys [j, nk) left after the four-key sweeps of pv_all_avx2/avx512. */
+INL void pv_rest(const int NH, const int BF, float *const *acc, const float *const *p,
+	const void *v, int j, int nk, int D)
+{
+	for (; j < nk; j++) {
+		const void *vj = vrow(v, BF, j, D);
+		for (int d = 0; d < D; d++)
+#pragma GCC unroll 2
+			for (int g = 0; g < NH; g++)
+				acc[g][d] += p[g][j] * ld1(vj, BF, d);
+	}
+}
+
 /* ---- AVX2 ------------------------------------------------------------------ */
 PK_AVX2 INL __m256 ld8_avx2(const void *p, const int bf16, int d)
 {
@@ -130,13 +143,7 @@ PK_AVX2 INL void pv_all_avx2(const int NH, const int BF, float *const *acc,
 				acc[g][d] += p[g][j] * ld1(v0, BF, d) + p[g][j + 1] * ld1(v1, BF, d) +
 					p[g][j + 2] * ld1(v2, BF, d) + p[g][j + 3] * ld1(v3, BF, d);
 	}
-	for (; j < nk; j++) {
-		const void *vj = vrow(v, BF, j, D);
-		for (int d = 0; d < D; d++)
-#pragma GCC unroll 2
-			for (int g = 0; g < NH; g++)
-				acc[g][d] += p[g][j] * ld1(vj, BF, d);
-	}
+	pv_rest(NH, BF, acc, p, v, j, nk, D);
 }
 
 PK_AVX2 static void pv_avx2(int nh, float *const *acc, const float *const *p, const void *v,
@@ -237,13 +244,7 @@ PK_AVX512 INL void pv_all_avx512(const int NH, const int BF, float *const *acc,
 			}
 		}
 	}
-	for (; j < nk; j++) {
-		const void *vj = vrow(v, BF, j, D);
-		for (int d = 0; d < D; d++)
-#pragma GCC unroll 2
-			for (int g = 0; g < NH; g++)
-				acc[g][d] += p[g][j] * ld1(vj, BF, d);
-	}
+	pv_rest(NH, BF, acc, p, v, j, nk, D);
 }
 
 PK_AVX512 static void pv_avx512(int nh, float *const *acc, const float *const *p, const void *v,

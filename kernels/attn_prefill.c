@@ -34,6 +34,19 @@ typedef struct {
 	void (*bf16_to_f32)(float *dst, const pk_bf16_t *src, size_t n);
 } isa_ops_t;
 
+/* Bias setup shared by softmax_avx2/avx512: head h's ALiBi slope (0 for
+ * other biases) and its T5 table row (NULL for other biases). */
+static inline float alibi_slope(const pk__attn_t *a, int h)
+{
+	return a->cfg->bias.kind == PK_BIAS_ALIBI ? a->cfg->bias.alibi_slopes[h] : 0.0f;
+}
+
+static inline const float *t5_row(const pk__attn_t *a, int h)
+{
+	return a->cfg->bias.kind == PK_BIAS_T5 ?
+		a->t5 + (size_t)h * (size_t)(a->t5_hi - a->t5_lo + 1) : NULL;
+}
+
 /* ---- AVX2: NR = 16 -------------------------------------------------------- */
 /* The accumulators are named variables, not an array: an array indexed by
  * the run-time row count would be kept in memory. */
@@ -93,11 +106,9 @@ PK_AVX2 static void pv_tile_avx2(int m, int nk, const float *pt, size_t ldp, con
 PK_AVX2 static void softmax_avx2(const pk__attn_t *a, int h, float *st, size_t ldst, int nk,
 	int nqs, const int32_t *qp, const int32_t *kp, float *m, float *l, float *alpha)
 {
-	const pk_attn_cfg_t *cfg = a->cfg;
-	int kind = cfg->bias.kind, bidir = !cfg->causal;
-	__m256 slope = _mm256_set1_ps(kind == PK_BIAS_ALIBI ? cfg->bias.alibi_slopes[h] : 0.0f);
-	const float *tb = kind == PK_BIAS_T5 ?
-		a->t5 + (size_t)h * (size_t)(a->t5_hi - a->t5_lo + 1) : NULL;
+	const int kind = a->cfg->bias.kind, bidir = !a->cfg->causal;
+	__m256 slope = _mm256_set1_ps(alibi_slope(a, h));
+	const float *tb = t5_row(a, h);
 	__m256i lo = _mm256_set1_epi32(a->t5_lo), hi = _mm256_set1_epi32(a->t5_hi);
 	const __m256 ninf = _mm256_set1_ps(-INFINITY);
 	for (int c = 0; c < nqs; c += 8) {
@@ -196,11 +207,9 @@ PK_AVX512 static void pv_tile_avx512(int m, int nk, const float *pt, size_t ldp,
 PK_AVX512 static void softmax_avx512(const pk__attn_t *a, int h, float *st, size_t ldst, int nk,
 	int nqs, const int32_t *qp, const int32_t *kp, float *m, float *l, float *alpha)
 {
-	const pk_attn_cfg_t *cfg = a->cfg;
-	int kind = cfg->bias.kind, bidir = !cfg->causal;
-	__m512 slope = _mm512_set1_ps(kind == PK_BIAS_ALIBI ? cfg->bias.alibi_slopes[h] : 0.0f);
-	const float *tb = kind == PK_BIAS_T5 ?
-		a->t5 + (size_t)h * (size_t)(a->t5_hi - a->t5_lo + 1) : NULL;
+	const int kind = a->cfg->bias.kind, bidir = !a->cfg->causal;
+	__m512 slope = _mm512_set1_ps(alibi_slope(a, h));
+	const float *tb = t5_row(a, h);
 	__m512i lo = _mm512_set1_epi32(a->t5_lo), hi = _mm512_set1_epi32(a->t5_hi);
 	const __m512 ninf = _mm512_set1_ps(-INFINITY);
 	for (int c = 0; c < nqs; c += 16) {

@@ -97,12 +97,26 @@ typedef struct {
 	void (*axpy_kv)(float *y, float a, const void *x, pk_dtype_t dt, int n);
 } ds_ops_t;
 
-static float dot_scalar(const float *a, const float *b, int n)
+/* s + a[i0..n) . b[i0..n), in order: the scalar reference (s = 0, i0 = 0)
+ * and the tails of the vector dots. */
+static inline float dot_from(float s, const float *a, const float *b, int i0, int n)
 {
-	float s = 0;
-	for (int i = 0; i < n; i++)
+	for (int i = i0; i < n; i++)
 		s += a[i] * b[i];
 	return s;
+}
+
+/* The same against a bf16 row. */
+static inline float dot_bf16_from(float s, const float *q, const pk_bf16_t *kb, int i0, int n)
+{
+	for (int i = i0; i < n; i++)
+		s += q[i] * pk_bf16_to_f32(kb[i]);
+	return s;
+}
+
+static float dot_scalar(const float *a, const float *b, int n)
+{
+	return dot_from(0.0f, a, b, 0, n);
 }
 
 static void scores_scalar(const float *qr, const float *lab, int r, int n, float rs, float *out)
@@ -115,11 +129,7 @@ static float dot_kv_scalar(const float *q, const void *k, pk_dtype_t dt, int n)
 {
 	if (dt == PK_F32)
 		return dot_scalar(q, k, n);
-	const pk_bf16_t *kb = k;
-	float s = 0;
-	for (int i = 0; i < n; i++)
-		s += q[i] * pk_bf16_to_f32(kb[i]);
-	return s;
+	return dot_bf16_from(0.0f, q, k, 0, n);
 }
 
 static void axpy_kv_scalar(float *y, float a, const void *x, pk_dtype_t dt, int n)
@@ -130,16 +140,28 @@ static void axpy_kv_scalar(float *y, float a, const void *x, pk_dtype_t dt, int 
 }
 
 #if PK_X86
+/* Shared end of scores_avx2/avx512 for four label rows l: (4, r): h holds
+ * the hadd'ed partial dots over channels [0, rv); add channels [rv, r). */
+PK_AVX2 static inline void scores_finish4(__m256 h, const float *qr, const float *l,
+	int r, int rv, float rs, float *out)
+{
+	__m128 s4 = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+	float t[4];
+	_mm_storeu_ps(t, s4);
+	for (int u = 0; u < 4; u++) {
+		for (int c = rv; c < r; c++)
+			t[u] += qr[c] * l[(size_t)u * r + c];
+		out[u] = t[u] * rs;
+	}
+}
+
 PK_AVX2 static float dot_avx2(const float *a, const float *b, int n)
 {
 	__m256 acc = _mm256_setzero_ps();
 	int i = 0;
 	for (; i + 8 <= n; i += 8)
 		acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-	float s = pk__hsum_avx2(acc);
-	for (; i < n; i++)
-		s += a[i] * b[i];
-	return s;
+	return dot_from(pk__hsum_avx2(acc), a, b, i, n);
 }
 
 /* Four label rows at a time, reduced together with hadd: a row of r = 8
@@ -159,14 +181,7 @@ PK_AVX2 static void scores_avx2(const float *qr, const float *lab, int r, int n,
 			a3 = _mm256_fmadd_ps(q, _mm256_loadu_ps(l + 3 * r + c), a3);
 		}
 		__m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-		__m128 s4 = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-		float t[4];
-		_mm_storeu_ps(t, s4);
-		for (int u = 0; u < 4; u++) {
-			for (int c = rv; c < r; c++)
-				t[u] += qr[c] * l[(size_t)u * r + c];
-			out[j + u] = t[u] * rs;
-		}
+		scores_finish4(h, qr, l, r, rv, rs, out + j);
 	}
 	for (; j < n; j++)
 		out[j] = dot_avx2(qr, lab + (size_t)j * r, r) * rs;
@@ -181,10 +196,7 @@ PK_AVX2 static float dot_kv_avx2(const float *q, const void *k, pk_dtype_t dt, i
 	int i = 0;
 	for (; i + 8 <= n; i += 8)
 		acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), pk__load_bf16_avx2(kb + i), acc);
-	float s = pk__hsum_avx2(acc);
-	for (; i < n; i++)
-		s += q[i] * pk_bf16_to_f32(kb[i]);
-	return s;
+	return dot_bf16_from(pk__hsum_avx2(acc), q, kb, i, n);
 }
 
 PK_AVX2 static void axpy_kv_avx2(float *y, float a, const void *x, pk_dtype_t dt, int n)
@@ -211,10 +223,7 @@ PK_AVX512 static float dot_avx512(const float *a, const float *b, int n)
 	int i = 0;
 	for (; i + 16 <= n; i += 16)
 		acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-	float s = _mm512_reduce_add_ps(acc);
-	for (; i < n; i++)
-		s += a[i] * b[i];
-	return s;
+	return dot_from(_mm512_reduce_add_ps(acc), a, b, i, n);
 }
 
 PK_AVX512 static void scores_avx512(const float *qr, const float *lab, int r, int n, float rs, float *out)
@@ -235,14 +244,7 @@ PK_AVX512 static void scores_avx512(const float *qr, const float *lab, int r, in
 		__m256 h = _mm256_hadd_ps(_mm256_hadd_ps(PK_HALVES(a0), PK_HALVES(a1)),
 			_mm256_hadd_ps(PK_HALVES(a2), PK_HALVES(a3)));
 #undef PK_HALVES
-		__m128 s4 = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-		float t[4];
-		_mm_storeu_ps(t, s4);
-		for (int u = 0; u < 4; u++) {
-			for (int c = rv; c < r; c++)
-				t[u] += qr[c] * l[(size_t)u * r + c];
-			out[j + u] = t[u] * rs;
-		}
+		scores_finish4(h, qr, l, r, rv, rs, out + j);
 	}
 	for (; j < n; j++)
 		out[j] = dot_avx512(qr, lab + (size_t)j * r, r) * rs;
@@ -257,10 +259,7 @@ PK_AVX512 static float dot_kv_avx512(const float *q, const void *k, pk_dtype_t d
 	int i = 0;
 	for (; i + 16 <= n; i += 16)
 		acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), pk__load_bf16_avx512(kb + i), acc);
-	float s = _mm512_reduce_add_ps(acc);
-	for (; i < n; i++)
-		s += q[i] * pk_bf16_to_f32(kb[i]);
-	return s;
+	return dot_bf16_from(_mm512_reduce_add_ps(acc), q, kb, i, n);
 }
 
 PK_AVX512 static void axpy_kv_avx512(float *y, float a, const void *x, pk_dtype_t dt, int n)

@@ -7,6 +7,7 @@
 #include "kernels/kernels_int.h"
 
 #include <string.h>
+#include <strings.h>
 
 #ifdef HAVE_BLAS
 #include <cblas.h>
@@ -317,6 +318,40 @@ typedef struct {
 #define GEMV_COLS 512 /* trans: y slice per task */
 
 #if PK_X86
+/* The scalar pieces shared by the AVX2 and AVX-512 GEMVs. */
+// a[0..4): rows i..i+m of A; rows past m repeat row i (their sums are dropped)
+static inline void gemv_n_rows(const gemv_job_t *g, int i, int m, const float **a)
+{
+	for (int k = 0; k < 4; k++)
+		a[k] = g->A + (size_t)(i + (k < m ? k : 0)) * g->lda;
+}
+
+// s[k]: the dot of row a[k] over [0, nv); adds columns [nv, N) and stores y[i + k]
+static inline void gemv_n_finish(const gemv_job_t *g, int i, int m, const float *const *a,
+	int nv, float *s)
+{
+	for (int k = 0; k < m; k++) {
+		for (int p = nv; p < g->N; p++)
+			s[k] += a[k][p] * g->x[p];
+		float *y = g->y + i + k;
+		*y = g->alpha * s[k] + (g->beta == 0.0f ? 0.0f : g->beta * *y);
+	}
+}
+
+// y[c0, c1) = beta * y (0 when beta is 0, so NaNs in y do not survive)
+static inline void gemv_t_beta(const gemv_job_t *g, int c0, int c1)
+{
+	for (int j = c0; j < c1; j++)
+		g->y[j] = g->beta == 0.0f ? 0.0f : g->beta * g->y[j];
+}
+
+// y[j] += a[j] * xi for j in [j0, w): the tail of one row's axpy
+static inline void axpy_tail(float *y, const float *a, float xi, int j0, int w)
+{
+	for (int j = j0; j < w; j++)
+		y[j] += a[j] * xi;
+}
+
 // rows [r0, r1) of y = alpha * A x + beta y
 PK_AVX2 static void gemv_n_avx2(const gemv_job_t *g, int r0, int r1)
 {
@@ -325,8 +360,7 @@ PK_AVX2 static void gemv_n_avx2(const gemv_job_t *g, int r0, int r1)
 	for (; i < r1; i += 4) {
 		int m = imin(4, r1 - i);
 		const float *a[4];
-		for (int k = 0; k < 4; k++)
-			a[k] = g->A + (size_t)(i + (k < m ? k : 0)) * g->lda;
+		gemv_n_rows(g, i, m, a);
 		__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
 		for (int p = 0; p < nv; p += 8) {
 			__m256 xv = _mm256_loadu_ps(g->x + p);
@@ -337,12 +371,7 @@ PK_AVX2 static void gemv_n_avx2(const gemv_job_t *g, int r0, int r1)
 		}
 		float s[4] = { pk__hsum_avx2(s0), pk__hsum_avx2(s1), pk__hsum_avx2(s2),
 			pk__hsum_avx2(s3) };
-		for (int k = 0; k < m; k++) {
-			for (int p = nv; p < N; p++)
-				s[k] += a[k][p] * g->x[p];
-			float *y = g->y + i + k;
-			*y = g->alpha * s[k] + (g->beta == 0.0f ? 0.0f : g->beta * *y);
-		}
+		gemv_n_finish(g, i, m, a, nv, s);
 	}
 }
 
@@ -351,8 +380,7 @@ PK_AVX2 static void gemv_t_avx2(const gemv_job_t *g, int c0, int c1)
 {
 	float *y = g->y;
 	int w = c1 - c0, wv = w & ~7;
-	for (int j = c0; j < c1; j++)
-		y[j] = g->beta == 0.0f ? 0.0f : g->beta * y[j];
+	gemv_t_beta(g, c0, c1);
 	for (int i = 0; i < g->M; i++) {
 		const float *a = g->A + (size_t)i * g->lda + c0;
 		float xi = g->alpha * g->x[i];
@@ -360,8 +388,7 @@ PK_AVX2 static void gemv_t_avx2(const gemv_job_t *g, int c0, int c1)
 		for (int j = 0; j < wv; j += 8)
 			_mm256_storeu_ps(y + c0 + j, _mm256_fmadd_ps(_mm256_loadu_ps(a + j), xv,
 				_mm256_loadu_ps(y + c0 + j)));
-		for (int j = wv; j < w; j++)
-			y[c0 + j] += a[j] * xi;
+		axpy_tail(y + c0, a, xi, wv, w);
 	}
 }
 
@@ -372,8 +399,7 @@ PK_AVX512 static void gemv_n_avx512(const gemv_job_t *g, int r0, int r1)
 	for (; i < r1; i += 4) {
 		int m = imin(4, r1 - i);
 		const float *a[4];
-		for (int k = 0; k < 4; k++)
-			a[k] = g->A + (size_t)(i + (k < m ? k : 0)) * g->lda;
+		gemv_n_rows(g, i, m, a);
 		__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
 		for (int p = 0; p < nv; p += 16) {
 			__m512 xv = _mm512_loadu_ps(g->x + p);
@@ -384,12 +410,7 @@ PK_AVX512 static void gemv_n_avx512(const gemv_job_t *g, int r0, int r1)
 		}
 		float s[4] = { _mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1),
 			_mm512_reduce_add_ps(s2), _mm512_reduce_add_ps(s3) };
-		for (int k = 0; k < m; k++) {
-			for (int p = nv; p < N; p++)
-				s[k] += a[k][p] * g->x[p];
-			float *y = g->y + i + k;
-			*y = g->alpha * s[k] + (g->beta == 0.0f ? 0.0f : g->beta * *y);
-		}
+		gemv_n_finish(g, i, m, a, nv, s);
 	}
 }
 
@@ -397,8 +418,7 @@ PK_AVX512 static void gemv_t_avx512(const gemv_job_t *g, int c0, int c1)
 {
 	float *y = g->y;
 	int w = c1 - c0, wv = w & ~15;
-	for (int j = c0; j < c1; j++)
-		y[j] = g->beta == 0.0f ? 0.0f : g->beta * y[j];
+	gemv_t_beta(g, c0, c1);
 	for (int i = 0; i < g->M; i++) {
 		const float *a = g->A + (size_t)i * g->lda + c0;
 		float xi = g->alpha * g->x[i];
@@ -406,8 +426,7 @@ PK_AVX512 static void gemv_t_avx512(const gemv_job_t *g, int c0, int c1)
 		for (int j = 0; j < wv; j += 16)
 			_mm512_storeu_ps(y + c0 + j, _mm512_fmadd_ps(_mm512_loadu_ps(a + j), xv,
 				_mm512_loadu_ps(y + c0 + j)));
-		for (int j = wv; j < w; j++)
-			y[c0 + j] += a[j] * xi;
+		axpy_tail(y + c0, a, xi, wv, w);
 	}
 }
 #endif
@@ -474,6 +493,34 @@ static void blas_threads(const pk_ctx_t *ctx)
 }
 #endif
 
+/* Debian's OpenBLAS 0.3.21 gives CPUs it does not know pre-AVX-512
+ * kernels (Haswell on Zen 5, Prescott on a Xeon under gVisor: 30 GFLOP/s
+ * there against 151 for the built-in AVX-512 GEMM, 2 threads). An AVX-512
+ * context therefore uses BLAS only when BLAS picked AVX-512 kernels itself;
+ * OPENBLAS_CORETYPE is left to the user. */
+int pk__blas_preferred(const pk_ctx_t *ctx)
+{
+#ifdef HAVE_BLAS
+	if (ctx->isa == PK_ISA_SCALAR)
+		return 0;
+	if (ctx->isa != PK_ISA_AVX512)
+		return 1;
+#ifdef HAVE_OPENBLAS_GET_CORENAME
+	static const char *const avx512_cores[] = { "skylakex", "cooperlake", "sapphirerapids" };
+	const char *core = openblas_get_corename();
+	for (size_t i = 0; core && i < sizeof avx512_cores / sizeof avx512_cores[0]; i++)
+		if (strcasecmp(core, avx512_cores[i]) == 0)
+			return 1;
+	return 0;
+#else
+	return 1;
+#endif
+#else
+	(void)ctx;
+	return 0;
+#endif
+}
+
 void pk_sgemm(pk_ctx_t *ctx, int trans_a, int trans_b, int M, int N, int K,
 	float alpha, const float *A, int lda, const float *B, int ldb,
 	float beta, float *C, int ldc)
@@ -485,17 +532,19 @@ void pk_sgemm(pk_ctx_t *ctx, int trans_a, int trans_b, int M, int N, int K,
 		return;
 	}
 #ifdef HAVE_BLAS
-	if (K <= 0 || alpha == 0.0f) {
-		scale_rows(C, ldc, M, N, beta);
+	if (pk__blas_preferred(ctx)) {
+		if (K <= 0 || alpha == 0.0f) {
+			scale_rows(C, ldc, M, N, beta);
+			return;
+		}
+		blas_threads(ctx);
+		cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+			trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
+			beta, C, ldc);
 		return;
 	}
-	blas_threads(ctx);
-	cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-		trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
-		beta, C, ldc);
-#else
-	pk__gemm_fallback(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
+	pk__gemm_fallback(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void pk_sgemv(pk_ctx_t *ctx, int trans, int M, int N, float alpha,
@@ -506,6 +555,10 @@ void pk_sgemv(pk_ctx_t *ctx, int trans, int M, int N, float alpha,
 		return;
 	}
 #ifdef HAVE_BLAS
+	if (!pk__blas_preferred(ctx)) {
+		pk__gemv_fallback(ctx, trans, M, N, alpha, A, lda, x, beta, y);
+		return;
+	}
 	int ny = trans ? N : M;
 	if (M <= 0 || N <= 0 || alpha == 0.0f) {
 		for (int i = 0; i < ny; i++)

@@ -148,6 +148,8 @@ void pk__rope_rotate_rows(pk_isa_t isa, const pk_rope_t *r, float *x, int n,
  * configure found no BLAS, exported so tests check it where a BLAS exists.
  * Same contract as the public calls, for every ISA (scalar: the plain
  * loops). Not reentrant from inside a pk_parallel_for task of the same ctx. */
+/* Whether pk_sgemm/pk_sgemv go to BLAS for this context (see gemm.c). */
+int pk__blas_preferred(const pk_ctx_t *ctx);
 void pk__gemm_fallback(pk_ctx_t *ctx, int trans_a, int trans_b, int M, int N, int K,
 	float alpha, const float *A, int lda, const float *B, int ldb,
 	float beta, float *C, int ldc);

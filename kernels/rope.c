@@ -202,17 +202,24 @@ void pk__rope_sincos(const pk_rope_t *r, double pos, int with_mscale, float *cs)
 
 /* ---- the rotation: scalar reference ----------------------------------- */
 
+/* NORM pairs i0..np-1 of one row: row: (rot); cs: (rot/2, 2). Also the
+ * tail of the vector paths. */
+static inline void rotate_pairs(float *row, const float *cs, int i0, int np)
+{
+	for (int i = i0; i < np; i++) {
+		float c = cs[2 * i], s = cs[2 * i + 1];
+		float x0 = row[2 * i], x1 = row[2 * i + 1];
+		row[2 * i] = x0 * c - x1 * s;
+		row[2 * i + 1] = x0 * s + x1 * c;
+	}
+}
+
 /* x: (head_dim); cs: (rot/2, 2). Dims >= rot pass through. */
 void pk__rope_rotate(const pk_rope_t *r, float *x, const float *cs)
 {
 	const int np = r->rot_dims / 2;
 	if (r->layout == PK_ROPE_NORM) {
-		for (int i = 0; i < np; i++) {
-			float c = cs[2 * i], s = cs[2 * i + 1];
-			float x0 = x[2 * i], x1 = x[2 * i + 1];
-			x[2 * i] = x0 * c - x1 * s;
-			x[2 * i + 1] = x0 * s + x1 * c;
-		}
+		rotate_pairs(x, cs, 0, np);
 	} else {
 		for (int i = 0; i < np; i++) {
 			float c = cs[2 * i], s = cs[2 * i + 1];
@@ -231,6 +238,26 @@ static void rotate_rows_scalar(const pk_rope_t *r, float *x, int n, size_t ld,
 }
 
 #if PK_X86
+/* Shared by the AVX2 and AVX-512 rotations: cs (np, 2) -> cv[np], sv[np]. */
+static inline void split_cs(const float *cs, int np, float *cv, float *sv)
+{
+	for (int i = 0; i < np; i++) {
+		cv[i] = cs[2 * i];
+		sv[i] = cs[2 * i + 1];
+	}
+}
+
+/* NEOX tail: lo[i], hi[i] for i in i0..np-1 against split cos/sin. */
+static inline void rotate_halves(float *lo, float *hi, const float *cv,
+	const float *sv, int i0, int np)
+{
+	for (int i = i0; i < np; i++) {
+		float a = lo[i], b = hi[i];
+		lo[i] = a * cv[i] - b * sv[i];
+		hi[i] = a * sv[i] + b * cv[i];
+	}
+}
+
 /* NORM: a vector of adjacent pairs (x0 x1 ...) against (c s ...):
  * out = x*c -/+ swap(x)*s, one fmaddsub. NEOX: halves x[i], x[i+h] against
  * separate c[], s[] (de-interleaved once per call, not per row). */
@@ -250,20 +277,12 @@ PK_AVX2 static void rotate_rows_avx2(const pk_rope_t *r, float *x, int n,
 				_mm256_storeu_ps(row + j,
 					_mm256_fmaddsub_ps(v, c, _mm256_mul_ps(sw, s)));
 			}
-			for (int i = vend / 2; i < np; i++) {
-				float c = cs[2 * i], s = cs[2 * i + 1];
-				float x0 = row[2 * i], x1 = row[2 * i + 1];
-				row[2 * i] = x0 * c - x1 * s;
-				row[2 * i + 1] = x0 * s + x1 * c;
-			}
+			rotate_pairs(row, cs, vend / 2, np);
 		}
 		return;
 	}
 	float cv[PK_MAX_HEAD_DIM / 2], sv[PK_MAX_HEAD_DIM / 2];
-	for (int i = 0; i < np; i++) {
-		cv[i] = cs[2 * i];
-		sv[i] = cs[2 * i + 1];
-	}
+	split_cs(cs, np, cv, sv);
 	const int vend = np & ~7;
 	for (int k = 0; k < n; k++) {
 		float *lo = x + (size_t)k * ld, *hi = lo + np;
@@ -273,11 +292,7 @@ PK_AVX2 static void rotate_rows_avx2(const pk_rope_t *r, float *x, int n,
 			_mm256_storeu_ps(lo + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
 			_mm256_storeu_ps(hi + i, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
 		}
-		for (int i = vend; i < np; i++) {
-			float a = lo[i], b = hi[i];
-			lo[i] = a * cv[i] - b * sv[i];
-			hi[i] = a * sv[i] + b * cv[i];
-		}
+		rotate_halves(lo, hi, cv, sv, vend, np);
 	}
 }
 
@@ -297,20 +312,12 @@ PK_AVX512 static void rotate_rows_avx512(const pk_rope_t *r, float *x, int n,
 				_mm512_storeu_ps(row + j,
 					_mm512_fmaddsub_ps(v, c, _mm512_mul_ps(sw, s)));
 			}
-			for (int i = vend / 2; i < np; i++) {
-				float c = cs[2 * i], s = cs[2 * i + 1];
-				float x0 = row[2 * i], x1 = row[2 * i + 1];
-				row[2 * i] = x0 * c - x1 * s;
-				row[2 * i + 1] = x0 * s + x1 * c;
-			}
+			rotate_pairs(row, cs, vend / 2, np);
 		}
 		return;
 	}
 	float cv[PK_MAX_HEAD_DIM / 2], sv[PK_MAX_HEAD_DIM / 2];
-	for (int i = 0; i < np; i++) {
-		cv[i] = cs[2 * i];
-		sv[i] = cs[2 * i + 1];
-	}
+	split_cs(cs, np, cv, sv);
 	const int vend = np & ~15;
 	for (int k = 0; k < n; k++) {
 		float *lo = x + (size_t)k * ld, *hi = lo + np;
@@ -320,11 +327,7 @@ PK_AVX512 static void rotate_rows_avx512(const pk_rope_t *r, float *x, int n,
 			_mm512_storeu_ps(lo + i, _mm512_fmsub_ps(a, c, _mm512_mul_ps(b, s)));
 			_mm512_storeu_ps(hi + i, _mm512_fmadd_ps(a, s, _mm512_mul_ps(b, c)));
 		}
-		for (int i = vend; i < np; i++) {
-			float a = lo[i], b = hi[i];
-			lo[i] = a * cv[i] - b * sv[i];
-			hi[i] = a * sv[i] + b * cv[i];
-		}
+		rotate_halves(lo, hi, cv, sv, vend, np);
 	}
 }
 #endif

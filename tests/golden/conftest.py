@@ -1,6 +1,8 @@
 """Fixtures for the golden tests: `golden(op, inputs, isa=..., **params)` runs
 the C kernels through pk_golden and returns its float32 output; `isa` is
-parametrised over every ISA this CPU runs, so each check covers each path."""
+parametrised over every ISA this CPU runs, so each check covers each path;
+`t5_split` is the sign/magnitude half of HF's T5 bucket shared by both test
+files (each finishes the log-spaced half its own way)."""
 
 import os
 import subprocess
@@ -59,3 +61,23 @@ def golden(isa):
     def call(op, inputs, **params):
         return run_golden(op, inputs, isa=isa, **params)
     return call
+
+
+def _t5_split(rel, bidirectional, num_buckets):
+    """First half of HF _relative_position_bucket (rel = key - query): returns
+    (offset for the sign half, |distance| as int64, buckets per side, max_exact)."""
+    rel = np.asarray(rel, dtype=np.int64)
+    ret = np.zeros_like(rel)
+    nb = num_buckets
+    if bidirectional:
+        nb //= 2
+        ret += (rel > 0).astype(np.int64) * nb
+        n = np.abs(rel)
+    else:
+        n = -np.minimum(rel, 0)
+    return ret, n, nb, nb // 2
+
+
+@pytest.fixture
+def t5_split():
+    return _t5_split

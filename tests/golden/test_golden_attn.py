@@ -17,18 +17,10 @@ def bf16_round(x):
     return u.astype(np.uint32).view(np.float32)
 
 
-def t5_bucket(rel, bidirectional, num_buckets, max_distance):
-    """HF T5Attention._relative_position_bucket, rel = key - query."""
-    rel = np.asarray(rel, dtype=np.int64)
-    ret = np.zeros_like(rel)
-    nb = num_buckets
-    if bidirectional:
-        nb //= 2
-        ret += (rel > 0).astype(np.int64) * nb
-        n = np.abs(rel)
-    else:
-        n = -np.minimum(rel, 0)
-    max_exact = nb // 2
+def t5_bucket(split, rel, bidirectional, num_buckets, max_distance):
+    """HF T5Attention._relative_position_bucket in float64, rel = key - query;
+    split: the conftest `t5_split` fixture (the sign/magnitude half)."""
+    ret, n, nb, max_exact = split(rel, bidirectional, num_buckets)
     x = np.log(np.maximum(n, 1) / max_exact) / math.log(max_distance / max_exact) * (nb - max_exact)
     big = n >= max_exact
     # the C side rounds in float32: keep away from integer ties (log 1 = 0
@@ -40,7 +32,8 @@ def t5_bucket(rel, bidirectional, num_buckets, max_distance):
 
 
 def attention_ref(q, k, v, qpos, kpos, causal, window, n_sink, scale, bias=None,
-                  slopes=None, t5=None, nb=32, maxd=90, bidir=0, sinks=None):
+                  slopes=None, t5=None, t5_buckets=None, sinks=None):
+    """t5_buckets: (Tq, Tk) bucket of each query/key pair, indexes t5's rows."""
     Tq, H, D = q.shape
     Tk, Hkv, _ = k.shape
     G = H // Hkv
@@ -59,8 +52,7 @@ def attention_ref(q, k, v, qpos, kpos, causal, window, n_sink, scale, bias=None,
     if bias == "alibi":
         s -= slopes.astype(np.float64)[:, None, None] * (dist if causal else np.abs(dist))[None]
     elif bias == "t5":
-        b = t5_bucket(kpos[None, :] - qpos[:, None], bidir, nb, maxd)  # (Tq, Tk)
-        s += np.moveaxis(t5.astype(np.float64)[b], -1, 0)              # (H, Tq, Tk)
+        s += np.moveaxis(t5.astype(np.float64)[t5_buckets], -1, 0)  # (H, Tq, Tk)
     s = np.where(vis[None], s, -np.inf)
     m = s.max(axis=2)
     if sinks is not None:
@@ -91,7 +83,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
-def test_attention(golden, case):
+def test_attention(golden, t5_split, case):
     c = dict(window=0, n_sink=0, scale=0.0, bias="none", bidir=0, dtype="f32", sinks=0,
              stride=1)
     c.update(case)
@@ -103,7 +95,7 @@ def test_attention(golden, case):
     kpos = (np.arange(Tk) * c["stride"]).astype(np.int32)
     qpos = ((Tk - Tq + np.arange(Tq)) * c["stride"]).astype(np.int32)
     inputs = [q, k, v, qpos, kpos]
-    slopes = t5 = sinks = None
+    slopes = t5 = buckets = sinks = None
     nb, maxd = 32, 90  # no float ties in the buckets met here (see t5_bucket)
     if c["bias"] == "alibi":
         slopes = (2.0 ** (-8.0 * np.arange(1, H + 1) / H)).astype(np.float32)
@@ -111,12 +103,13 @@ def test_attention(golden, case):
     elif c["bias"] == "t5":
         t5 = rng.uniform(-2, 2, (nb, H)).astype(np.float32)
         inputs.append(t5)
+        buckets = t5_bucket(t5_split, kpos[None, :] - qpos[:, None], c["bidir"], nb, maxd)
     if c["sinks"]:
         sinks = rng.uniform(-1, 3, H).astype(np.float32)
         inputs.append(sinks)
     kr, vr = (bf16_round(k), bf16_round(v)) if c["dtype"] == "bf16" else (k, v)
     want = attention_ref(q, kr, vr, qpos, kpos, c["causal"], c["window"], c["n_sink"],
-                         c["scale"], c["bias"], slopes, t5, nb, maxd, c["bidir"], sinks)
+                         c["scale"], c["bias"], slopes, t5, buckets, sinks)
     got = golden("attention", inputs, Tq=Tq, Tk=Tk, H=H, Hkv=Hkv, D=D, causal=c["causal"],
                  window=c["window"], n_sink=c["n_sink"], scale=c["scale"], bias=c["bias"],
                  nb=nb, maxd=maxd, bidir=c["bidir"], dtype=c["dtype"], sinks=c["sinks"])

@@ -163,18 +163,10 @@ def test_alibi(golden):
 
 # ---- T5 buckets -------------------------------------------------------------
 
-def t5_ref(rel, bidirectional, num_buckets, max_distance):
-    """HF _relative_position_bucket with torch's float32 arithmetic."""
-    rel = rel.astype(np.int64)
-    ret = np.zeros_like(rel)
-    nb = num_buckets
-    if bidirectional:
-        nb //= 2
-        ret += (rel > 0).astype(np.int64) * nb
-        n = np.abs(rel)
-    else:
-        n = -np.minimum(rel, 0)
-    max_exact = nb // 2
+def t5_ref(split, rel, bidirectional, num_buckets, max_distance):
+    """HF _relative_position_bucket with torch's float32 arithmetic; split: the
+    conftest `t5_split` fixture (the sign/magnitude half)."""
+    ret, n, nb, max_exact = split(rel, bidirectional, num_buckets)
     is_small = n < max_exact
     with np.errstate(divide="ignore"):
         v = (np.log(n.astype(np.float32) / np.float32(max_exact))
@@ -187,11 +179,11 @@ def t5_ref(rel, bidirectional, num_buckets, max_distance):
 
 @pytest.mark.parametrize("bidirectional", [1, 0])
 @pytest.mark.parametrize("nb,md", [(32, 128), (64, 256), (16, 64), (32, 512)])
-def test_t5_bucket(golden, bidirectional, nb, md):
+def test_t5_bucket(golden, t5_split, bidirectional, nb, md):
     rel = np.arange(-3000, 3001, dtype=np.int32)
     got = golden("t5_bucket", [rel], n=rel.size, bidirectional=bidirectional,
                  num_buckets=nb, max_distance=md)
-    want = t5_ref(rel, bidirectional, nb, md)
+    want = t5_ref(t5_split, rel, bidirectional, nb, md)
     bad = np.nonzero(got != want)[0]
     assert bad.size == 0, f"rel {rel[bad[:5]]}: got {got[bad[:5]]}, want {want[bad[:5]]}"
 

@@ -25,9 +25,13 @@ def test_quick_run_prints_every_kernel():
         m = ROW.match(line)
         if m:
             rows.setdefault(m.group(1).strip(), []).append(float(m.group(4)))
-    for kernel in ("stream triad", "stream read", "sgemm (pk_sgemm)", "sgemm (built-in)",
-                   "decode attention", "prefill attention", "rope apply", "kv re-rotate",
-                   "similarity top-k"):
+    kernels = ["stream triad", "stream read", "stream update (in place)", "sgemm (built-in)",
+               "decode attention", "prefill attention", "rope apply", "kv re-rotate",
+               "similarity top-k"]
+    if "BLAS builtin" not in p.stdout:  # configure found OpenBLAS
+        kernels.append("sgemm (cblas_sgemm)")
+    assert "pk_sgemm uses" in p.stdout
+    for kernel in kernels:
         assert kernel in rows, f"no {kernel!r} row in:\n{p.stdout}"
         assert all(r > 0 and math.isfinite(r) for r in rows[kernel]), (kernel, rows[kernel])
     assert len(rows["decode attention"]) == 4  # 4k and 8k keys, f32 and bf16

@@ -46,7 +46,6 @@ static void check_labels(const pk_kv_t *kv)
 /* ---- append, capacity, bf16 ------------------------------------------- */
 static void test_append_capacity(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 1);
 	pk_ctx_t *ctx = kt_ctx(1, PK_ISA_SCALAR);
@@ -95,7 +94,6 @@ static void test_append_capacity(void **state)
 
 static void test_bf16_roundtrip(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 2);
 	const int H = 2, D = 37, n = 50;
@@ -155,7 +153,6 @@ static void rope_cfgs(pk_rope_cfg_t *c, int which, int D)
 /* Encoding at p, cached, re-rotated by delta == encoding at p + delta. */
 static void test_rerotate_property(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 3);
 	const int H = 3, n = 23;
@@ -225,7 +222,6 @@ static void test_rerotate_property(void **state)
  * scalar reference on the same cache, many rows (threads split them). */
 static void test_rerotate_isas(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 4);
 	const int H = 2, n = 3000;
@@ -280,7 +276,6 @@ static void test_rerotate_isas(void **state)
  * equals encoding the edited sequence directly. */
 static void test_remove_rerotate_pie(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 5);
 	const int H = 2, D = 24, n = 30, a = 7, b = 12, n2 = n - (b - a);
@@ -349,7 +344,6 @@ static void test_remove_rerotate_pie(void **state)
 /* ---- streaming eviction ------------------------------------------------ */
 static void test_evict_streaming(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 6);
 	const int H = 4, D = 16, n = 20, S = 3, R = 5;
@@ -491,7 +485,6 @@ static void fill_cache(kt_rng_t *rng, pk_ctx_t *ctx, pk_kv_t *kv, int Hkv, int D
  * with that window; a window covering everything equals full attention. */
 static void test_evict_attention(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 7);
 	const int Hkv = 2, H = 4, D = 32, n = 40, S = 4, R = 9;
@@ -532,7 +525,6 @@ static void test_evict_attention(void **state)
 /* ---- Double Sparsity ---------------------------------------------------- */
 static void test_ds_calibrate(void **state)
 {
-	(void)state;
 	/* T = 2, 4 query heads over 2 KV heads, D = 4 */
 	float q[2 * 4 * 4] = {
 		/* t0: h0, h1 (kv 0), h2, h3 (kv 1) */
@@ -563,7 +555,6 @@ static void test_ds_calibrate(void **state)
 /* All channels and topk >= visible keys: exactly pk_attention. */
 static void test_ds_exact(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 8);
 	const int Hkv = 2, H = 6, D = 20, n = 45, Tq = 3;
@@ -625,7 +616,6 @@ static void test_ds_exact(void **state)
  * is exact attention restricted to the true top-k keys. */
 static void test_ds_topk(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 9);
 	const int Hkv = 1, H = 2, D = 16, n = 200;
@@ -695,7 +685,6 @@ static void test_ds_topk(void **state)
  * channels and different elsewhere; topk 5 must attend over keys 0..4. */
 static void test_ds_ties(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 10);
 	const int D = 8, n = 30, topk = 5;
@@ -737,7 +726,6 @@ static void test_ds_ties(void **state)
 /* Labels follow every edit: append, remove, rerotate, evict, re-init. */
 static void test_label_consistency(void **state)
 {
-	(void)state;
 	kt_rng_t rng;
 	kt_seed(&rng, 11);
 	const int H = 3, D = 12, n = 25;
