@@ -142,15 +142,18 @@ int pk_kv_append(pk_ctx_t *ctx, pk_kv_t *kv, const float *k, const float *v,
 }
 
 /* ---- re-rotation -------------------------------------------------------- */
-/* R_delta is the same for every row, so the coefficients are computed once
- * and laid out per lane: NORM (adjacent pairs) as cc[d], ss[d] with the
- * sign of the partner folded in; NEOX (halves) as cos[i], sin[i]. */
+/* R_delta is the same for every row, so the coefficients are computed once.
+ * The bf16 vector paths read two bf16 as one 32-bit lane (low element,
+ * high element) and widen each with a shift or a mask, no shuffles; so the
+ * cos/sin are laid out per lane: NORM (a lane is one pair) as c0[i], s0[i]
+ * per pair; NEOX (lane m holds elements 2m, 2m+1 of each half) as c0/s0
+ * for the even element and c1/s1 for the odd one. */
 typedef struct {
 	const pk_rope_t *r;
 	int rot, layout;
-	float cs[PK_MAX_HEAD_DIM];  /* (rot/2, 2) as pk__rope_sincos gives it */
-	float cc[PK_MAX_HEAD_DIM];  /* NORM: (rot) / NEOX: cos (rot/2) */
-	float ss[PK_MAX_HEAD_DIM];  /* NORM: (rot) signed / NEOX: sin (rot/2) */
+	float cs[PK_MAX_HEAD_DIM];     /* (rot/2, 2) as pk__rope_sincos gives it */
+	float c0[PK_MAX_HEAD_DIM / 2], s0[PK_MAX_HEAD_DIM / 2];
+	float c1[PK_MAX_HEAD_DIM / 4], s1[PK_MAX_HEAD_DIM / 4];
 } rot_coef_t;
 
 static void rot_coef(rot_coef_t *c, const pk_rope_t *r, int32_t delta)
@@ -163,13 +166,14 @@ static void rot_coef(rot_coef_t *c, const pk_rope_t *r, int32_t delta)
 	for (int i = 0; i < half; i++) {
 		float co = c->cs[2 * i], si = c->cs[2 * i + 1];
 		if (c->layout == PK_ROPE_NORM) {
-			c->cc[2 * i] = co;
-			c->cc[2 * i + 1] = co;
-			c->ss[2 * i] = -si;
-			c->ss[2 * i + 1] = si;
+			c->c0[i] = co;
+			c->s0[i] = si;
+		} else if (i % 2 == 0) {
+			c->c0[i / 2] = co;
+			c->s0[i / 2] = si;
 		} else {
-			c->cc[i] = co;
-			c->ss[i] = si;
+			c->c1[i / 2] = co;
+			c->s1[i / 2] = si;
 		}
 	}
 }
@@ -203,82 +207,112 @@ static void rot_bf16_tail(const rot_coef_t *c, pk_bf16_t *x, int from)
 	}
 }
 
-/* f32 -> bf16, round to nearest even, NaN kept quiet (as pk_f32_to_bf16). */
-PK_AVX2 static inline void store_bf16_avx2(pk_bf16_t *p, __m256 x)
+/* Rounding as pk_f32_to_bf16 (nearest even), leaving the bf16 in the top
+ * 16 bits of each lane; pack puts lo's bf16 in the low half of the lane and
+ * hi's in the high half (the memory order of a pair). No NaN case is
+ * needed here: every input is a widened bf16 (low 16 bits zero) and x86
+ * arithmetic returns a NaN operand's payload or the default NaN, so a NaN
+ * result has a zero low half and rounding cannot carry into the exponent. */
+PK_AVX2 static inline __m256i bf16_top_avx2(__m256 y)
 {
-	__m256i u = _mm256_castps_si256(x);
+	__m256i u = _mm256_castps_si256(y);
 	__m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-	__m256i r = _mm256_srli_epi32(_mm256_add_epi32(u,
-		_mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
-	__m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-	__m256i isnan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-	r = _mm256_blendv_epi8(r, nan, isnan);
-	__m128i h = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-	_mm_storeu_si128((__m128i *)p, h);
+	return _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
 }
 
-PK_AVX512 static inline void store_bf16_avx512(pk_bf16_t *p, __m512 x)
+PK_AVX2 static inline __m256i bf16_pack_avx2(__m256 lo, __m256 hi)
 {
-	__m512i u = _mm512_castps_si512(x);
-	__m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-	__m512i r = _mm512_srli_epi32(_mm512_add_epi32(u,
-		_mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-	__m512i nan = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-	__mmask16 isnan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-	r = _mm512_mask_mov_epi32(r, isnan, nan);
-	_mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(r));
+	return _mm256_or_si256(_mm256_and_si256(bf16_top_avx2(hi), _mm256_set1_epi32((int)0xffff0000u)),
+		_mm256_srli_epi32(bf16_top_avx2(lo), 16));
 }
 
-/* NORM: x' = x*cc + swap(x)*ss, swap exchanging each adjacent pair (the
- * partner's sign is in ss); NEOX: a' = a c - b s, b' = a s + b c over the
- * two halves. Widened, rotated and rounded back in register. */
+PK_AVX2 static inline __m256 bf16_lo_avx2(__m256i l) { return _mm256_castsi256_ps(_mm256_slli_epi32(l, 16)); }
+PK_AVX2 static inline __m256 bf16_hi_avx2(__m256i l)
+{
+	return _mm256_castsi256_ps(_mm256_and_si256(l, _mm256_set1_epi32((int)0xffff0000u)));
+}
+
+PK_AVX512 static inline __m512i bf16_top_avx512(__m512 y)
+{
+	__m512i u = _mm512_castps_si512(y);
+	__m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+	return _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+}
+
+PK_AVX512 static inline __m512i bf16_pack_avx512(__m512 lo, __m512 hi)
+{
+	return _mm512_or_si512(_mm512_and_si512(bf16_top_avx512(hi), _mm512_set1_epi32((int)0xffff0000u)),
+		_mm512_srli_epi32(bf16_top_avx512(lo), 16));
+}
+
+PK_AVX512 static inline __m512 bf16_lo_avx512(__m512i l) { return _mm512_castsi512_ps(_mm512_slli_epi32(l, 16)); }
+PK_AVX512 static inline __m512 bf16_hi_avx512(__m512i l)
+{
+	return _mm512_castsi512_ps(_mm512_and_si512(l, _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+/* NORM: lane i is pair i: a' = a c - b s, b' = a s + b c. NEOX: lanes of the
+ * two halves, even and odd elements with their own c/s (needs rot/2 even;
+ * otherwise the row goes through the tail). */
 PK_AVX2 static void rot_bf16_avx2(const rot_coef_t *c, pk_bf16_t *base, int D, int n)
 {
-	int rot = c->rot, half = rot / 2;
+	const int half = c->rot / 2, norm = c->layout == PK_ROPE_NORM;
+	const int lanes = norm ? half : (half % 2 ? 0 : half / 2);
 	for (int r = 0; r < n; r++) {
 		pk_bf16_t *x = base + (size_t)r * D;
-		int j = 0;
-		if (c->layout == PK_ROPE_NORM) {
-			for (; j + 8 <= rot; j += 8) {
-				__m256 a = pk__load_bf16_avx2(x + j);
-				__m256 sw = _mm256_permute_ps(a, 0xB1);
-				store_bf16_avx2(x + j, _mm256_fmadd_ps(a, _mm256_loadu_ps(c->cc + j),
-					_mm256_mul_ps(sw, _mm256_loadu_ps(c->ss + j))));
+		int m = 0;
+		for (; m + 8 <= lanes; m += 8) {
+			__m256 c0 = _mm256_loadu_ps(c->c0 + m), s0 = _mm256_loadu_ps(c->s0 + m);
+			__m256i L = _mm256_loadu_si256((const __m256i *)(x + 2 * m));
+			__m256 a = bf16_lo_avx2(L), b = bf16_hi_avx2(L);
+			if (norm) {
+				_mm256_storeu_si256((__m256i *)(x + 2 * m), bf16_pack_avx2(
+					_mm256_fmsub_ps(a, c0, _mm256_mul_ps(b, s0)),
+					_mm256_fmadd_ps(a, s0, _mm256_mul_ps(b, c0))));
+				continue;
 			}
-		} else {
-			for (; j + 8 <= half; j += 8) {
-				__m256 a = pk__load_bf16_avx2(x + j), b = pk__load_bf16_avx2(x + half + j);
-				__m256 co = _mm256_loadu_ps(c->cc + j), si = _mm256_loadu_ps(c->ss + j);
-				store_bf16_avx2(x + j, _mm256_fmsub_ps(a, co, _mm256_mul_ps(b, si)));
-				store_bf16_avx2(x + half + j, _mm256_fmadd_ps(a, si, _mm256_mul_ps(b, co)));
-			}
+			__m256 c1 = _mm256_loadu_ps(c->c1 + m), s1 = _mm256_loadu_ps(c->s1 + m);
+			__m256i H = _mm256_loadu_si256((const __m256i *)(x + half + 2 * m));
+			__m256 e = bf16_lo_avx2(H), f = bf16_hi_avx2(H); /* partners of a, b */
+			_mm256_storeu_si256((__m256i *)(x + 2 * m), bf16_pack_avx2(
+				_mm256_fmsub_ps(a, c0, _mm256_mul_ps(e, s0)),
+				_mm256_fmsub_ps(b, c1, _mm256_mul_ps(f, s1))));
+			_mm256_storeu_si256((__m256i *)(x + half + 2 * m), bf16_pack_avx2(
+				_mm256_fmadd_ps(a, s0, _mm256_mul_ps(e, c0)),
+				_mm256_fmadd_ps(b, s1, _mm256_mul_ps(f, c1))));
 		}
-		rot_bf16_tail(c, x, j);
+		rot_bf16_tail(c, x, 2 * m);
 	}
 }
 
 PK_AVX512 static void rot_bf16_avx512(const rot_coef_t *c, pk_bf16_t *base, int D, int n)
 {
-	int rot = c->rot, half = rot / 2;
+	const int half = c->rot / 2, norm = c->layout == PK_ROPE_NORM;
+	const int lanes = norm ? half : (half % 2 ? 0 : half / 2);
 	for (int r = 0; r < n; r++) {
 		pk_bf16_t *x = base + (size_t)r * D;
-		int j = 0;
-		if (c->layout == PK_ROPE_NORM) {
-			for (; j + 16 <= rot; j += 16) {
-				__m512 a = pk__load_bf16_avx512(x + j);
-				__m512 sw = _mm512_permute_ps(a, 0xB1);
-				store_bf16_avx512(x + j, _mm512_fmadd_ps(a, _mm512_loadu_ps(c->cc + j),
-					_mm512_mul_ps(sw, _mm512_loadu_ps(c->ss + j))));
+		int m = 0;
+		for (; m + 16 <= lanes; m += 16) {
+			__m512 c0 = _mm512_loadu_ps(c->c0 + m), s0 = _mm512_loadu_ps(c->s0 + m);
+			__m512i L = _mm512_loadu_si512(x + 2 * m);
+			__m512 a = bf16_lo_avx512(L), b = bf16_hi_avx512(L);
+			if (norm) {
+				_mm512_storeu_si512(x + 2 * m, bf16_pack_avx512(
+					_mm512_fmsub_ps(a, c0, _mm512_mul_ps(b, s0)),
+					_mm512_fmadd_ps(a, s0, _mm512_mul_ps(b, c0))));
+				continue;
 			}
-		} else {
-			for (; j + 16 <= half; j += 16) {
-				__m512 a = pk__load_bf16_avx512(x + j), b = pk__load_bf16_avx512(x + half + j);
-				__m512 co = _mm512_loadu_ps(c->cc + j), si = _mm512_loadu_ps(c->ss + j);
-				store_bf16_avx512(x + j, _mm512_fmsub_ps(a, co, _mm512_mul_ps(b, si)));
-				store_bf16_avx512(x + half + j, _mm512_fmadd_ps(a, si, _mm512_mul_ps(b, co)));
-			}
+			__m512 c1 = _mm512_loadu_ps(c->c1 + m), s1 = _mm512_loadu_ps(c->s1 + m);
+			__m512i H = _mm512_loadu_si512(x + half + 2 * m);
+			__m512 e = bf16_lo_avx512(H), f = bf16_hi_avx512(H);
+			_mm512_storeu_si512(x + 2 * m, bf16_pack_avx512(
+				_mm512_fmsub_ps(a, c0, _mm512_mul_ps(e, s0)),
+				_mm512_fmsub_ps(b, c1, _mm512_mul_ps(f, s1))));
+			_mm512_storeu_si512(x + half + 2 * m, bf16_pack_avx512(
+				_mm512_fmadd_ps(a, s0, _mm512_mul_ps(e, c0)),
+				_mm512_fmadd_ps(b, s1, _mm512_mul_ps(f, c1))));
 		}
-		rot_bf16_tail(c, x, j);
+		rot_bf16_tail(c, x, 2 * m);
 	}
 }
 #endif
