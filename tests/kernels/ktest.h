@@ -16,6 +16,7 @@ int pk_test_ops(void);
 int pk_test_pe(void);
 int pk_test_attn(void);
 int pk_test_kv(void);
+int pk_test_ds(void);
 int pk_test_sim(void);
 
 /* Deterministic generator for test data (splitmix64). */

@@ -11,7 +11,7 @@ static const struct {
 	int (*run)(void);
 } groups[] = {
 	{"ops", pk_test_ops}, {"pe", pk_test_pe}, {"attn", pk_test_attn},
-	{"kv", pk_test_kv},   {"sim", pk_test_sim},
+	{"kv", pk_test_kv},   {"ds", pk_test_ds},     {"sim", pk_test_sim},
 };
 
 int main(int argc, char **argv)
