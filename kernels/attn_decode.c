@@ -306,12 +306,7 @@ static void decode_task(void *arg, int item, int tid)
 	}
 	for (int j0 = c0; j0 < c1; j0 += BKD) {
 		int nk = c1 - j0 < BKD ? c1 - j0 : BKD;
-		int32_t klo = kpos[j0], khi = kpos[j0];
-		for (int j = 1; j < nk; j++) {
-			klo = kpos[j0 + j] < klo ? kpos[j0 + j] : klo;
-			khi = kpos[j0 + j] > khi ? kpos[j0 + j] : khi;
-		}
-		int cls = pk__attn_block(cfg, qp, qp, klo, khi, j0, j0 + nk);
+		int cls = pk__attn_block_keys(cfg, qp, qp, kpos, j0, nk);
 		if (cls == PK__BLK_NONE)
 			continue;
 		/* raw dots, two heads x four keys at a time (short groups repeat) */

@@ -76,6 +76,19 @@ static inline int pk__attn_block(const pk_attn_cfg_t *c, int32_t qlo, int32_t qh
 	return PK__BLK_ALL;
 }
 
+/* pk__attn_block for keys [k0, k0 + nk) of one head, whose positions are
+ * kpos[k0 ..] (any order: the range is scanned). */
+static inline int pk__attn_block_keys(const pk_attn_cfg_t *c, int32_t qlo, int32_t qhi,
+	const int32_t *kpos, int k0, int nk)
+{
+	int32_t klo = kpos[k0], khi = kpos[k0];
+	for (int j = 1; j < nk; j++) {
+		klo = kpos[k0 + j] < klo ? kpos[k0 + j] : klo;
+		khi = kpos[k0 + j] > khi ? kpos[k0 + j] : khi;
+	}
+	return pk__attn_block(c, qlo, qhi, klo, khi, k0, k0 + nk);
+}
+
 /* Additive bias of pair (h, qpos, kpos), the reference form (T5 through
  * pk_t5_bucket directly). ALiBi: -slope * (qpos - kpos), and
  * -slope * |qpos - kpos| when bidirectional. */

@@ -350,12 +350,7 @@ static void prefill_task(void *arg, int idx, int tid)
 	const int32_t *kpos = kv->pos + (size_t)hk * (size_t)kv->cap;
 	for (int k0 = 0; k0 < n; k0 += BK) {
 		int nk = n - k0 < BK ? n - k0 : BK;
-		int32_t klo = kpos[k0], khi = kpos[k0];
-		for (int j = 1; j < nk; j++) {
-			klo = kpos[k0 + j] < klo ? kpos[k0 + j] : klo;
-			khi = kpos[k0 + j] > khi ? kpos[k0 + j] : khi;
-		}
-		int cls = pk__attn_block(cfg, qlo, qhi, klo, khi, k0, k0 + nk);
+		int cls = pk__attn_block_keys(cfg, qlo, qhi, kpos, k0, nk);
 		if (cls == PK__BLK_NONE)
 			continue;
 		const float *kr0 = pk__kv_row(kv, kv->k, hk, k0);
