@@ -181,8 +181,8 @@ static void decorate_run(json_t *run)
     json_object_set_new(run, "score_sum", json_real(sum));
     add_accuracy(run, n, sum);
     if (suite) {
-        json_object_set_new(run, "unit", json_string(suite->bucket_unit));
         const char *task = json_string_value(json_object_get(run, "task"));
+        json_object_set_new(run, "unit", json_string(ps_task_unit(suite, task)));
         if (suite->aggregate && stats && task)
             json_object_set_new(run, "aggregate",
                                 suite->aggregate(task, json_object_get(run, "params"), stats, nb));

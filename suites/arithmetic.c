@@ -2,7 +2,8 @@
  * of up to 100 digits, in plain, reversed (LSD first), zero-padded and
  * spaced formats, with operand lengths balanced inside each digit bucket.
  * Numbers are decimal digit strings throughout, and generation uses integers
- * only, so an item is byte-identical on every machine. */
+ * only, so an item is byte-identical on every machine. The length-
+ * generalisation tasks live in lengthgen.c; the callbacks below hand them on. */
 #include "suites/suite.h"
 #include "suites/suite_int.h"
 
@@ -32,8 +33,27 @@ typedef struct ar_params {
 } ar_params_t;
 
 static const ps_task_def_t ar_tasks[] = {
-    {"add", "a + b: exact match of the sum, bucketed by the longer operand's digit count"},
-    {"mul", "a * b: exact match of the product, bucketed by the longer operand's digit count"},
+    {"add", "a + b: exact match of the sum, bucketed by the longer operand's digit count", NULL},
+    {"mul", "a * b: exact match of the product, bucketed by the longer operand's digit count",
+     NULL},
+    /* Length generalisation (lengthgen.c); the bucket is the input's length.
+     * Every prompt is "<lead><input>\nAnswer:". */
+    {"poly", "polynomial evaluation, bucket = number of terms; prompt \"Evaluate at x=-2: "
+             "3*x^2-1*x^0+2*x^3\\nAnswer:\" (x in [-2, 2], coefficients in [-3, 3], degrees "
+             "in [0, 3]), reference the exact integer value (\"-5\")", "terms"},
+    {"sort_single", "single-digit sorting, bucket = list length; prompt \"Sort ascending: "
+                    "3 1 4 1\\nAnswer:\" (digits 0-9), reference \"1 1 3 4\"", "elements"},
+    {"sort_multi", "multi-digit sorting, bucket = list length; prompt \"Sort ascending: "
+                   "314, 15, 9265\\nAnswer:\" (integers 10-9999), reference \"15, 314, 9265\"",
+     "elements"},
+    {"sum", "summation, bucket = list length; prompt \"Sum: 3 1 4\\nAnswer:\" (digits 1-9), "
+            "reference the full sum, not mod 10 (\"8\")", "elements"},
+    {"parity", "parity of a bit string, bucket = number of bits; prompt \"Parity (number of 1s "
+               "mod 2): 1 0 1 1\\nAnswer:\", reference \"1\" (odd number of 1s) or \"0\"", "bits"},
+    {"copy", "copy a sequence, bucket = length; prompt \"Copy: c a b\\nAnswer:\" (letters "
+             "a-z), reference \"c a b\"", "elements"},
+    {"reverse", "reverse a sequence, bucket = length; prompt \"Reverse: c a b\\nAnswer:\" "
+                "(letters a-z), reference \"b a c\"", "elements"},
 };
 
 /* digits: [lo, hi] or one integer d meaning [d, d]. */
@@ -128,6 +148,8 @@ static json_t *ar_schema(const char *task)
 {
     if (ps_suite_task(&ps__suite_arithmetic, task) == NULL)
         return NULL;
+    if (ps__lg_is_task(task))
+        return ps__lg_schema(task);
     return json_pack(
         "{s:{s:s, s:[i,i], s:s, s:i, s:i},"
         " s:{s:s, s:s, s:[s,s,s,s], s:s},"
@@ -163,6 +185,8 @@ static json_t *ar_schema(const char *task)
 static int ar_normalize(const char *task, const json_t *params, json_t **out, pb_err_t *err)
 {
     ar_params_t p;
+    if (ps__lg_is_task(task))
+        return ps__lg_normalize(task, params, out, err);
     *out = NULL;
     int rc = ar_parse(task, params, &p, err);
     if (rc)
@@ -184,6 +208,8 @@ static int ar_normalize(const char *task, const json_t *params, json_t **out, pb
 static int ar_buckets(const char *task, const json_t *params, int64_t **out, size_t *n)
 {
     ar_params_t p;
+    if (ps__lg_is_task(task))
+        return ps__lg_buckets(task, params, out, n);
     *out = NULL;
     *n = 0;
     int rc = ar_parse(task, params, &p, NULL);
@@ -201,6 +227,8 @@ static int ar_buckets(const char *task, const json_t *params, int64_t **out, siz
 
 static int ar_prepare(ps_run_t *run)
 {
+    if (ps__lg_is_task(run->task))
+        return ps__lg_prepare(run);
     ar_params_t *p = malloc(sizeof *p);
     if (p == NULL)
         return PB_ENOMEM;
@@ -213,6 +241,7 @@ static int ar_prepare(ps_run_t *run)
     return 0;
 }
 
+/* Also releases the length-generalisation tasks' state: one malloc'd block. */
 static void ar_release(ps_run_t *run)
 {
     free(run->state);
@@ -376,6 +405,8 @@ static int ar_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out)
     pb_rng_t rng;
     int da, db, rc;
 
+    if (ps__lg_is_task(run->task))
+        return ps__lg_generate(run, idx, out);
     memset(out, 0, sizeof *out);
     if (p == NULL || run->bucket < p->lo || run->bucket > p->hi)
         return PB_EINVAL;
@@ -457,42 +488,19 @@ static json_t *ar_aggregate(const char *task, const json_t *params, const ps_buc
                             size_t n)
 {
     ar_params_t p;
+    if (ps__lg_is_task(task))
+        return ps__lg_aggregate(task, params, stats, n);
     if (ar_parse(task, params, &p, NULL))
         return NULL;
-    double sum = 0, cnt = 0, in_sum = 0, in_n = 0, out_sum = 0, out_n = 0;
-    for (size_t i = 0; i < n; i++) {
-        sum += stats[i].score_sum;
-        cnt += stats[i].n;
-        if (stats[i].bucket <= p.train_digits) {
-            in_sum += stats[i].score_sum;
-            in_n += stats[i].n;
-        } else {
-            out_sum += stats[i].score_sum;
-            out_n += stats[i].n;
-        }
-    }
-    json_t *agg = ps__accuracy_json(sum, cnt);
-    if (agg == NULL)
-        return NULL;
-    int bad = json_object_set_new(agg, "threshold", json_real(p.threshold));
-    bad |= json_object_set_new(agg, "effective_length",
-                               json_integer(ps__effective_length(stats, n, p.threshold)));
-    if (p.train_digits > 0) {
-        bad |= json_object_set_new(agg, "train_digits", json_integer(p.train_digits));
-        bad |= json_object_set_new(agg, "in_distribution", ps__accuracy_json(in_sum, in_n));
-        bad |= json_object_set_new(agg, "out_of_distribution", ps__accuracy_json(out_sum, out_n));
-    }
-    if (bad) {
-        json_decref(agg);
-        return NULL;
-    }
-    return agg;
+    return ps__length_aggregate(stats, n, p.threshold, "train_digits", p.train_digits);
 }
 
 const ps_suite_t ps__suite_arithmetic = {
     .name = "arithmetic",
     .description = "Multi-digit addition and multiplication (up to 100 digits) in plain, "
-                   "reversed, zero-padded and spaced formats; exact match by digit count",
+                   "reversed, zero-padded and spaced formats, exact match by digit count; and "
+                   "the length-generalisation tasks of Kazemnejad et al. 2023 (poly, sort, "
+                   "sum, parity, copy, reverse), by input length",
     .version = 1,
     .bucket_unit = "digits",
     .tasks = ar_tasks,

@@ -3,6 +3,7 @@ noinst_LTLIBRARIES += libpbsuites.la
 libpbsuites_la_SOURCES = \
 	suites/suite.h suites/suite_int.h suites/registry.c \
 	suites/jobspec.h suites/jobspec.c \
-	suites/arithmetic.c
+	suites/arithmetic.c \
+	suites/lengthgen.c
 libpbsuites_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 libpbsuites_la_LIBADD = libpbcommon.la

@@ -34,6 +34,12 @@ const ps_task_def_t *ps_suite_task(const ps_suite_t *suite, const char *task)
     return NULL;
 }
 
+const char *ps_task_unit(const ps_suite_t *suite, const char *task)
+{
+    const ps_task_def_t *t = ps_suite_task(suite, task);
+    return t && t->bucket_unit ? t->bucket_unit : (suite ? suite->bucket_unit : NULL);
+}
+
 size_t ps_suite_count(void) { return PB_ARRAY_LEN(suites); }
 
 const ps_suite_t *ps_suite_at(size_t i)
@@ -49,8 +55,9 @@ static json_t *suite_json(const ps_suite_t *s)
         return NULL;
     for (size_t t = 0; t < s->n_tasks; t++) {
         json_t *schema = s->schema(s->tasks[t].name);
-        json_t *task = json_pack("{s:s, s:s, s:o*}", "name", s->tasks[t].name, "description",
-                                 s->tasks[t].description, "params", schema);
+        json_t *task = json_pack("{s:s, s:s, s:s, s:o*}", "name", s->tasks[t].name,
+                                 "description", s->tasks[t].description, "bucket_unit",
+                                 ps_task_unit(s, s->tasks[t].name), "params", schema);
         if (task == NULL || schema == NULL || json_array_append_new(tasks, task)) {
             json_decref(tasks);
             return NULL;
@@ -193,4 +200,37 @@ json_t *ps__accuracy_json(double score_sum, double n)
 {
     json_t *acc = n > 0 ? json_real(score_sum / n) : json_null();
     return json_pack("{s:o, s:I}", "accuracy", acc, "n", (json_int_t)n);
+}
+
+json_t *ps__length_aggregate(const ps_bucket_stat_t *stats, size_t n, double threshold,
+                             const char *train_key, int64_t train)
+{
+    double sum = 0, cnt = 0, in_sum = 0, in_n = 0, out_sum = 0, out_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        sum += stats[i].score_sum;
+        cnt += stats[i].n;
+        if (stats[i].bucket <= train) {
+            in_sum += stats[i].score_sum;
+            in_n += stats[i].n;
+        } else {
+            out_sum += stats[i].score_sum;
+            out_n += stats[i].n;
+        }
+    }
+    json_t *agg = ps__accuracy_json(sum, cnt);
+    if (agg == NULL)
+        return NULL;
+    int bad = json_object_set_new(agg, "threshold", json_real(threshold));
+    bad |= json_object_set_new(agg, "effective_length",
+                               json_integer(ps__effective_length(stats, n, threshold)));
+    if (train > 0) {
+        bad |= json_object_set_new(agg, train_key, json_integer(train));
+        bad |= json_object_set_new(agg, "in_distribution", ps__accuracy_json(in_sum, in_n));
+        bad |= json_object_set_new(agg, "out_of_distribution", ps__accuracy_json(out_sum, out_n));
+    }
+    if (bad) {
+        json_decref(agg);
+        return NULL;
+    }
+    return agg;
 }

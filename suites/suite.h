@@ -50,6 +50,7 @@ typedef struct ps_bucket_stat {
 typedef struct ps_task_def {
     const char *name;
     const char *description;
+    const char *bucket_unit; /* what this task's buckets count; NULL: the suite's */
 } ps_task_def_t;
 
 struct ps_suite {
@@ -87,11 +88,13 @@ struct ps_suite {
 /* Registry. */
 const ps_suite_t *ps_suite_find(const char *name);
 const ps_task_def_t *ps_suite_task(const ps_suite_t *suite, const char *task);
+/* The unit a task's buckets count (the task's own, else the suite's). */
+const char *ps_task_unit(const ps_suite_t *suite, const char *task);
 size_t ps_suite_count(void);
 const ps_suite_t *ps_suite_at(size_t i);
 /* The whole registry as served by GET /api/v1/suites (new reference):
  * {"suites": [{"name", "description", "version", "bucket_unit",
- *              "tasks": [{"name", "description", "params": schema}]}]} */
+ *              "tasks": [{"name", "description", "bucket_unit", "params": schema}]}]} */
 json_t *ps_registry_json(void);
 
 /* Open a run: validates nothing (params must already be normalised), computes

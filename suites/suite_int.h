@@ -16,6 +16,13 @@ int64_t ps__effective_length(const ps_bucket_stat_t *stats, size_t n, double thr
 /* {"accuracy": sum / n, "n": n} (new reference); accuracy is null when n is 0. */
 json_t *ps__accuracy_json(double score_sum, double n);
 
+/* The aggregate of a length-bucketed task (new reference, NULL on failure):
+ * {"accuracy", "n", "threshold", "effective_length"} and, when train > 0,
+ * train_key: train with "in_distribution" (buckets <= train) and
+ * "out_of_distribution" accuracy objects as ps__accuracy_json makes them. */
+json_t *ps__length_aggregate(const ps_bucket_stat_t *stats, size_t n, double threshold,
+                             const char *train_key, int64_t train);
+
 /* Arithmetic rendering alone (tests check formats on hand-made cases): a op b
  * for canonical decimal strings a and b under normalised params, as the
  * prompt and reference the generator would produce; rng draws the spaced
@@ -23,5 +30,26 @@ json_t *ps__accuracy_json(double score_sum, double n);
  * failure (PB_EINVAL for bad params or operands). */
 int ps__arith_render(const char *task, const json_t *params, const char *a, const char *b,
                      pb_rng_t *rng, char **prompt, char **reference);
+
+/* The length-generalisation tasks of the arithmetic suite (lengthgen.c):
+ * arithmetic.c hands every task for which ps__lg_is_task is true to these,
+ * which follow the ps_suite_t callbacks of the same names. A prepared run's
+ * state is one malloc'd block (free() releases it). */
+int ps__lg_is_task(const char *task);
+json_t *ps__lg_schema(const char *task);
+int ps__lg_normalize(const char *task, const json_t *params, json_t **out, pb_err_t *err);
+int ps__lg_buckets(const char *task, const json_t *params, int64_t **out, size_t *n);
+int ps__lg_prepare(ps_run_t *run);
+int ps__lg_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out);
+json_t *ps__lg_aggregate(const char *task, const json_t *params, const ps_bucket_stat_t *stats,
+                         size_t n);
+/* Render one item from its input values (tests check formats on hand-made
+ * cases; an item's meta "values" holds the same array): poly takes x then a
+ * (coefficient, degree) pair per term, every other task one value per
+ * element (copy/reverse: 0..25 for a..z). *prompt and *reference are
+ * malloc'd, NULL on failure (PB_EINVAL for an unknown task or a value out of
+ * the task's range). */
+int ps__lg_render(const char *task, const int *values, size_t n_values, char **prompt,
+                  char **reference);
 
 #endif

@@ -7,6 +7,7 @@ tests_unit_run_unit_SOURCES = \
 	tests/unit/test_common.c \
 	tests/unit/test_items.c \
 	tests/unit/test_suites.c \
+	tests/unit/test_lengthgen.c \
 	tests/unit/test_db.c tests/unit/test_db_read.c tests/unit/test_db.h \
 	tests/unit/test_http.c \
 	tests/unit/test_sched.c \
