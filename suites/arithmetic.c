@@ -495,6 +495,9 @@ static json_t *ar_aggregate(const char *task, const json_t *params, const ps_buc
     return ps__length_aggregate(stats, n, p.threshold, "train_digits", p.train_digits);
 }
 
+/* add and mul: accuracy by operand-length pair (the da x db heatmap). */
+static const char *const ar_breakdown[] = {"da,db", NULL};
+
 const ps_suite_t ps__suite_arithmetic = {
     .name = "arithmetic",
     .description = "Multi-digit addition and multiplication (up to 100 digits) in plain, "
@@ -504,6 +507,7 @@ const ps_suite_t ps__suite_arithmetic = {
     .version = 1,
     .bucket_unit = "digits",
     .tasks = ar_tasks,
+    .breakdown = ar_breakdown,
     .n_tasks = PB_ARRAY_LEN(ar_tasks),
     .schema = ar_schema,
     .normalize = ar_normalize,

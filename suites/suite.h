@@ -60,6 +60,12 @@ struct ps_suite {
     const char *bucket_unit;  /* "digits", "tokens", "chars", "cells", ... */
     const ps_task_def_t *tasks;
     size_t n_tasks;
+    /* Item meta keys the results are also grouped by, within each bucket:
+     * an entry is one key ("depth") or several joined by commas ("da,db");
+     * the group's value is the items' values of those keys (integers or
+     * strings) joined the same way ("3,5"). NULL-terminated, or NULL for
+     * none. An item that lacks a key is left out of that entry's groups. */
+    const char *const *breakdown;
 
     /* Parameter schema with defaults for a task, as JSON:
      * {"param": {"type": "...", "default": ..., "description": "...", ...}}.
