@@ -13,6 +13,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "coordinator/api_breakdown.h"
 #include "coordinator/cron.h"
 #include "suites/jobspec.h"
 #include "suites/suite.h"
@@ -200,7 +201,15 @@ static void api_results(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
     }
     size_t i;
     json_t *run;
-    json_array_foreach(json_object_get(out, "runs"), i, run) decorate_run(run);
+    json_array_foreach(json_object_get(out, "runs"), i, run)
+    {
+        decorate_run(run);
+        if (pb_api_breakdown_render(run)) {
+            json_decref(out);
+            pb_http_resp_error(resp, 500, "out of memory", NULL);
+            return;
+        }
+    }
     reply_json(resp, 200, out);
 }
 

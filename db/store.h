@@ -23,7 +23,7 @@ typedef struct pdb pdb_t;
 #define PDB_CANCELLED "cancelled"
 
 /* Open (creating if needed) and migrate. On failure *out is NULL and err says
- * why (e.g. "database is newer than this posbench: user_version 7 > 2"). */
+ * why (e.g. "database is newer than this posbench: user_version 7 > 3"). */
 int pdb_open(const char *path, pdb_t **out, pb_err_t *err);
 void pdb_close(pdb_t *db);
 int pdb_begin(pdb_t *db);
@@ -66,8 +66,12 @@ int pdb_jobs_list(pdb_t *db, const char *state, int64_t before_id, int limit, js
 int pdb_job_cancel(pdb_t *db, int64_t job_id, json_t **leased);
 
 /* Raw results: {"job_id", "state", "runs": [{"index", "suite", "task", "params",
- * "samples", "version", "buckets": [{"bucket", "n", "score_sum"}]}]}.
- * The caller adds accuracy, Wilson intervals and the suite aggregate. */
+ * "samples", "version", "buckets": [{"bucket", "n", "score_sum"}],
+ * "breakdown_rows": [{"key", "value", "bucket", "n", "score_sum"}]}]}.
+ * breakdown_rows (only on runs that have any) are the recorded groups per
+ * bucket, ordered by key, bucket, value (strcmp order); the caller sums them
+ * over buckets and orders the values. The caller also adds accuracy, Wilson
+ * intervals and the suite aggregate. */
 int pdb_job_results(pdb_t *db, int64_t job_id, json_t **out);
 
 /* Items, paged by (task_id, idx) keyset: {"items": [{"task_id", "run", "bucket",
@@ -113,16 +117,26 @@ int pdb_task_lease(pdb_t *db, int64_t task_id, const char *worker, double lease_
 /* Extend a lease (heartbeat). PB_ESTALE if not leased at that attempt. */
 int pdb_task_renew(pdb_t *db, int64_t task_id, int attempt, double lease_deadline);
 
+/* Limits on a result's breakdown groups (aggregate.groups). */
+#define PDB_MAX_GROUPS 4096
+#define PDB_GROUP_KEY_MAX 128   /* bytes of a key ("da,db") */
+#define PDB_GROUP_VALUE_MAX 256 /* bytes of a value ("3,5") */
+
 /* Record a RESULT exactly once: accepted only by
  * UPDATE tasks SET state='done' ... WHERE id=? AND attempt=? AND state='leased';
  * items (a JSON array as the worker sent it: objects with "idx", "prompt_hash",
  * "prediction", "reference", "score", "latency_us", "tokens", "meta", "error")
- * and the aggregate {"n", "score_sum"} are stored in the same transaction, the
- * job's items_done grows, and the job becomes done when no task is left.
+ * and the aggregate {"n", "score_sum", "groups"} are stored in the same
+ * transaction, the job's items_done grows, and the job becomes done when no
+ * task is left. groups (optional) is an array of at most PDB_MAX_GROUPS
+ * [key, value, n, score_sum] (strings of at most PDB_GROUP_KEY_MAX and
+ * PDB_GROUP_VALUE_MAX bytes, an integer n >= 0, a number), each added to the
+ * task's (job, run, bucket, key, value) row.
  * Returns 0 when recorded, PB_ESTALE when stale or duplicate (nothing
- * changed), PB_EPARSE when items are malformed (nothing changed; err says
- * what). *job_done is set to 1 when this result finished the job.
- * aggregate may be NULL: n and score_sum are then taken from the items. */
+ * changed), PB_EPARSE when items or groups are malformed (nothing changed;
+ * err says what, field "items[i]" or "aggregate.groups[i]"). *job_done is
+ * set to 1 when this result finished the job. aggregate may be NULL: n and
+ * score_sum are then taken from the items, and there are no groups. */
 int pdb_task_record(pdb_t *db, int64_t task_id, int attempt, const json_t *items,
                     const json_t *aggregate, int *job_done, int64_t *job_id, pb_err_t *err);
 

@@ -424,6 +424,38 @@ out:
     return rc;
 }
 
+/* Each run's breakdown rows, as "breakdown_rows" on the runs that have any. */
+static int breakdown_rows(pdb_t *db, int64_t job_id, json_t *runs)
+{
+    int rc = 0, src;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_JOB_BREAKDOWNS);
+
+    sqlite3_bind_int64(s, 1, job_id);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *r = json_array_get(runs, (size_t)sqlite3_column_int64(s, 0));
+        if (r == NULL)
+            continue;
+        json_t *rows = json_object_get(r, "breakdown_rows");
+        if (rows == NULL && json_object_set_new(r, "breakdown_rows", rows = json_array())) {
+            rc = PB_ENOMEM;
+            break;
+        }
+        json_t *row = json_pack("{s:s, s:s, s:I, s:I, s:f}", "key", pdb__col_text(s, 1),
+                                "value", pdb__col_text(s, 2), "bucket",
+                                (json_int_t)sqlite3_column_int64(s, 3), "n",
+                                (json_int_t)sqlite3_column_int64(s, 4), "score_sum",
+                                sqlite3_column_double(s, 5));
+        if (json_array_append_new(rows, row)) {
+            rc = PB_ENOMEM;
+            break;
+        }
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = pdb__err(db, src);
+    sqlite3_reset(s);
+    return rc;
+}
+
 int pdb_job_results(pdb_t *db, int64_t job_id, json_t **out)
 {
     char state[16];
@@ -433,8 +465,12 @@ int pdb_job_results(pdb_t *db, int64_t job_id, json_t **out)
     int rc = job_state(db, job_id, state);
     if (rc == 0)
         rc = runs_with_buckets(db, job_id, 1, &runs);
-    if (rc)
+    if (rc == 0)
+        rc = breakdown_rows(db, job_id, runs);
+    if (rc) {
+        json_decref(runs);
         return rc;
+    }
     *out = json_pack("{s:I, s:s, s:o}", "job_id", (json_int_t)job_id, "state", state, "runs",
                      runs);
     return *out ? 0 : PB_ENOMEM;

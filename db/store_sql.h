@@ -64,6 +64,8 @@
     X(JOB_BUCKETS, "SELECT run_idx, bucket, tasks_total, tasks_done, items_total, "          \
                    "items_done, n, score_sum FROM buckets WHERE job_id = ?1 "                 \
                    "ORDER BY run_idx, bucket")                                                \
+    X(JOB_BREAKDOWNS, "SELECT run_idx, key, value, bucket, n, score_sum FROM breakdowns "    \
+                      "WHERE job_id = ?1 ORDER BY run_idx, key, bucket, value")               \
     X(JOB_FAILED_TASKS, "SELECT id, bucket, attempt, error FROM tasks "                       \
                         "WHERE state = 'failed' AND job_id = ?1 ORDER BY id LIMIT 100")       \
     X(JOB_STATE, "SELECT state FROM jobs WHERE id = ?1")                                      \
@@ -133,6 +135,11 @@
     X(BUCKET_ADD_DONE, "UPDATE buckets SET tasks_done = tasks_done + 1, "                     \
                        "items_done = items_done + ?4, n = n + ?5, score_sum = score_sum + ?6 " \
                        "WHERE job_id = ?1 AND run_idx = ?2 AND bucket = ?3")                  \
+    /* a recorded result's breakdown groups: ?1 job, ?2 run, ?3 bucket, ?4 key, ?5 value */  \
+    X(BREAKDOWN_ADD, "INSERT INTO breakdowns(job_id, run_idx, bucket, key, value, n, "        \
+                     "score_sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "                        \
+                     "ON CONFLICT(job_id, run_idx, key, value, bucket) DO UPDATE "            \
+                     "SET n = n + excluded.n, score_sum = score_sum + excluded.score_sum")    \
     X(WORKER_ADD_DONE, "UPDATE workers SET tasks_done = tasks_done + 1 "                      \
                        "WHERE name = (SELECT worker FROM tasks WHERE id = ?1)")               \
     X(JOB_OPEN_TASKS, "SELECT tasks_queued + tasks_leased FROM jobs WHERE id = ?1")           \

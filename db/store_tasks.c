@@ -1,10 +1,11 @@
 /* Tasks in the store, the scheduler's side: listing queued work, leasing,
  * renewing, recording a RESULT exactly once (the guarded UPDATE plus the
- * items in one savepoint), releasing a lost or failed lease, and startup
- * recovery. These run on the coordinator's hot path: a guarded UPDATE, one
- * SELECT by rowid and counter UPDATEs by primary key per lease or result,
- * items inserted with borrowed text, no re-encoding. Every state change here
- * moves the job's counters (pdb__tally) in the same savepoint. */
+ * items and breakdown groups in one savepoint), releasing a lost or failed
+ * lease, and startup recovery. These run on the coordinator's hot path: a
+ * guarded UPDATE, one SELECT by rowid and counter UPDATEs by primary key per
+ * lease or result, items inserted with borrowed text, no re-encoding. Every
+ * state change here moves the job's counters (pdb__tally) in the same
+ * savepoint. */
 #include "db/store_int.h"
 
 #include <inttypes.h>
@@ -419,6 +420,85 @@ static int parse_aggregate(const json_t *agg, int *have, int64_t *n, double *sco
     return 0;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* A group key or value: a string of at most max bytes, without NUL (the
+ * results are rendered from C strings). */
+static int group_text(const json_t *t, size_t max)
+{
+    return json_is_string(t) && json_string_length(t) <= max &&
+           strlen(json_string_value(t)) == json_string_length(t);
+}
+
+/* aggregate.groups, checked whole before the savepoint opens: a malformed
+ * entry refuses the result with nothing written. *groups is NULL when there
+ * are none (absent, null or []). */
+static int parse_groups(const json_t *agg, const json_t **groups, pb_err_t *err)
+{
+    char field[48];
+    size_t i;
+    const json_t *g = json_object_get(agg, "groups"), *e;
+
+    *groups = NULL;
+    if (g == NULL || json_is_null(g))
+        return 0;
+    if (!json_is_array(g))
+        return pb_err_set(err, PB_EPARSE, "aggregate.groups",
+                          "groups must be an array of [key, value, n, score_sum]");
+    if (json_array_size(g) > PDB_MAX_GROUPS)
+        return pb_err_set(err, PB_EPARSE, "aggregate.groups", "%zu groups, at most %d allowed",
+                          json_array_size(g), PDB_MAX_GROUPS);
+    json_array_foreach(g, i, e)
+    {
+        const json_t *k = json_array_get(e, 0), *v = json_array_get(e, 1);
+        const json_t *n = json_array_get(e, 2), *sum = json_array_get(e, 3);
+        const char *why = NULL;
+        if (!json_is_array(e) || json_array_size(e) != 4)
+            why = "not a [key, value, n, score_sum] array";
+        else if (!group_text(k, PDB_GROUP_KEY_MAX))
+            why = "key is not a string of at most " STR(PDB_GROUP_KEY_MAX) " bytes";
+        else if (!group_text(v, PDB_GROUP_VALUE_MAX))
+            why = "value is not a string of at most " STR(PDB_GROUP_VALUE_MAX) " bytes";
+        else if (!json_is_integer(n) || json_integer_value(n) < 0)
+            why = "n is not an integer >= 0";
+        else if (!json_is_number(sum))
+            why = "score_sum is not a number";
+        if (why) {
+            snprintf(field, sizeof field, "aggregate.groups[%zu]", i);
+            return pb_err_set(err, PB_EPARSE, field, "%s", why);
+        }
+    }
+    *groups = json_array_size(g) ? g : NULL;
+    return 0;
+}
+
+/* Add a recorded result's groups to its (job, run, bucket) rows. */
+static int add_groups(pdb_t *db, const record_task_t *t, const json_t *groups)
+{
+    int rc = 0;
+    size_t i;
+    const json_t *e;
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_BREAKDOWN_ADD);
+
+    sqlite3_bind_int64(s, 1, t->job_id);
+    sqlite3_bind_int64(s, 2, t->run_idx);
+    sqlite3_bind_int64(s, 3, t->bucket);
+    json_array_foreach(groups, i, e)
+    {
+        const json_t *k = json_array_get(e, 0), *v = json_array_get(e, 1);
+        sqlite3_bind_text(s, 4, json_string_value(k), (int)json_string_length(k), SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, json_string_value(v), (int)json_string_length(v), SQLITE_STATIC);
+        sqlite3_bind_int64(s, 6, (sqlite3_int64)json_integer_value(json_array_get(e, 2)));
+        sqlite3_bind_double(s, 7, json_number_value(json_array_get(e, 3)));
+        rc = pdb__run(db, s);
+        if (rc)
+            break;
+    }
+    sqlite3_clear_bindings(s); /* the borrowed key and value texts */
+    return rc;
+}
+
 /* After a result with n scored items summing to score_sum: bump the job's,
  * the bucket's and the worker's counters, and end the job when no task is
  * open. */
@@ -472,6 +552,7 @@ static int record(pdb_t *db, int64_t task_id, int attempt, const json_t *items, 
 {
     int rc, have_agg, done = 0;
     int64_t n = 0;
+    const json_t *groups = NULL;
     double score_sum = 0, now = pb_wall_time();
     record_task_t t = {.task_id = task_id};
     item_ins_t ins;
@@ -483,6 +564,8 @@ static int record(pdb_t *db, int64_t task_id, int attempt, const json_t *items, 
     if (text == NULL && !json_is_array(items))
         return pb_err_set(err, PB_EPARSE, "items", "items must be an array");
     rc = parse_aggregate(aggregate, &have_agg, &n, &score_sum, err);
+    if (rc == 0 && have_agg)
+        rc = parse_groups(aggregate, &groups, err);
     if (rc)
         return rc;
     rc = pdb__sp_begin(db);
@@ -535,6 +618,8 @@ static int record(pdb_t *db, int64_t task_id, int attempt, const json_t *items, 
     }
     if (rc == 0)
         rc = after_record(db, &t, n, score_sum, now, &done);
+    if (rc == 0 && groups)
+        rc = add_groups(db, &t, groups);
 out:
     rc = pdb__sp_end(db, rc);
     if (rc == 0) {

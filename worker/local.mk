@@ -2,7 +2,8 @@
 noinst_LTLIBRARIES += libpbworker.la
 libpbworker_la_SOURCES = \
 	worker/backend.h worker/backend_int.h worker/backend.c worker/backend_baseline.c \
-	worker/runner.h worker/runner.c worker/outbox.h worker/outbox.c
+	worker/runner.h worker/runner.c worker/outbox.h worker/outbox.c \
+	worker/breakdown.h worker/breakdown.c
 libpbworker_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(ZMQ_CFLAGS)
 libpbworker_la_LIBADD = libpbsuites.la libpbcommon.la $(ZMQ_LIBS)
 

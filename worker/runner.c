@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "suites/suite.h"
 #include "worker/backend.h"
+#include "worker/breakdown.h"
 
 /* What pb_runner_run reads out of a TASK body; strings borrowed from it. */
 typedef struct task_spec {
@@ -202,6 +203,7 @@ typedef struct run_ctx {
     pb_buf_t *items; /* the caller's: RESULT items text */
     size_t n_items;
     double score_sum;
+    pb_breakdown_t bd; /* per (suite breakdown entry, value) over the task */
     int64_t gen_us, score_us;
 } run_ctx_t;
 
@@ -252,6 +254,10 @@ static int run_batch(run_ctx_t *c, int64_t lo, size_t n, volatile int *cancel, p
         if (rc)
             return pb_err_set(err, rc, "", "%s while encoding the results",
                               rc == PB_ETOOBIG ? "results too large" : "out of memory");
+        /* Failed items count in n with score 0, so they count in the groups too. */
+        rc = pb_breakdown_add_item(&c->bd, c->its[i].meta, sc, err);
+        if (rc)
+            return rc;
         c->n_items++;
         c->score_sum += sc;
     }
@@ -289,6 +295,7 @@ static int run_setup(run_ctx_t *c, const json_t *task, json_t **params, int *run
     if (rc)
         return pb_err_set(err, rc, "params", "cannot open the run: %s", pb_strerror(rc));
     *run_open = 1;
+    pb_breakdown_init(&c->bd, c->suite->breakdown);
     c->ops = pb_backend_find(ts->backend);
     if (c->ops == NULL)
         return pb_err_set(err, PB_EUNSUPPORTED, "model.backend",
@@ -301,6 +308,18 @@ static int run_setup(run_ctx_t *c, const json_t *task, json_t **params, int *run
     c->its = calloc((size_t)ts->batch, sizeof *c->its);
     c->reqs = calloc((size_t)ts->batch, sizeof *c->reqs);
     if (c->its == NULL || c->reqs == NULL || pb_items_begin(c->items))
+        return pb_err_set(err, PB_ENOMEM, "", "out of memory");
+    return 0;
+}
+
+/* aggregate.groups, only when some item fell in a group (BREAKDOWN.md). */
+static int add_groups(const pb_breakdown_t *bd, json_t *result, pb_err_t *err)
+{
+    if (bd->n == 0)
+        return 0;
+    json_t *groups = pb_breakdown_json(bd);
+    if (groups == NULL ||
+        json_object_set_new(json_object_get(result, "aggregate"), "groups", groups))
         return pb_err_set(err, PB_ENOMEM, "", "out of memory");
     return 0;
 }
@@ -342,8 +361,15 @@ int pb_runner_run(const json_t *task, volatile int *cancel, pb_runner_progress_f
                         c.score_sum, "timings", "generate_us", (json_int_t)c.gen_us, "score_us",
                         (json_int_t)c.score_us, "total_us", (json_int_t)(pb_now_us() - t_start),
                         "version", c.suite->version);
-    if (*result == NULL)
+    if (*result == NULL) {
         rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+        goto out;
+    }
+    rc = add_groups(&c.bd, *result, err);
+    if (rc) {
+        json_decref(*result);
+        *result = NULL;
+    }
 out:
     if (c.its && c.reqs)
         batch_clear(&c);
@@ -353,6 +379,7 @@ out:
         c.ops->close(c.be);
     if (run_open)
         ps_run_close(&c.run);
+    pb_breakdown_free(&c.bd);
     json_decref(params);
     return rc;
 }

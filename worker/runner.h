@@ -25,10 +25,13 @@ typedef void (*pb_runner_progress_fn)(void *ctx, uint64_t done);
  *
  * On success *result is a new object holding the RESULT body without
  * "task_id"/"attempt" (the session adds them): {"aggregate": {"n",
- * "score_sum"}, "timings": {"generate_us", "score_us", "total_us"},
+ * "score_sum", "groups"?}, "timings": {"generate_us", "score_us", "total_us"},
  * "version"}, and items (reset first) holds the items text that travels as
  * RESULT's payload frame (common/items.h). Items that the backend failed
  * carry an error, prediction "" and score 0, and count in n.
+ * "groups" (worker/breakdown.h) is there when the suite has a breakdown and
+ * some item matched: [[entry, value, n, score_sum], ...] sorted by (entry,
+ * value); more than PB_MAX_GROUPS groups fails the task with PB_ETOOBIG.
  *
  * cancel (may be NULL) is read between batches and after each backend call;
  * once non-zero the run stops with PB_ECANCELLED. progress (may be NULL) is

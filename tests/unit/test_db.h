@@ -46,7 +46,9 @@ json_t *tdb_job(pdb_t *db, int64_t id);
 const char *tdb_jstr(const json_t *o, const char *key);
 int64_t tdb_jint(const json_t *o, const char *key);
 
-/* The read side's group (test_db_read.c), run by pb_test_db. */
+/* The read side's group (test_db_read.c) and the breakdown groups'
+ * (test_db_breakdown.c), run by pb_test_db. */
 int pb_test_db_read(void);
+int pb_test_db_breakdown(void);
 
 #endif

@@ -18,6 +18,7 @@ int pb_test_db(void);
 int pb_test_http(void);
 int pb_test_sched(void);
 int pb_test_worker(void);
+int pb_test_breakdown(void);
 
 /* Parse JSON text written in a test; fails the test on bad JSON. New reference. */
 json_t *pb_test_json(const char *text);

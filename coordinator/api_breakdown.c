@@ -1,0 +1,192 @@
+/* Rendering a run's breakdown for GET /api/v1/jobs/{id}/results: the store
+ * keeps one row per (key, value, bucket); here the rows of each key are
+ * summed over buckets into groups and laid out as a bucket x value grid,
+ * both in the numeric order of the values ("2,10" after "2,9"). */
+#include "coordinator/api_breakdown.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/pb.h"
+#include "common/util.h"
+
+typedef struct bd_row {
+    const char *value; /* borrowed from the rows array */
+    int64_t bucket;
+    int64_t n;
+    double sum;
+} bd_row_t;
+
+/* An optional '-' and at least one digit, nothing else. */
+static int is_int(const char *p, size_t n)
+{
+    size_t i = n > 0 && p[0] == '-';
+    if (i == n)
+        return 0;
+    for (; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* Two integer texts by value, of any length (no overflow). */
+static int int_cmp(const char *a, size_t la, const char *b, size_t lb)
+{
+    int na = a[0] == '-', nb = b[0] == '-', mag;
+    a += na, la -= (size_t)na, b += nb, lb -= (size_t)nb;
+    while (la > 1 && a[0] == '0')
+        a++, la--;
+    while (lb > 1 && b[0] == '0')
+        b++, lb--;
+    if (la != lb)
+        mag = la < lb ? -1 : 1;
+    else
+        mag = memcmp(a, b, la);
+    if (mag == 0 && a[0] == '0')
+        return 0; /* -0 and 0 */
+    if (na != nb)
+        return na ? -1 : 1;
+    return na ? -mag : mag;
+}
+
+static int part_cmp(const char *a, size_t la, const char *b, size_t lb)
+{
+    if (is_int(a, la) && is_int(b, lb))
+        return int_cmp(a, la, b, lb);
+    int r = memcmp(a, b, la < lb ? la : lb);
+    if (r == 0 && la != lb)
+        r = la < lb ? -1 : 1;
+    return r;
+}
+
+int pb_api_breakdown_cmp(const char *a, const char *b)
+{
+    const char *pa = a, *pb = b;
+    for (;;) {
+        size_t la = strcspn(pa, ","), lb = strcspn(pb, ",");
+        int r = part_cmp(pa, la, pb, lb);
+        if (r)
+            return r < 0 ? -1 : 1;
+        if (pa[la] == '\0' || pb[lb] == '\0') {
+            if (pa[la] != pb[lb])
+                return pa[la] == '\0' ? -1 : 1; /* fewer parts first */
+            break;
+        }
+        pa += la + 1;
+        pb += lb + 1;
+    }
+    /* Equal as numbers ("03" and "3"): still a total order of strings. */
+    int r = strcmp(a, b);
+    return r < 0 ? -1 : r > 0;
+}
+
+static int by_value(const void *x, const void *y)
+{
+    const bd_row_t *a = x, *b = y;
+    int r = pb_api_breakdown_cmp(a->value, b->value);
+    if (r == 0 && a->bucket != b->bucket)
+        r = a->bucket < b->bucket ? -1 : 1;
+    return r;
+}
+
+static int by_bucket(const void *x, const void *y)
+{
+    const bd_row_t *a = x, *b = y;
+    if (a->bucket != b->bucket)
+        return a->bucket < b->bucket ? -1 : 1;
+    return pb_api_breakdown_cmp(a->value, b->value);
+}
+
+static json_t *accuracy(int64_t n, double sum)
+{
+    return n > 0 ? json_real(sum / (double)n) : json_null();
+}
+
+/* The rendered object of one key from its rows (sorted in place). */
+static json_t *render_key(bd_row_t *rows, size_t n_rows)
+{
+    json_t *groups = json_array(), *grid = json_array();
+    json_t *out = json_pack("{s:o, s:o}", "groups", groups, "grid", grid);
+    if (out == NULL)
+        return NULL;
+    qsort(rows, n_rows, sizeof *rows, by_bucket);
+    for (size_t i = 0; i < n_rows; i++) {
+        const bd_row_t *r = &rows[i];
+        if (json_array_append_new(grid, json_pack("{s:I, s:s, s:I, s:o}", "bucket",
+                                                  (json_int_t)r->bucket, "value", r->value, "n",
+                                                  (json_int_t)r->n, "accuracy",
+                                                  accuracy(r->n, r->sum))))
+            goto fail;
+    }
+    /* In value order the rows of one value are adjacent: sum them. */
+    qsort(rows, n_rows, sizeof *rows, by_value);
+    for (size_t i = 0, j; i < n_rows; i = j) {
+        int64_t n = 0;
+        double sum = 0, lo, hi;
+        for (j = i; j < n_rows && strcmp(rows[j].value, rows[i].value) == 0; j++) {
+            n += rows[j].n;
+            sum += rows[j].sum;
+        }
+        pb_wilson(sum, (double)n, &lo, &hi);
+        if (json_array_append_new(groups,
+                                  json_pack("{s:s, s:I, s:f, s:o, s:[f, f]}", "value",
+                                            rows[i].value, "n", (json_int_t)n, "score_sum", sum,
+                                            "accuracy", accuracy(n, sum), "ci", lo, hi)))
+            goto fail;
+    }
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
+}
+
+int pb_api_breakdown_render(json_t *run)
+{
+    int rc = 0;
+    json_t *rows = json_object_get(run, "breakdown_rows"), *bd = NULL;
+    bd_row_t *tmp = NULL;
+    size_t n_rows = json_array_size(rows);
+
+    if (rows == NULL)
+        return 0;
+    json_incref(rows);
+    json_object_del(run, "breakdown_rows");
+    bd = json_object();
+    tmp = malloc((n_rows ? n_rows : 1) * sizeof *tmp);
+    if (bd == NULL || tmp == NULL) {
+        rc = PB_ENOMEM;
+        goto out;
+    }
+    /* The store orders rows by key: each key is one stretch. */
+    for (size_t i = 0, j; i < n_rows; i = j) {
+        const char *key = json_string_value(json_object_get(json_array_get(rows, i), "key"));
+        size_t k = 0;
+        for (j = i; j < n_rows; j++) {
+            const json_t *r = json_array_get(rows, j);
+            const char *rk = json_string_value(json_object_get(r, "key"));
+            if (key == NULL || rk == NULL || strcmp(rk, key) != 0)
+                break;
+            const char *value = json_string_value(json_object_get(r, "value"));
+            tmp[k++] = (bd_row_t){.value = value ? value : "",
+                                  .bucket = json_integer_value(json_object_get(r, "bucket")),
+                                  .n = json_integer_value(json_object_get(r, "n")),
+                                  .sum = json_number_value(json_object_get(r, "score_sum"))};
+        }
+        if (j == i) { /* a row without a key: the store never writes one */
+            j = i + 1;
+            continue;
+        }
+        if (json_object_set_new(bd, key, render_key(tmp, k))) {
+            rc = PB_ENOMEM;
+            goto out;
+        }
+    }
+    if (json_object_size(bd) && json_object_set(run, "breakdown", bd))
+        rc = PB_ENOMEM;
+out:
+    free(tmp);
+    json_decref(bd);
+    json_decref(rows);
+    return rc;
+}
