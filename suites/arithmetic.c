@@ -59,27 +59,7 @@ static const ps_task_def_t ar_tasks[] = {
 /* digits: [lo, hi] or one integer d meaning [d, d]. */
 static int parse_digits(const json_t *v, int *lo, int *hi, pb_err_t *err)
 {
-    int64_t a = 1, b = 8;
-    if (v != NULL && !json_is_null(v)) {
-        if (json_is_array(v)) {
-            if (json_array_size(v) != 2 || pb_json_as_int(json_array_get(v, 0), &a) ||
-                pb_json_as_int(json_array_get(v, 1), &b))
-                return pb_err_set(err, PB_EINVAL, "digits",
-                                  "digits must be [lo, hi] (two integers) or one integer");
-        } else if (pb_json_as_int(v, &a) == 0) {
-            b = a;
-        } else {
-            return pb_err_set(err, PB_EINVAL, "digits",
-                              "digits must be [lo, hi] (two integers) or one integer");
-        }
-    }
-    if (a < 1 || b > AR_MAX_DIGITS || a > b)
-        return pb_err_set(err, PB_EINVAL, "digits",
-                          "digits must satisfy 1 <= lo <= hi <= %d (got [%lld, %lld])",
-                          AR_MAX_DIGITS, (long long)a, (long long)b);
-    *lo = (int)a;
-    *hi = (int)b;
-    return 0;
+    return ps__parse_range(v, "digits", 1, 8, 1, AR_MAX_DIGITS, lo, hi, err);
 }
 
 /* Validate params (NULL = all defaults) into p. err->field is the param name. */

@@ -63,27 +63,7 @@ int ps__lg_is_task(const char *task) { return lg_kind(task) >= 0; }
 /* lengths: [lo, hi] or one integer n meaning [n, n]; absent = [1, 2*train]. */
 static int parse_lengths(const json_t *v, int train, int *lo, int *hi, pb_err_t *err)
 {
-    int64_t a = 1, b = 2 * (int64_t)train;
-    if (v != NULL && !json_is_null(v)) {
-        if (json_is_array(v)) {
-            if (json_array_size(v) != 2 || pb_json_as_int(json_array_get(v, 0), &a) ||
-                pb_json_as_int(json_array_get(v, 1), &b))
-                return pb_err_set(err, PB_EINVAL, "lengths",
-                                  "lengths must be [lo, hi] (two integers) or one integer");
-        } else if (pb_json_as_int(v, &a) == 0) {
-            b = a;
-        } else {
-            return pb_err_set(err, PB_EINVAL, "lengths",
-                              "lengths must be [lo, hi] (two integers) or one integer");
-        }
-    }
-    if (a < 1 || b > LG_MAX_LEN || a > b)
-        return pb_err_set(err, PB_EINVAL, "lengths",
-                          "lengths must satisfy 1 <= lo <= hi <= %d (got [%lld, %lld])",
-                          LG_MAX_LEN, (long long)a, (long long)b);
-    *lo = (int)a;
-    *hi = (int)b;
-    return 0;
+    return ps__parse_range(v, "lengths", 1, 2 * (int64_t)train, 1, LG_MAX_LEN, lo, hi, err);
 }
 
 /* Validate params (NULL = all defaults) into p. err->field is the param name. */

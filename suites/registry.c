@@ -234,3 +234,29 @@ json_t *ps__length_aggregate(const ps_bucket_stat_t *stats, size_t n, double thr
     }
     return agg;
 }
+
+int ps__parse_range(const json_t *v, const char *field, int64_t def_lo, int64_t def_hi,
+                    int64_t min, int64_t max, int *lo, int *hi, pb_err_t *err)
+{
+    int64_t a = def_lo, b = def_hi;
+    if (v != NULL && !json_is_null(v)) {
+        if (json_is_array(v)) {
+            if (json_array_size(v) != 2 || pb_json_as_int(json_array_get(v, 0), &a) ||
+                pb_json_as_int(json_array_get(v, 1), &b))
+                return pb_err_set(err, PB_EINVAL, field,
+                                  "%s must be [lo, hi] (two integers) or one integer", field);
+        } else if (pb_json_as_int(v, &a) == 0) {
+            b = a;
+        } else {
+            return pb_err_set(err, PB_EINVAL, field,
+                              "%s must be [lo, hi] (two integers) or one integer", field);
+        }
+    }
+    if (a < min || b > max || a > b)
+        return pb_err_set(err, PB_EINVAL, field,
+                          "%s must satisfy %lld <= lo <= hi <= %lld (got [%lld, %lld])", field,
+                          (long long)min, (long long)max, (long long)a, (long long)b);
+    *lo = (int)a;
+    *hi = (int)b;
+    return 0;
+}

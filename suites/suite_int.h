@@ -52,4 +52,10 @@ json_t *ps__lg_aggregate(const char *task, const json_t *params, const ps_bucket
 int ps__lg_render(const char *task, const int *values, size_t n_values, char **prompt,
                   char **reference);
 
+/* A [lo, hi] range param: absent or null gives [def_lo, def_hi], one integer
+ * n means [n, n]; it must satisfy min <= lo <= hi <= max. Errors name
+ * field. */
+int ps__parse_range(const json_t *v, const char *field, int64_t def_lo, int64_t def_hi,
+                    int64_t min, int64_t max, int *lo, int *hi, pb_err_t *err);
+
 #endif
