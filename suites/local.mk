@@ -4,6 +4,7 @@ libpbsuites_la_SOURCES = \
 	suites/suite.h suites/suite_int.h suites/registry.c \
 	suites/jobspec.h suites/jobspec.c \
 	suites/arithmetic.c \
-	suites/lengthgen.c
+	suites/lengthgen.c \
+	suites/table.c
 libpbsuites_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 libpbsuites_la_LIBADD = libpbcommon.la

@@ -7,6 +7,7 @@
 #include "suites/suite.h"
 
 extern const ps_suite_t ps__suite_arithmetic;
+extern const ps_suite_t ps__suite_table;
 
 /* Largest bucket b such that every bucket <= b has mean score >= threshold;
  * 0 when the smallest bucket fails. A bucket with no scored items counts as
@@ -57,5 +58,40 @@ int ps__lg_render(const char *task, const int *values, size_t n_values, char **p
  * field. */
 int ps__parse_range(const json_t *v, const char *field, int64_t def_lo, int64_t def_hi,
                     int64_t min, int64_t max, int *lo, int *hi, pb_err_t *err);
+
+/* The table suite's rendering alone (table.c), so tests can check formats,
+ * questions and references on hand-made tables. Cells are text: integers in
+ * [0, 10000) in canonical decimal for number columns, short words else. */
+#define PS_TB_MAX 64  /* rows and columns */
+#define PS_TB_NAME 32 /* header bytes, terminator included */
+#define PS_TB_CELL 8  /* cell bytes, terminator included */
+typedef struct ps_tb_table {
+    int rows, cols;
+    char row_names[PS_TB_MAX][PS_TB_NAME];
+    char col_names[PS_TB_MAX][PS_TB_NAME];
+    unsigned char col_word[PS_TB_MAX]; /* 1: the column holds words, 0: integers */
+    char cells[PS_TB_MAX][PS_TB_MAX][PS_TB_CELL];
+} ps_tb_table_t;
+
+/* Aggregate operations of column_aggregate and row_aggregate. */
+enum { PS_TB_SUM, PS_TB_MAXV, PS_TB_MINV, PS_TB_COUNT_GT };
+
+/* What one item asks (0-based indices). cell_lookup, reverse_lookup and
+ * position_probe: the cell (row, col); column_aggregate: col; row_aggregate:
+ * row (over its number columns); two_hop: the row with the largest value of
+ * column col, reported in column col_b. */
+typedef struct ps_tb_query {
+    int row, col, col_b;
+    int op;        /* PS_TB_* */
+    int threshold; /* PS_TB_COUNT_GT: count values > threshold */
+} ps_tb_query_t;
+
+/* "<table in format>\n<question>\nAnswer:" and the exact reference, both
+ * malloc'd (NULL on failure). PB_EINVAL for an unknown task or format, an
+ * index out of range, an aggregate over a word column, a reverse_lookup
+ * value that is not unique in its column or a two_hop maximum that is not
+ * unique. */
+int ps__tb_render(const ps_tb_table_t *t, const char *format, const char *task,
+                  const ps_tb_query_t *q, char **prompt, char **reference);
 
 #endif

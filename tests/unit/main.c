@@ -14,6 +14,7 @@ static const struct {
     {"common", pb_test_common}, {"items", pb_test_items}, {"suites", pb_test_suites}, {"db", pb_test_db},
     {"http", pb_test_http},     {"sched", pb_test_sched},   {"worker", pb_test_worker},
     {"lengthgen", pb_test_lengthgen},
+    {"table", pb_test_table},
     {"breakdown", pb_test_breakdown},
 };
 

@@ -14,6 +14,7 @@ int pb_test_common(void);
 int pb_test_items(void);
 int pb_test_suites(void);
 int pb_test_lengthgen(void);
+int pb_test_table(void);
 int pb_test_db(void);
 int pb_test_http(void);
 int pb_test_sched(void);
