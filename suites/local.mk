@@ -5,6 +5,7 @@ libpbsuites_la_SOURCES = \
 	suites/jobspec.h suites/jobspec.c \
 	suites/arithmetic.c \
 	suites/lengthgen.c \
-	suites/table.c
+	suites/table.c \
+	suites/longctx.c
 libpbsuites_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 libpbsuites_la_LIBADD = libpbcommon.la

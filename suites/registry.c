@@ -13,6 +13,7 @@
 static const ps_suite_t *const suites[] = {
     &ps__suite_arithmetic,
     &ps__suite_table,
+    &ps__suite_longctx,
 };
 
 const ps_suite_t *ps_suite_find(const char *name)

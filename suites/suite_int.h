@@ -8,6 +8,7 @@
 
 extern const ps_suite_t ps__suite_arithmetic;
 extern const ps_suite_t ps__suite_table;
+extern const ps_suite_t ps__suite_longctx;
 
 /* Largest bucket b such that every bucket <= b has mean score >= threshold;
  * 0 when the smallest bucket fails. A bucket with no scored items counts as
@@ -93,5 +94,14 @@ typedef struct ps_tb_query {
  * unique. */
 int ps__tb_render(const ps_tb_table_t *t, const char *format, const char *task,
                   const ps_tb_query_t *q, char **prompt, char **reference);
+
+/* The longctx scorers (longctx.c). string_match_all (RULER): the reference
+ * holds one value per line (surrounding whitespace dropped, empty lines
+ * skipped); the score is the fraction of values that occur in the
+ * prediction as ASCII-case-insensitive substrings, 0 with no values.
+ * first_int_match (passkey): 1 when the first run of digits in the
+ * prediction equals the all-digits reference as an integer, else 0. */
+double ps__lc_string_match_all(const char *prediction, const char *reference);
+double ps__lc_first_int_match(const char *prediction, const char *reference);
 
 #endif

@@ -9,6 +9,7 @@ tests_unit_run_unit_SOURCES = \
 	tests/unit/test_suites.c \
 	tests/unit/test_lengthgen.c \
 	tests/unit/test_table.c \
+	tests/unit/test_longctx.c \
 	tests/unit/test_db.c tests/unit/test_db_read.c tests/unit/test_db.h \
 	tests/unit/test_db_breakdown.c \
 	tests/unit/test_http.c \

@@ -15,6 +15,7 @@ static const struct {
     {"http", pb_test_http},     {"sched", pb_test_sched},   {"worker", pb_test_worker},
     {"lengthgen", pb_test_lengthgen},
     {"table", pb_test_table},
+    {"longctx", pb_test_longctx},
     {"breakdown", pb_test_breakdown},
 };
 

@@ -15,6 +15,7 @@ int pb_test_items(void);
 int pb_test_suites(void);
 int pb_test_lengthgen(void);
 int pb_test_table(void);
+int pb_test_longctx(void);
 int pb_test_db(void);
 int pb_test_http(void);
 int pb_test_sched(void);

@@ -1,0 +1,594 @@
+/* The long-context retrieval suite (reference/suites.md 2.1, 2.3, 2.4): the
+ * passkey test of Mohtashami & Jaggi, RULER's single-needle NIAH tasks and
+ * the lost-in-the-middle JSON key-value retrieval, sized in characters (no
+ * tokenizer yet) and broken down by needle depth so results form the
+ * length x depth grid. Haystacks are built in; no copyrighted text. */
+#include "suites/suite.h"
+#include "suites/suite_int.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/util.h"
+
+#define LC_MIN_LEN 512       /* the fixed template text takes up to ~350 chars */
+#define LC_MAX_LEN (1 << 20) /* 1 MiB prompts */
+#define LC_MAX_LENGTHS 32
+#define LC_MAX_DEPTHS 40     /* RULER's depth grid */
+#define LC_TEXT_MAX ((size_t)LC_MAX_LEN + 4096)
+#define LC_REF_MAX 4096      /* string_match_all reads at most this much reference */
+
+enum { TK_PASSKEY, TK_NIAH1, TK_NIAH2, TK_NIAH3, TK_KV };
+
+static const ps_task_def_t lc_tasks[] = {
+    {"passkey", "Mohtashami & Jaggi passkey: repeated filler, \"The pass key is K.\" at the "
+                "needle depth; scored by the first integer of the answer", NULL},
+    {"niah_single_1", "RULER niah_single_1: repeated-filler haystack, one 7-digit magic "
+                      "number; scored by string_match_all", NULL},
+    {"niah_single_2", "RULER niah_single_2: generated prose haystack, one 7-digit magic "
+                      "number; scored by string_match_all", NULL},
+    {"niah_single_3", "RULER niah_single_3: generated prose haystack, one magic UUID; scored "
+                      "by string_match_all", NULL},
+    {"kv_retrieval", "Lost in the Middle: a JSON object of UUID pairs, the gold pair at the "
+                     "needle depth; scored by string_match_all", NULL},
+};
+
+/* The RULER / Landmark filler; passkey uses " ".join([noise] * n). */
+#define LC_NOISE "The grass is green. The sky is blue. The sun is yellow. Here we go. There " \
+                 "and back again."
+static const char *const lc_noise_sent[] = {"The grass is green.", "The sky is blue.",
+                                            "The sun is yellow.", "Here we go.",
+                                            "There and back again."};
+
+/* Needle keys are "{adj}-{noun}", as RULER's wonderwords pairs. */
+static const char *const lc_key_adj[] = {
+    "amber",  "brisk",   "curious", "dusty",  "eager",  "fancy",  "gentle", "hollow",
+    "icy",    "jolly",   "keen",    "lively", "mellow", "nimble", "odd",    "plain",
+    "quick",  "rustic",  "shiny",   "tidy",   "upbeat", "vivid",  "wary",   "zesty"};
+static const char *const lc_key_noun[] = {
+    "anchor", "barrel", "candle", "dragon", "engine", "feather", "glacier", "helmet",
+    "island", "jacket", "kettle", "ladder", "magnet", "needle", "oyster",  "pepper",
+    "quiver", "ribbon", "saddle", "teapot", "umbrella", "violin", "wagon", "zipper"};
+
+/* The prose generator's vocabulary (niah_single_2/3): plain words, none
+ * hyphenated, so a needle key never occurs in the haystack. */
+static const char *const pr_adj[] = {"old", "small", "quiet", "busy", "green", "distant",
+                                     "narrow", "warm", "famous", "empty", "bright", "patient"};
+static const char *const pr_noun[] = {"farmer", "village", "river", "teacher", "market", "bridge",
+                                      "garden", "sailor", "library", "road", "baker", "hill",
+                                      "window", "letter", "traveler", "orchard"};
+static const char *const pr_verb[] = {"visited", "watched", "painted", "crossed", "found",
+                                      "repaired", "described", "remembered", "followed",
+                                      "admired"};
+static const char *const pr_adv[] = {"slowly", "carefully", "often", "early", "again",
+                                     "gladly", "quietly", "at last"};
+static const char *const pr_time[] = {"morning", "evening", "spring", "winter", "autumn",
+                                      "afternoon"};
+/* Short sentences that top a prose haystack up to its budget (shortest first). */
+static const char *const pr_short[] = {"It rained.", "Time passed.", "Birds sang.",
+                                       "All was calm."};
+
+/* Parsed, validated params; also the run state. */
+typedef struct lc_params {
+    int task;
+    int n_lengths;
+    int64_t lengths[LC_MAX_LENGTHS]; /* ascending, distinct */
+    int depths;
+    double threshold;
+} lc_params_t;
+
+static int lc_kind(const char *task)
+{
+    for (int i = 0; task && i < (int)PB_ARRAY_LEN(lc_tasks); i++)
+        if (strcmp(lc_tasks[i].name, task) == 0)
+            return i;
+    return -1;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* lengths: a list of integers (or one integer) in [LC_MIN_LEN, LC_MAX_LEN];
+ * sorted and de-duplicated. */
+static int parse_lengths(const json_t *v, lc_params_t *p, pb_err_t *err)
+{
+    static const int64_t dflt[] = {1024, 2048, 4096, 8192, 16384};
+    const char *shape = "lengths must be a non-empty list of at most 32 integers (or one integer)";
+    size_t n = 0;
+    if (v == NULL || json_is_null(v)) {
+        for (; n < PB_ARRAY_LEN(dflt); n++)
+            p->lengths[n] = dflt[n];
+    } else if (json_is_array(v)) {
+        if (json_array_size(v) == 0 || json_array_size(v) > LC_MAX_LENGTHS)
+            return pb_err_set(err, PB_EINVAL, "lengths", "%s", shape);
+        for (; n < json_array_size(v); n++)
+            if (pb_json_as_int(json_array_get(v, n), &p->lengths[n]))
+                return pb_err_set(err, PB_EINVAL, "lengths", "%s", shape);
+    } else if (pb_json_as_int(v, &p->lengths[0]) == 0) {
+        n = 1;
+    } else {
+        return pb_err_set(err, PB_EINVAL, "lengths", "%s", shape);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p->lengths[i] < LC_MIN_LEN || p->lengths[i] > LC_MAX_LEN)
+            return pb_err_set(err, PB_EINVAL, "lengths",
+                              "lengths must lie in [%d, %d] characters (got %lld)", LC_MIN_LEN,
+                              LC_MAX_LEN, (long long)p->lengths[i]);
+    qsort(p->lengths, n, sizeof p->lengths[0], cmp_i64);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || p->lengths[k - 1] != p->lengths[i])
+            p->lengths[k++] = p->lengths[i];
+    p->n_lengths = (int)k;
+    return 0;
+}
+
+/* Validate params (NULL = all defaults) into p. err->field is the param name. */
+static int lc_parse(const char *task, const json_t *params, lc_params_t *p, pb_err_t *err)
+{
+    static const char *const keys[] = {"lengths", "depths", "threshold", NULL};
+    int64_t v;
+    int rc;
+
+    memset(p, 0, sizeof *p);
+    p->task = lc_kind(task);
+    if (p->task < 0)
+        return pb_err_set(err, PB_EINVAL, "", "unknown longctx task \"%s\"", task ? task : "");
+    if (params != NULL && !json_is_object(params))
+        return pb_err_set(err, PB_EINVAL, "", "params must be an object");
+    if ((rc = pb_json_only_keys(params, keys, "", err)))
+        return rc;
+    if ((rc = parse_lengths(params ? json_object_get(params, "lengths") : NULL, p, err)))
+        return rc;
+    if ((rc = pb_json_int(params, "depths", 11, 2, LC_MAX_DEPTHS, &v, "", err)))
+        return rc;
+    p->depths = (int)v;
+    if ((rc = pb_json_num(params, "threshold", 0.856, 0.0, 1.0, &p->threshold, "", err)))
+        return rc;
+    if (!(p->threshold > 0.0))
+        return pb_err_set(err, PB_EINVAL, "threshold", "threshold must be in (0, 1]");
+    return 0;
+}
+
+static json_t *lc_schema(const char *task)
+{
+    if (lc_kind(task) < 0)
+        return NULL;
+    return json_pack(
+        "{s:{s:s, s:[i,i,i,i,i], s:s, s:i, s:i}, s:{s:s, s:i, s:s, s:i, s:i},"
+        " s:{s:s, s:f, s:s, s:f, s:f}}",
+        "lengths", "type", "integer_list", "default", 1024, 2048, 4096, 8192, 16384,
+        "description",
+        "context length buckets in characters (a list of at most 32, or one integer); each "
+        "prompt is at most its bucket and only a sentence or a JSON record shorter",
+        "min", LC_MIN_LEN, "max", LC_MAX_LEN,
+        "depths", "type", "integer", "default", 11, "description",
+        "number of needle depths n: depth d of n sits at d/(n-1) of the haystack; item i "
+        "uses depth i mod n",
+        "min", 2, "max", LC_MAX_DEPTHS,
+        "threshold", "type", "number", "default", 0.856, "description",
+        "accuracy a bucket needs to count towards the effective length (RULER's 85.6%)", "min",
+        0.0, "max", 1.0);
+}
+
+static int lc_normalize(const char *task, const json_t *params, json_t **out, pb_err_t *err)
+{
+    lc_params_t p;
+    *out = NULL;
+    int rc = lc_parse(task, params, &p, err);
+    if (rc)
+        return rc;
+    json_t *lengths = json_array();
+    for (int i = 0; lengths && i < p.n_lengths; i++)
+        if (json_array_append_new(lengths, json_integer(p.lengths[i]))) {
+            json_decref(lengths);
+            lengths = NULL;
+        }
+    if (lengths)
+        *out = json_pack("{s:o, s:i, s:f}", "lengths", lengths, "depths", p.depths,
+                         "threshold", p.threshold);
+    return *out ? 0 : pb_err_set(err, PB_ENOMEM, "", "out of memory");
+}
+
+static int lc_buckets(const char *task, const json_t *params, int64_t **out, size_t *n)
+{
+    lc_params_t p;
+    *out = NULL;
+    *n = 0;
+    int rc = lc_parse(task, params, &p, NULL);
+    if (rc)
+        return rc;
+    if ((*out = malloc(sizeof **out * (size_t)p.n_lengths)) == NULL)
+        return PB_ENOMEM;
+    memcpy(*out, p.lengths, sizeof **out * (size_t)p.n_lengths);
+    *n = (size_t)p.n_lengths;
+    return 0;
+}
+
+static int lc_prepare(ps_run_t *run)
+{
+    lc_params_t *p = malloc(sizeof *p);
+    if (p == NULL)
+        return PB_ENOMEM;
+    int rc = lc_parse(run->task, run->params, p, NULL);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    run->state = p;
+    return 0;
+}
+
+static void lc_release(ps_run_t *run)
+{
+    free(run->state);
+    run->state = NULL;
+}
+
+/* ---- generation ---- */
+
+static int put(pb_buf_t *b, const char *s) { return pb_buf_append(b, s, strlen(s)); }
+
+static const char *pick(pb_rng_t *rng, const char *const *words, size_t n)
+{
+    return words[pb_rng_below(rng, n)];
+}
+
+/* round(total * d / (n - 1)) in integers: where depth d of n falls. */
+static int64_t at_depth(int64_t total, int d, int n)
+{
+    return (2 * total * d + (n - 1)) / (2 * (int64_t)(n - 1));
+}
+
+static void uuid4(pb_rng_t *rng, char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = pb_rng_next(rng), b = pb_rng_next(rng);
+    int k = 0;
+    for (int i = 0; i < 32; i++) {
+        unsigned nib = (unsigned)((i < 16 ? a >> (60 - 4 * i) : b >> (60 - 4 * (i - 16))) & 15);
+        if (i == 12)
+            nib = 4; /* version 4 */
+        else if (i == 16)
+            nib = 8 | (nib & 3); /* RFC 4122 variant */
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            out[k++] = '-';
+        out[k++] = hex[nib];
+    }
+    out[k] = '\0';
+}
+
+/* One prose sentence (niah_single_2/3) into b, from one of three shapes. */
+static int prose_sentence(pb_rng_t *rng, pb_buf_t *b)
+{
+#define W(list) pick(rng, list, PB_ARRAY_LEN(list))
+    switch (pb_rng_below(rng, 3)) {
+    case 0:
+        return pb_buf_printf(b, "The %s %s %s the %s %s.", W(pr_adj), W(pr_noun), W(pr_verb),
+                             W(pr_adj), W(pr_noun));
+    case 1:
+        return pb_buf_printf(b, "In the %s, a %s %s the %s %s.", W(pr_time), W(pr_noun),
+                             W(pr_verb), W(pr_noun), W(pr_adv));
+    default:
+        return pb_buf_printf(b, "Every %s the %s %s %s and %s the %s.", W(pr_time),
+                             W(pr_noun), W(pr_adv), W(pr_verb), W(pr_verb), W(pr_noun));
+    }
+#undef W
+}
+
+/* A haystack of sentences joined by " " into hay, at most budget chars;
+ * ends[i] is where sentence i ends. prose: generated prose topped up with
+ * short sentences, else the repeated RULER filler. Returns 0 or PB_E*. */
+static int build_haystack(pb_rng_t *rng, int prose, int64_t budget, pb_buf_t *hay,
+                          size_t **ends, size_t *n_ends)
+{
+    pb_buf_t s;
+    size_t cap = 0;
+    int rc = 0, topping = 0;
+    pb_buf_init(&s, 256);
+    for (size_t i = 0;; i++) {
+        pb_buf_reset(&s);
+        if (!prose)
+            rc = put(&s, lc_noise_sent[i % PB_ARRAY_LEN(lc_noise_sent)]);
+        else if (!topping)
+            rc = prose_sentence(rng, &s);
+        else
+            rc = topping <= (int)PB_ARRAY_LEN(pr_short)
+                     ? put(&s, pr_short[PB_ARRAY_LEN(pr_short) - (size_t)topping])
+                     : 0;
+        if (rc)
+            break;
+        if (topping > (int)PB_ARRAY_LEN(pr_short))
+            break;
+        size_t add = s.len + (hay->len > 0);
+        if ((int64_t)(hay->len + add) > budget) {
+            /* prose: try shorter sentences, longest first, then stop */
+            if (!prose)
+                break;
+            topping++;
+            continue;
+        }
+        if ((rc = pb_grow(ends, &cap, *n_ends + 1, sizeof **ends, 64)))
+            break;
+        if ((hay->len > 0 && (rc = put(hay, " "))) || (rc = pb_buf_append(hay, s.data, s.len)))
+            break;
+        (*ends)[(*n_ends)++] = hay->len;
+    }
+    pb_buf_free(&s);
+    return rc;
+}
+
+/* RULER's singular NIAH template around a haystack with the needle at
+ * sentence boundary at_depth(n_sentences, d, n). */
+static int render_niah(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rng,
+                       pb_buf_t *pr, pb_buf_t *ref)
+{
+    const char *kind = p->task == TK_NIAH3 ? "uuid" : "number";
+    char key[64], value[40], needle[160];
+    pb_buf_t hay, head, tail;
+    size_t *ends = NULL, n_ends = 0;
+    int rc;
+
+    snprintf(key, sizeof key, "%s-%s", pick(rng, lc_key_adj, PB_ARRAY_LEN(lc_key_adj)),
+             pick(rng, lc_key_noun, PB_ARRAY_LEN(lc_key_noun)));
+    if (p->task == TK_NIAH3)
+        uuid4(rng, value);
+    else
+        snprintf(value, sizeof value, "%lld", (long long)pb_rng_range(rng, 1000000, 9999999));
+    snprintf(needle, sizeof needle, "One of the special magic %ss for %s is: %s.", kind, key,
+             value);
+    pb_buf_init(&hay, LC_TEXT_MAX);
+    pb_buf_init(&head, 1024);
+    pb_buf_init(&tail, 1024);
+    rc = pb_buf_printf(&head,
+                       "A special magic %s is hidden within the following text. Make sure to "
+                       "memorize it. I will quiz you about the %s afterwards.\n",
+                       kind, kind);
+    rc = rc ? rc
+            : pb_buf_printf(&tail,
+                            "\nWhat is the special magic %s for %s mentioned in the provided "
+                            "text?\nThe special magic %s for %s mentioned in the provided text is",
+                            kind, key, kind, key);
+    int64_t budget = bucket - (int64_t)(head.len + tail.len + strlen(needle) + 1);
+    if (rc == 0 && budget < 0)
+        rc = PB_EINVAL;
+    rc = rc ? rc : build_haystack(rng, p->task != TK_NIAH1, budget, &hay, &ends, &n_ends);
+    if (rc)
+        goto out;
+    size_t k = (size_t)at_depth((int64_t)n_ends, d, p->depths);
+    size_t cut = k == 0 ? 0 : ends[k - 1]; /* needle goes after sentence k-1 */
+    rc = pb_buf_append(pr, head.data, head.len);
+    rc = rc ? rc : pb_buf_append(pr, hay.data, cut);
+    if (rc == 0 && k > 0)
+        rc = put(pr, " ");
+    rc = rc ? rc : put(pr, needle);
+    if (rc == 0 && k < n_ends)
+        rc = pb_buf_printf(pr, " %.*s", (int)(hay.len - cut - (k > 0)),
+                           hay.data + cut + (k > 0));
+    rc = rc ? rc : pb_buf_append(pr, tail.data, tail.len);
+    rc = rc ? rc : put(ref, value);
+out:
+    free(ends);
+    pb_buf_free(&hay);
+    pb_buf_free(&head);
+    pb_buf_free(&tail);
+    return rc;
+}
+
+/* The Landmark passkey prompt: garbage sliced in characters, so the prompt
+ * is exactly bucket chars long. */
+static int render_passkey(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rng,
+                          pb_buf_t *pr, pb_buf_t *ref)
+{
+    static const char intro[] = "There is an important info hidden inside a lot of irrelevant "
+                                "text. Find it and memorize them. I will quiz you about the "
+                                "important information there.";
+    static const char question[] = "What is the pass key? The pass key is";
+    static const char noise[] = LC_NOISE " ";
+    const size_t period = sizeof noise - 1;
+    char info[128];
+    int key = (int)pb_rng_range(rng, 1, 50000);
+    snprintf(info, sizeof info, "The pass key is %d. Remember it. %d is the pass key.", key, key);
+    int64_t garbage = bucket - (int64_t)(strlen(intro) + strlen(info) + strlen(question) + 4);
+    if (garbage < 0)
+        return PB_EINVAL;
+    int64_t pre = at_depth(garbage, d, p->depths), parts[2] = {pre, garbage - pre};
+    int rc = put(pr, intro);
+    for (int part = 0; part < 2 && rc == 0; part++) {
+        rc = put(pr, "\n");
+        for (int64_t i = 0; i < parts[part] && rc == 0; i += (int64_t)period) {
+            int64_t n = parts[part] - i < (int64_t)period ? parts[part] - i : (int64_t)period;
+            rc = pb_buf_append(pr, noise, (size_t)n);
+        }
+        rc = rc ? rc : pb_buf_printf(pr, "\n%s", part == 0 ? info : question);
+    }
+    return rc ? rc : pb_buf_printf(ref, "%d", key);
+}
+
+/* Lost in the Middle's prompt: as many UUID pairs as fit, the gold pair at
+ * index at_depth(n_keys - 1, d, n). */
+static int render_kv(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rng, pb_buf_t *pr,
+                     pb_buf_t *ref, int *n_keys)
+{
+    static const char head[] = "Extract the value corresponding to the specified key in the "
+                               "JSON object below.\n\nJSON data:\n{";
+    static const char tail_fmt[] = "}\n\nKey: \"\"\nCorresponding value:";
+    /* a record is "<uuid>": "<uuid>", records are joined by ",\n " */
+    const int64_t tail = (int64_t)strlen(tail_fmt) + 36, record = 38 + 2 + 38, sep = 3;
+    int64_t room = bucket - (int64_t)strlen(head) - tail;
+    if (room < record)
+        return PB_EINVAL;
+    int64_t n = 1 + (room - record) / (record + sep);
+    int64_t gold = at_depth(n - 1, d, p->depths);
+    char k[37], v[37], gk[37] = "";
+    int rc = put(pr, head);
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        uuid4(rng, k);
+        uuid4(rng, v);
+        rc = pb_buf_printf(pr, "%s\"%s\": \"%s\"", i ? ",\n " : "", k, v);
+        if (i == gold) {
+            memcpy(gk, k, sizeof gk);
+            rc = rc ? rc : put(ref, v);
+        }
+    }
+    *n_keys = (int)n;
+    return rc ? rc : pb_buf_printf(pr, "}\n\nKey: \"%s\"\nCorresponding value:", gk);
+}
+
+static int lc_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out)
+{
+    const lc_params_t *p = run->state;
+    pb_buf_t prompt, ref;
+    pb_rng_t rng;
+    int rc, n_keys = 0;
+
+    memset(out, 0, sizeof *out);
+    if (p == NULL || run->bucket < LC_MIN_LEN || run->bucket > LC_MAX_LEN)
+        return PB_EINVAL;
+    pb_buf_init(&prompt, LC_TEXT_MAX);
+    pb_buf_init(&ref, LC_REF_MAX);
+    pb_rng_seed(&rng, run->key, idx);
+    /* depth cycles with the index: every bucket covers every depth evenly */
+    int d = (int)(idx % (uint64_t)p->depths);
+    if (p->task == TK_PASSKEY)
+        rc = render_passkey(p, run->bucket, d, &rng, &prompt, &ref);
+    else if (p->task == TK_KV)
+        rc = render_kv(p, run->bucket, d, &rng, &prompt, &ref, &n_keys);
+    else
+        rc = render_niah(p, run->bucket, d, &rng, &prompt, &ref);
+    rc = rc ? rc : pb_buf_cstr(&prompt);
+    rc = rc ? rc : pb_buf_cstr(&ref);
+    if (rc)
+        goto out;
+    out->meta = json_pack("{s:I, s:I}", "depth", (json_int_t)at_depth(100, d, p->depths),
+                          "length", (json_int_t)prompt.len);
+    if (out->meta == NULL ||
+        (p->task == TK_KV && json_object_set_new(out->meta, "keys", json_integer(n_keys)))) {
+        rc = PB_ENOMEM;
+        goto out;
+    }
+    out->idx = idx;
+    out->bucket = run->bucket;
+    out->length = (int64_t)prompt.len;
+    out->prompt_hash = pb_hash_str(PB_HASH_INIT, prompt.data);
+    out->prompt = prompt.data;
+    out->reference = ref.data;
+    prompt.data = ref.data = NULL; /* now owned by the item */
+out:
+    pb_buf_free(&prompt);
+    pb_buf_free(&ref);
+    if (rc)
+        ps_item_clear(out);
+    return rc;
+}
+
+/* ---- scoring ---- */
+
+/* Case-insensitive (ASCII) substring test of needle[0, n) in hay. */
+static int contains_ci(const char *hay, const char *needle, size_t n)
+{
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return 1;
+    }
+    return 0;
+}
+
+double ps__lc_string_match_all(const char *prediction, const char *reference)
+{
+    if (prediction == NULL || reference == NULL)
+        return 0.0;
+    size_t refs = 0, hits = 0;
+    for (const char *r = reference; *r;) {
+        size_t n = strcspn(r, "\n");
+        /* surrounding whitespace is not part of a value */
+        size_t a = 0, b = n;
+        while (a < b && isspace((unsigned char)r[a]))
+            a++;
+        while (b > a && isspace((unsigned char)r[b - 1]))
+            b--;
+        if (b > a) {
+            refs++;
+            hits += (size_t)contains_ci(prediction, r + a, b - a);
+        }
+        r += n + (r[n] == '\n');
+    }
+    return refs ? (double)hits / (double)refs : 0.0;
+}
+
+/* Skip leading zeros of the digit run at s[0, n); returns the new start. */
+static const char *strip_zeros(const char *s, size_t *n)
+{
+    while (*n > 1 && *s == '0') {
+        s++;
+        (*n)--;
+    }
+    return s;
+}
+
+double ps__lc_first_int_match(const char *prediction, const char *reference)
+{
+    if (prediction == NULL || reference == NULL)
+        return 0.0;
+    const char *p = prediction;
+    while (*p && !isdigit((unsigned char)*p))
+        p++;
+    size_t pn = strspn(p, "0123456789"), rn = strspn(reference, "0123456789");
+    if (pn == 0 || rn == 0 || reference[rn] != '\0')
+        return 0.0;
+    /* integer equality on digit strings: no overflow, leading zeros ignored */
+    p = strip_zeros(p, &pn);
+    reference = strip_zeros(reference, &rn);
+    return pn == rn && memcmp(p, reference, pn) == 0 ? 1.0 : 0.0;
+}
+
+static int lc_score(const ps_run_t *run, const ps_item_t *item, const char *prediction,
+                    double *score)
+{
+    const lc_params_t *p = run->state;
+    if (p != NULL && p->task == TK_PASSKEY)
+        *score = ps__lc_first_int_match(prediction, item->reference);
+    else
+        *score = ps__lc_string_match_all(prediction, item->reference);
+    return 0;
+}
+
+static json_t *lc_aggregate(const char *task, const json_t *params, const ps_bucket_stat_t *stats,
+                            size_t n)
+{
+    lc_params_t p;
+    if (lc_parse(task, params, &p, NULL))
+        return NULL;
+    return ps__length_aggregate(stats, n, p.threshold, NULL, 0);
+}
+
+/* Accuracy by needle depth (percent); with buckets, the length x depth grid. */
+static const char *const lc_breakdown[] = {"depth", NULL};
+
+const ps_suite_t ps__suite_longctx = {
+    .name = "longctx",
+    .description = "Long-context retrieval: passkey, RULER niah_single_1/2/3 and "
+                   "lost-in-the-middle JSON key-value retrieval, by context length in "
+                   "characters and broken down by needle depth",
+    .version = 1,
+    .bucket_unit = "chars",
+    .tasks = lc_tasks,
+    .n_tasks = PB_ARRAY_LEN(lc_tasks),
+    .breakdown = lc_breakdown,
+    .schema = lc_schema,
+    .normalize = lc_normalize,
+    .buckets = lc_buckets,
+    .prepare = lc_prepare,
+    .release = lc_release,
+    .generate = lc_generate,
+    .score = lc_score,
+    .aggregate = lc_aggregate,
+};

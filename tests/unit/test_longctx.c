@@ -1,0 +1,345 @@
+/* Unit tests for the longctx suite (suites/longctx.c): each task's fixed
+ * lines and structure, the needle at its depth, prompt lengths just under
+ * the bucket, determinism in any order, the scorers' edge cases, parameter
+ * errors naming the field and the effective length. */
+#include "tests/unit/unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "suites/suite.h"
+#include "suites/suite_int.h"
+
+static const char *const tasks[] = {"passkey", "niah_single_1", "niah_single_2",
+                                    "niah_single_3", "kv_retrieval"};
+#define N_TASKS (sizeof tasks / sizeof tasks[0])
+
+static const ps_suite_t *lc(void)
+{
+    const ps_suite_t *s = ps_suite_find("longctx");
+    assert_non_null(s);
+    return s;
+}
+
+static void open_run(ps_run_t *run, const char *task, const char *params, int64_t bucket)
+{
+    json_t *in = params ? pb_test_json(params) : NULL, *p = NULL;
+    pb_err_t err = {{0}, {0}};
+    if (lc()->normalize(task, in, &p, &err))
+        fail_msg("normalize %s: %s", task, err.msg);
+    json_decref(in);
+    assert_int_equal(ps_run_open(run, lc(), task, p, bucket, 42), 0);
+    json_decref(p);
+}
+
+static void gen(const ps_run_t *run, uint64_t idx, ps_item_t *it)
+{
+    assert_int_equal(run->suite->generate(run, idx, it), 0);
+    assert_non_null(it->prompt);
+    assert_non_null(it->reference);
+    assert_int_equal(it->length, (int64_t)strlen(it->prompt));
+    assert_int_equal(json_integer_value(json_object_get(it->meta, "length")), it->length);
+}
+
+static int depth_of(const ps_item_t *it)
+{
+    return (int)json_integer_value(json_object_get(it->meta, "depth"));
+}
+
+/* Where needle starts within the haystack region [lo, hi) of the prompt, as
+ * a fraction. */
+static double frac(const char *prompt, const char *needle, size_t lo, size_t hi)
+{
+    const char *at = strstr(prompt, needle);
+    assert_non_null(at);
+    assert_null(strstr(at + 1, needle)); /* exactly once */
+    return (double)((size_t)(at - prompt) - lo) / (double)(hi - lo);
+}
+
+static void test_passkey_structure(void **state)
+{
+    ps_run_t run;
+    ps_item_t it;
+    open_run(&run, "passkey", "{\"lengths\": [1024], \"depths\": 5}", 1024);
+    for (uint64_t i = 0; i < 10; i++) {
+        gen(&run, i, &it);
+        assert_int_equal(it.length, 1024); /* sliced in characters: exact */
+        assert_int_equal(depth_of(&it), (int)(i % 5) * 25);
+        char info[128];
+        snprintf(info, sizeof info, "\nThe pass key is %s. Remember it. %s is the pass key.\n",
+                 it.reference, it.reference);
+        int key = atoi(it.reference);
+        assert_true(key >= 1 && key <= 50000);
+        const char *intro = "There is an important info hidden inside a lot of irrelevant text. "
+                            "Find it and memorize them. I will quiz you about the important "
+                            "information there.\nThe grass is green. The sky";
+        const char *q = "\nWhat is the pass key? The pass key is";
+        if (i % 5 != 0)
+            assert_memory_equal(it.prompt, intro, strlen(intro));
+        assert_string_equal(it.prompt + it.length - strlen(q), q);
+        size_t lo = strlen("There is an important info hidden inside a lot of irrelevant text. "
+                           "Find it and memorize them. I will quiz you about the important "
+                           "information there.");
+        size_t hi = (size_t)it.length - strlen(q) - strlen(info) + 1;
+        double f = frac(it.prompt, info, lo, hi);
+        assert_true(f > (double)(i % 5) / 4 - 0.01 && f < (double)(i % 5) / 4 + 0.01);
+        ps_item_clear(&it);
+    }
+    ps_run_close(&run);
+}
+
+static void test_niah_structure(void **state)
+{
+    static const char *const kinds[] = {"number", "number", "uuid"};
+    for (int t = 0; t < 3; t++) {
+        ps_run_t run;
+        ps_item_t it;
+        open_run(&run, tasks[1 + t], "{\"lengths\": [4096], \"depths\": 11}", 4096);
+        for (uint64_t i = 0; i < 11; i++) {
+            gen(&run, i, &it);
+            assert_int_equal(depth_of(&it), (int)i * 10);
+            assert_true(it.length <= 4096 && it.length >= 4096 - 32);
+            char head[256], needle[160], tail[256];
+            snprintf(head, sizeof head,
+                     "A special magic %s is hidden within the following text. Make sure to "
+                     "memorize it. I will quiz you about the %s afterwards.\n",
+                     kinds[t], kinds[t]);
+            assert_memory_equal(it.prompt, head, strlen(head));
+            /* the key is in the question; the needle must carry it and the value */
+            const char *q = strstr(it.prompt, "\nWhat is the special magic ");
+            assert_non_null(q);
+            char key[64];
+            assert_int_equal(sscanf(q, "\nWhat is the special magic %*s for %63s", key), 1);
+            snprintf(needle, sizeof needle, "One of the special magic %ss for %s is: %s.",
+                     kinds[t], key, it.reference);
+            snprintf(tail, sizeof tail,
+                     "\nWhat is the special magic %s for %s mentioned in the provided text?\n"
+                     "The special magic %s for %s mentioned in the provided text is",
+                     kinds[t], key, kinds[t], key);
+            assert_string_equal(it.prompt + it.length - strlen(tail), tail);
+            if (t == 2)
+                assert_int_equal(strlen(it.reference), 36);
+            else
+                assert_true(atoi(it.reference) >= 1000000 && strlen(it.reference) == 7);
+            double f = frac(it.prompt, needle, strlen(head),
+                            (size_t)it.length - strlen(tail) - strlen(needle));
+            /* depth counts sentences; prose sentences vary in length */
+            if (f < (double)i / 10 - 0.05 || f > (double)i / 10 + 0.05)
+                fail_msg("%s depth %d: needle at %.3f", tasks[1 + t], (int)i * 10, f);
+            if (t == 0) /* the repeated filler */
+                assert_non_null(strstr(it.prompt, "The sun is yellow. Here we go. There and"));
+            else
+                assert_null(strstr(it.prompt, "The grass is green."));
+            ps_item_clear(&it);
+        }
+        ps_run_close(&run);
+    }
+}
+
+static void test_kv_structure(void **state)
+{
+    ps_run_t run;
+    ps_item_t it;
+    open_run(&run, "kv_retrieval", "{\"lengths\": [2048], \"depths\": 3}", 2048);
+    for (uint64_t i = 0; i < 3; i++) {
+        gen(&run, i, &it);
+        const char *head = "Extract the value corresponding to the specified key in the JSON "
+                           "object below.\n\nJSON data:\n{\"";
+        assert_memory_equal(it.prompt, head, strlen(head));
+        int n = (int)json_integer_value(json_object_get(it.meta, "keys"));
+        assert_true(n > 10);
+        /* records are "<k>": "<v>" joined by ",\n " */
+        int seps = 0;
+        for (const char *p = it.prompt; (p = strstr(p, "\",\n \"")); p++)
+            seps++;
+        assert_int_equal(seps, n - 1);
+        char gold[64], line[128];
+        const char *kq = strstr(it.prompt, "}\n\nKey: \"");
+        assert_non_null(kq);
+        assert_int_equal(sscanf(kq, "}\n\nKey: \"%36s", gold), 1);
+        snprintf(line, sizeof line, "\"%s\": \"%s\"", gold, it.reference);
+        const char *at = strstr(it.prompt, line);
+        assert_non_null(at);
+        int index = (int)((at - it.prompt - (int)strlen(head) + 1) / 81);
+        assert_int_equal(index, (int)((2 * (n - 1) * (int)i + 2) / 4)); /* round((n-1) i/2) */
+        assert_string_equal(kq + 9 + 36, "\"\nCorresponding value:");
+        assert_true(it.length <= 2048 && it.length > 2048 - 81);
+        ps_item_clear(&it);
+    }
+    ps_run_close(&run);
+}
+
+static void test_lengths_and_depth_cycle(void **state)
+{
+    static const int64_t buckets[] = {512, 1024, 2048, 4096, 8192, 16384};
+    for (size_t t = 0; t < N_TASKS; t++)
+        for (size_t b = 0; b < 6; b++) {
+            ps_run_t run;
+            ps_item_t it;
+            open_run(&run, tasks[t], "{\"lengths\": [512, 16384, 1024, 2048, 4096, 8192]}",
+                     buckets[b]);
+            int seen[101] = {0};
+            for (uint64_t i = 0; i < 22; i++) {
+                gen(&run, i, &it);
+                /* kv: at most one 81-char record short; text: one short sentence */
+                int64_t slack = t == 4 ? 81 : 24;
+                if (it.length > buckets[b] || it.length <= buckets[b] - slack)
+                    fail_msg("%s bucket %lld: length %lld", tasks[t], (long long)buckets[b],
+                             (long long)it.length);
+                if (buckets[b] >= 2048)
+                    assert_true(it.length >= buckets[b] * 96 / 100);
+                seen[depth_of(&it)]++;
+                assert_true(ps_exact_match(it.reference, it.reference) == 1.0);
+                double s;
+                assert_int_equal(run.suite->score(&run, &it, it.reference, &s), 0);
+                assert_true(s == 1.0);
+                ps_item_clear(&it);
+            }
+            for (int d = 0; d <= 100; d += 10)
+                assert_int_equal(seen[d], 2);
+            ps_run_close(&run);
+        }
+}
+
+static void test_determinism(void **state)
+{
+    for (size_t t = 0; t < N_TASKS; t++) {
+        ps_run_t run;
+        ps_item_t a[6], b;
+        open_run(&run, tasks[t], NULL, 2048);
+        for (int i = 0; i < 6; i++)
+            gen(&run, (uint64_t)i, &a[i]);
+        for (int i = 5; i >= 0; i--) {
+            gen(&run, (uint64_t)i, &b);
+            assert_string_equal(a[i].prompt, b.prompt);
+            assert_string_equal(a[i].reference, b.reference);
+            assert_true(a[i].prompt_hash == b.prompt_hash);
+            ps_item_clear(&b);
+        }
+        assert_string_not_equal(a[0].reference, a[1].reference);
+        for (int i = 0; i < 6; i++)
+            ps_item_clear(&a[i]);
+        ps_run_close(&run);
+    }
+}
+
+static void test_scorers(void **state)
+{
+    assert_true(ps__lc_string_match_all("The number is 1234567.", "1234567") == 1.0);
+    assert_true(ps__lc_string_match_all("ABCDEF-12", "abcdef-12") == 1.0);
+    assert_true(ps__lc_string_match_all("abcdef-12", "ABCDEF-12") == 1.0);
+    assert_true(ps__lc_string_match_all("123456", "1234567") == 0.0);
+    assert_true(ps__lc_string_match_all("", "1234567") == 0.0);
+    assert_true(ps__lc_string_match_all("anything", "") == 0.0);
+    assert_true(ps__lc_string_match_all("one 111 two", "111\n222") == 0.5);
+    assert_true(ps__lc_string_match_all("222 and 111", " 111 \n\n222\n") == 1.0);
+    assert_true(ps__lc_string_match_all(NULL, "1") == 0.0);
+    assert_true(ps__lc_first_int_match("The passkey is 12345.", "12345") == 1.0);
+    assert_true(ps__lc_first_int_match("123456", "12345") == 0.0);
+    assert_true(ps__lc_first_int_match(" 012345 and 9", "12345") == 1.0);
+    assert_true(ps__lc_first_int_match("7 then 12345", "12345") == 0.0);
+    assert_true(ps__lc_first_int_match("no digits", "12345") == 0.0);
+    assert_true(ps__lc_first_int_match("99999999999999999999999", "12345") == 0.0);
+    assert_true(ps__lc_first_int_match("12345", "12a") == 0.0);
+    /* the suite routes passkey to first-int, the others to string_match_all */
+    ps_run_t run;
+    ps_item_t it;
+    double s;
+    open_run(&run, "passkey", NULL, 1024);
+    gen(&run, 0, &it);
+    char pred[64];
+    snprintf(pred, sizeof pred, "%s0", it.reference);
+    assert_int_equal(run.suite->score(&run, &it, pred, &s), 0);
+    assert_true(s == 0.0);
+    ps_item_clear(&it);
+    ps_run_close(&run);
+    open_run(&run, "niah_single_3", NULL, 1024);
+    gen(&run, 0, &it);
+    snprintf(pred, sizeof pred, "It is %s!", it.reference);
+    for (char *p = pred; *p; p++)
+        *p = (char)(*p >= 'a' && *p <= 'f' ? *p - 32 : *p);
+    assert_int_equal(run.suite->score(&run, &it, pred, &s), 0);
+    assert_true(s == 1.0);
+    ps_item_clear(&it);
+    ps_run_close(&run);
+}
+
+static void expect_err(const char *task, const char *params, const char *field)
+{
+    json_t *in = pb_test_json(params), *out = NULL;
+    pb_err_t err = {{0}, {0}};
+    assert_int_equal(lc()->normalize(task, in, &out, &err), PB_EINVAL);
+    assert_null(out);
+    if (strcmp(err.field, field) != 0)
+        fail_msg("%s %s: field \"%s\", want \"%s\" (%s)", task, params, err.field, field,
+                 err.msg);
+    json_decref(in);
+}
+
+static void test_params(void **state)
+{
+    expect_err("passkey", "{\"lengths\": [100]}", "lengths");
+    expect_err("passkey", "{\"lengths\": [2048, 2000000]}", "lengths");
+    expect_err("passkey", "{\"lengths\": []}", "lengths");
+    expect_err("passkey", "{\"lengths\": \"big\"}", "lengths");
+    expect_err("passkey", "{\"depths\": 1}", "depths");
+    expect_err("passkey", "{\"depths\": 41}", "depths");
+    expect_err("kv_retrieval", "{\"threshold\": 0}", "threshold");
+    expect_err("kv_retrieval", "{\"threshold\": 1.5}", "threshold");
+    expect_err("kv_retrieval", "{\"keys\": 4}", "keys");
+
+    json_t *in = pb_test_json("{\"lengths\": [4096, 1024, 4096]}"), *out = NULL;
+    pb_err_t err = {{0}, {0}};
+    assert_int_equal(lc()->normalize("niah_single_1", in, &out, &err), 0);
+    char *s = json_dumps(out, JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(6));
+    assert_string_equal(s, "{\"depths\":11,\"lengths\":[1024,4096],\"threshold\":0.856}");
+    free(s);
+    int64_t *b;
+    size_t n;
+    assert_int_equal(lc()->buckets("niah_single_1", out, &b, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(b[0], 1024);
+    assert_int_equal(b[1], 4096);
+    free(b);
+    json_decref(in);
+    json_decref(out);
+    assert_int_equal(lc()->normalize("passkey", NULL, &out, &err), 0);
+    assert_int_equal(lc()->buckets("passkey", out, &b, &n), 0);
+    assert_int_equal(n, 5);
+    assert_int_equal(b[4], 16384);
+    free(b);
+    json_decref(out);
+    assert_string_equal(ps_task_unit(lc(), "kv_retrieval"), "chars");
+    assert_non_null(lc()->breakdown);
+    assert_string_equal(lc()->breakdown[0], "depth");
+}
+
+static void test_aggregate(void **state)
+{
+    ps_bucket_stat_t st[] = {{4096, 10, 9}, {1024, 10, 10}, {2048, 10, 8.6}, {8192, 10, 9.9}};
+    json_t *p = pb_test_json("{\"lengths\": [1024, 2048, 4096, 8192], \"depths\": 11, "
+                             "\"threshold\": 0.856}");
+    json_t *agg = lc()->aggregate("passkey", p, st, 4);
+    assert_non_null(agg);
+    assert_int_equal(json_integer_value(json_object_get(agg, "effective_length")), 8192);
+    st[0].score_sum = 8.5; /* 4096 fails: effective length stops at 2048 */
+    json_decref(agg);
+    agg = lc()->aggregate("passkey", p, st, 4);
+    assert_int_equal(json_integer_value(json_object_get(agg, "effective_length")), 2048);
+    assert_true(json_real_value(json_object_get(agg, "accuracy")) > 0.92);
+    assert_true(json_real_value(json_object_get(agg, "threshold")) == 0.856);
+    json_decref(agg);
+    json_decref(p);
+}
+
+int pb_test_longctx(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_passkey_structure), cmocka_unit_test(test_niah_structure),
+        cmocka_unit_test(test_kv_structure),      cmocka_unit_test(test_lengths_and_depth_cycle),
+        cmocka_unit_test(test_determinism),       cmocka_unit_test(test_scorers),
+        cmocka_unit_test(test_params),            cmocka_unit_test(test_aggregate),
+    };
+    return cmocka_run_group_tests_name("longctx", tests, NULL, NULL);
+}
