@@ -403,13 +403,7 @@ static int ar_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out)
         rc = PB_ENOMEM;
         goto out;
     }
-    out->idx = idx;
-    out->bucket = run->bucket;
-    out->length = (int64_t)prompt.len;
-    out->prompt_hash = pb_hash_str(PB_HASH_INIT, prompt.data);
-    out->prompt = prompt.data;
-    out->reference = ref.data;
-    prompt.data = ref.data = NULL; /* now owned by the item */
+    ps__item_finish(out, run, idx, -1, &prompt, &ref);
 out:
     pb_buf_free(&prompt);
     pb_buf_free(&ref);

@@ -262,3 +262,15 @@ int ps__parse_range(const json_t *v, const char *field, int64_t def_lo, int64_t 
     *hi = (int)b;
     return 0;
 }
+
+void ps__item_finish(ps_item_t *out, const ps_run_t *run, uint64_t idx, int64_t length,
+                     pb_buf_t *prompt, pb_buf_t *ref)
+{
+    out->idx = idx;
+    out->bucket = run->bucket;
+    out->length = length >= 0 ? length : (int64_t)prompt->len;
+    out->prompt_hash = pb_hash_str(PB_HASH_INIT, prompt->data);
+    out->prompt = prompt->data;
+    out->reference = ref->data;
+    prompt->data = ref->data = NULL; /* now owned by the item */
+}

@@ -5,6 +5,7 @@
 #define PS_SUITE_INT_H
 
 #include "suites/suite.h"
+#include "common/util.h"
 
 extern const ps_suite_t ps__suite_arithmetic;
 extern const ps_suite_t ps__suite_table;
@@ -103,5 +104,11 @@ int ps__tb_render(const ps_tb_table_t *t, const char *format, const char *task,
  * prediction equals the all-digits reference as an integer, else 0. */
 double ps__lc_string_match_all(const char *prediction, const char *reference);
 double ps__lc_first_int_match(const char *prediction, const char *reference);
+
+/* Complete a generated item: index, bucket, length (the prompt's chars when
+ * length < 0), prompt hash, and the prompt and reference text taken over
+ * from the buffers (left empty, so freeing them is a no-op). */
+void ps__item_finish(ps_item_t *out, const ps_run_t *run, uint64_t idx, int64_t length,
+                     pb_buf_t *prompt, pb_buf_t *ref);
 
 #endif
