@@ -6,6 +6,6 @@ libpbsuites_la_SOURCES = \
 	suites/arithmetic.c \
 	suites/lengthgen.c \
 	suites/table.c \
-	suites/longctx.c
+	suites/longctx.c suites/longctx_int.h suites/longctx_niah.c
 libpbsuites_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 libpbsuites_la_LIBADD = libpbcommon.la

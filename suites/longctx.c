@@ -1,10 +1,12 @@
 /* The long-context retrieval suite (reference/suites.md 2.1, 2.3, 2.4): the
- * passkey test of Mohtashami & Jaggi, RULER's single-needle NIAH tasks and
+ * passkey test of Mohtashami & Jaggi, RULER's single-needle NIAH tasks (the
+ * multi-needle ones are in longctx_niah.c) and
  * the lost-in-the-middle JSON key-value retrieval, sized in characters (no
  * tokenizer yet) and broken down by needle depth so results form the
  * length x depth grid. Haystacks are built in; no copyrighted text. */
 #include "suites/suite.h"
 #include "suites/suite_int.h"
+#include "suites/longctx_int.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -13,14 +15,6 @@
 #include "common/json.h"
 #include "common/util.h"
 
-#define LC_MIN_LEN 512       /* the fixed template text takes up to ~350 chars */
-#define LC_MAX_LEN (1 << 20) /* 1 MiB prompts */
-#define LC_MAX_LENGTHS 32
-#define LC_MAX_DEPTHS 40     /* RULER's depth grid */
-#define LC_TEXT_MAX ((size_t)LC_MAX_LEN + 4096)
-#define LC_REF_MAX 4096      /* string_match_all reads at most this much reference */
-
-enum { TK_PASSKEY, TK_NIAH1, TK_NIAH2, TK_NIAH3, TK_KV };
 
 static const ps_task_def_t lc_tasks[] = {
     {"passkey", "Mohtashami & Jaggi passkey: repeated filler, \"The pass key is K.\" at the "
@@ -33,6 +27,19 @@ static const ps_task_def_t lc_tasks[] = {
                       "by string_match_all", NULL},
     {"kv_retrieval", "Lost in the Middle: a JSON object of UUID pairs, the gold pair at the "
                      "needle depth; scored by string_match_all", NULL},
+    {"niah_multikey_1", "RULER niah_multikey_1: prose haystack, four needles with distinct "
+                        "word keys and 7-digit numbers, one asked (at the needle depth)", NULL},
+    {"niah_multikey_2", "RULER niah_multikey_2: a haystack of needle lines (word keys, "
+                        "7-digit numbers), one asked (at the needle depth)", NULL},
+    {"niah_multikey_3", "RULER niah_multikey_3: a haystack of needle lines with UUID keys "
+                        "and UUID values, one asked (at the needle depth)", NULL},
+    {"niah_multivalue", "RULER niah_multivalue: prose haystack, one key with four 7-digit "
+                        "numbers, all asked; string_match_all", NULL},
+    {"niah_multiquery", "RULER niah_multiquery: prose haystack, four keys with one 7-digit "
+                        "number each, all asked; string_match_all", NULL},
+    {"variable_tracking", "RULER vt: a chain VAR A = 12345, VAR B = VAR A, ... (five "
+                          "variables) among filler lines, the first at the needle depth; "
+                          "string_match_all over the names", NULL},
 };
 
 /* The RULER / Landmark filler; passkey uses " ".join([noise] * n). */
@@ -70,15 +77,6 @@ static const char *const pr_time[] = {"morning", "evening", "spring", "winter", 
 static const char *const pr_short[] = {"It rained.", "Time passed.", "Birds sang.",
                                        "All was calm."};
 
-/* Parsed, validated params; also the run state. */
-typedef struct lc_params {
-    int task;
-    int n_lengths;
-    int64_t lengths[LC_MAX_LENGTHS]; /* ascending, distinct */
-    int depths;
-    double threshold;
-} lc_params_t;
-
 static int lc_kind(const char *task)
 {
     for (int i = 0; task && i < (int)PB_ARRAY_LEN(lc_tasks); i++)
@@ -87,13 +85,20 @@ static int lc_kind(const char *task)
     return -1;
 }
 
+/* The shortest bucket: four needles and a question naming up to four keys
+ * take up to ~700 chars of fixed text. */
+static int lc_min_len(int task)
+{
+    return task == TK_MK1 || task == TK_MV || task == TK_MQ ? 2 * LC_MIN_LEN : LC_MIN_LEN;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
 }
 
-/* lengths: a list of integers (or one integer) in [LC_MIN_LEN, LC_MAX_LEN];
+/* lengths: a list of integers (or one integer) in [lc_min_len(task), LC_MAX_LEN];
  * sorted and de-duplicated. */
 static int parse_lengths(const json_t *v, lc_params_t *p, pb_err_t *err)
 {
@@ -115,10 +120,10 @@ static int parse_lengths(const json_t *v, lc_params_t *p, pb_err_t *err)
         return pb_err_set(err, PB_EINVAL, "lengths", "%s", shape);
     }
     for (size_t i = 0; i < n; i++)
-        if (p->lengths[i] < LC_MIN_LEN || p->lengths[i] > LC_MAX_LEN)
+        if (p->lengths[i] < lc_min_len(p->task) || p->lengths[i] > LC_MAX_LEN)
             return pb_err_set(err, PB_EINVAL, "lengths",
-                              "lengths must lie in [%d, %d] characters (got %lld)", LC_MIN_LEN,
-                              LC_MAX_LEN, (long long)p->lengths[i]);
+                              "lengths must lie in [%d, %d] characters (got %lld)",
+                              lc_min_len(p->task), LC_MAX_LEN, (long long)p->lengths[i]);
     qsort(p->lengths, n, sizeof p->lengths[0], cmp_i64);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
@@ -157,7 +162,8 @@ static int lc_parse(const char *task, const json_t *params, lc_params_t *p, pb_e
 
 static json_t *lc_schema(const char *task)
 {
-    if (lc_kind(task) < 0)
+    int kind = lc_kind(task);
+    if (kind < 0)
         return NULL;
     return json_pack(
         "{s:{s:s, s:[i,i,i,i,i], s:s, s:i, s:i}, s:{s:s, s:i, s:s, s:i, s:i},"
@@ -165,8 +171,9 @@ static json_t *lc_schema(const char *task)
         "lengths", "type", "integer_list", "default", 1024, 2048, 4096, 8192, 16384,
         "description",
         "context length buckets in characters (a list of at most 32, or one integer); each "
-        "prompt is at most its bucket and only a sentence or a JSON record shorter",
-        "min", LC_MIN_LEN, "max", LC_MAX_LEN,
+        "prompt is at most its bucket and only a sentence, a needle line or a JSON record "
+        "shorter",
+        "min", lc_min_len(kind), "max", LC_MAX_LEN,
         "depths", "type", "integer", "default", 11, "description",
         "number of needle depths n: depth d of n sits at d/(n-1) of the haystack; item i "
         "uses depth i mod n",
@@ -240,12 +247,12 @@ static const char *pick(pb_rng_t *rng, const char *const *words, size_t n)
 }
 
 /* round(total * d / (n - 1)) in integers: where depth d of n falls. */
-static int64_t at_depth(int64_t total, int d, int n)
+int64_t ps__lc_at_depth(int64_t total, int d, int n)
 {
     return (2 * total * d + (n - 1)) / (2 * (int64_t)(n - 1));
 }
 
-static void uuid4(pb_rng_t *rng, char out[37])
+void ps__lc_uuid4(pb_rng_t *rng, char out[37])
 {
     static const char hex[] = "0123456789abcdef";
     uint64_t a = pb_rng_next(rng), b = pb_rng_next(rng);
@@ -261,6 +268,12 @@ static void uuid4(pb_rng_t *rng, char out[37])
         out[k++] = hex[nib];
     }
     out[k] = '\0';
+}
+
+void ps__lc_word_key(pb_rng_t *rng, char *out, size_t n)
+{
+    snprintf(out, n, "%s-%s", pick(rng, lc_key_adj, PB_ARRAY_LEN(lc_key_adj)),
+             pick(rng, lc_key_noun, PB_ARRAY_LEN(lc_key_noun)));
 }
 
 /* One prose sentence (niah_single_2/3) into b, from one of three shapes. */
@@ -284,7 +297,7 @@ static int prose_sentence(pb_rng_t *rng, pb_buf_t *b)
 /* A haystack of sentences joined by " " into hay, at most budget chars;
  * ends[i] is where sentence i ends. prose: generated prose topped up with
  * short sentences, else the repeated RULER filler. Returns 0 or PB_E*. */
-static int build_haystack(pb_rng_t *rng, int prose, int64_t budget, pb_buf_t *hay,
+int ps__lc_haystack(pb_rng_t *rng, int prose, int64_t budget, pb_buf_t *hay,
                           size_t **ends, size_t *n_ends)
 {
     pb_buf_t s;
@@ -324,7 +337,7 @@ static int build_haystack(pb_rng_t *rng, int prose, int64_t budget, pb_buf_t *ha
 }
 
 /* RULER's singular NIAH template around a haystack with the needle at
- * sentence boundary at_depth(n_sentences, d, n). */
+ * sentence boundary ps__lc_at_depth(n_sentences, d, n). */
 static int render_niah(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rng,
                        pb_buf_t *pr, pb_buf_t *ref)
 {
@@ -334,10 +347,9 @@ static int render_niah(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rn
     size_t *ends = NULL, n_ends = 0;
     int rc;
 
-    snprintf(key, sizeof key, "%s-%s", pick(rng, lc_key_adj, PB_ARRAY_LEN(lc_key_adj)),
-             pick(rng, lc_key_noun, PB_ARRAY_LEN(lc_key_noun)));
+    ps__lc_word_key(rng, key, sizeof key);
     if (p->task == TK_NIAH3)
-        uuid4(rng, value);
+        ps__lc_uuid4(rng, value);
     else
         snprintf(value, sizeof value, "%lld", (long long)pb_rng_range(rng, 1000000, 9999999));
     snprintf(needle, sizeof needle, "One of the special magic %ss for %s is: %s.", kind, key,
@@ -357,10 +369,10 @@ static int render_niah(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rn
     int64_t budget = bucket - (int64_t)(head.len + tail.len + strlen(needle) + 1);
     if (rc == 0 && budget < 0)
         rc = PB_EINVAL;
-    rc = rc ? rc : build_haystack(rng, p->task != TK_NIAH1, budget, &hay, &ends, &n_ends);
+    rc = rc ? rc : ps__lc_haystack(rng, p->task != TK_NIAH1, budget, &hay, &ends, &n_ends);
     if (rc)
         goto out;
-    size_t k = (size_t)at_depth((int64_t)n_ends, d, p->depths);
+    size_t k = (size_t)ps__lc_at_depth((int64_t)n_ends, d, p->depths);
     size_t cut = k == 0 ? 0 : ends[k - 1]; /* needle goes after sentence k-1 */
     rc = pb_buf_append(pr, head.data, head.len);
     rc = rc ? rc : pb_buf_append(pr, hay.data, cut);
@@ -397,7 +409,7 @@ static int render_passkey(const lc_params_t *p, int64_t bucket, int d, pb_rng_t 
     int64_t garbage = bucket - (int64_t)(strlen(intro) + strlen(info) + strlen(question) + 4);
     if (garbage < 0)
         return PB_EINVAL;
-    int64_t pre = at_depth(garbage, d, p->depths), parts[2] = {pre, garbage - pre};
+    int64_t pre = ps__lc_at_depth(garbage, d, p->depths), parts[2] = {pre, garbage - pre};
     int rc = put(pr, intro);
     for (int part = 0; part < 2 && rc == 0; part++) {
         rc = put(pr, "\n");
@@ -411,7 +423,7 @@ static int render_passkey(const lc_params_t *p, int64_t bucket, int d, pb_rng_t 
 }
 
 /* Lost in the Middle's prompt: as many UUID pairs as fit, the gold pair at
- * index at_depth(n_keys - 1, d, n). */
+ * index ps__lc_at_depth(n_keys - 1, d, n). */
 static int render_kv(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rng, pb_buf_t *pr,
                      pb_buf_t *ref, int *n_keys)
 {
@@ -424,12 +436,12 @@ static int render_kv(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rng,
     if (room < record)
         return PB_EINVAL;
     int64_t n = 1 + (room - record) / (record + sep);
-    int64_t gold = at_depth(n - 1, d, p->depths);
+    int64_t gold = ps__lc_at_depth(n - 1, d, p->depths);
     char k[37], v[37], gk[37] = "";
     int rc = put(pr, head);
     for (int64_t i = 0; i < n && rc == 0; i++) {
-        uuid4(rng, k);
-        uuid4(rng, v);
+        ps__lc_uuid4(rng, k);
+        ps__lc_uuid4(rng, v);
         rc = pb_buf_printf(pr, "%s\"%s\": \"%s\"", i ? ",\n " : "", k, v);
         if (i == gold) {
             memcpy(gk, k, sizeof gk);
@@ -448,7 +460,7 @@ static int lc_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out)
     int rc, n_keys = 0;
 
     memset(out, 0, sizeof *out);
-    if (p == NULL || run->bucket < LC_MIN_LEN || run->bucket > LC_MAX_LEN)
+    if (p == NULL || run->bucket < lc_min_len(p->task) || run->bucket > LC_MAX_LEN)
         return PB_EINVAL;
     pb_buf_init(&prompt, LC_TEXT_MAX);
     pb_buf_init(&ref, LC_REF_MAX);
@@ -459,16 +471,19 @@ static int lc_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out)
         rc = render_passkey(p, run->bucket, d, &rng, &prompt, &ref);
     else if (p->task == TK_KV)
         rc = render_kv(p, run->bucket, d, &rng, &prompt, &ref, &n_keys);
+    else if (p->task >= TK_MK1)
+        rc = ps__lc_render_multi(p, run->bucket, d, &rng, &prompt, &ref, &n_keys);
     else
         rc = render_niah(p, run->bucket, d, &rng, &prompt, &ref);
     rc = rc ? rc : pb_buf_cstr(&prompt);
     rc = rc ? rc : pb_buf_cstr(&ref);
     if (rc)
         goto out;
-    out->meta = json_pack("{s:I, s:I}", "depth", (json_int_t)at_depth(100, d, p->depths),
+    out->meta = json_pack("{s:I, s:I}", "depth", (json_int_t)ps__lc_at_depth(100, d, p->depths),
                           "length", (json_int_t)prompt.len);
     if (out->meta == NULL ||
-        (p->task == TK_KV && json_object_set_new(out->meta, "keys", json_integer(n_keys)))) {
+        ((p->task == TK_KV || p->task >= TK_MK1) &&
+         json_object_set_new(out->meta, "keys", json_integer(n_keys)))) {
         rc = PB_ENOMEM;
         goto out;
     }
@@ -569,7 +584,8 @@ static const char *const lc_breakdown[] = {"depth", NULL};
 
 const ps_suite_t ps__suite_longctx = {
     .name = "longctx",
-    .description = "Long-context retrieval: passkey, RULER niah_single_1/2/3 and "
+    .description = "Long-context retrieval: passkey, RULER niah_single_1/2/3, "
+                   "niah_multikey_1/2/3, niah_multivalue, niah_multiquery, variable_tracking and "
                    "lost-in-the-middle JSON key-value retrieval, by context length in "
                    "characters and broken down by needle depth",
     .version = 1,

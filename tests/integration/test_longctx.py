@@ -7,7 +7,9 @@ import pytest
 
 from pbutil import t
 
-TASKS = ["passkey", "niah_single_1", "niah_single_2", "niah_single_3", "kv_retrieval"]
+TASKS = ["passkey", "niah_single_1", "niah_single_2", "niah_single_3", "kv_retrieval",
+         "niah_multikey_1", "niah_multikey_2", "niah_multikey_3", "niah_multivalue",
+         "niah_multiquery", "variable_tracking"]
 BUCKETS = [1024, 2048]
 DEPTHS = 5  # 0, 25, 50, 75, 100 percent
 SAMPLES = 10  # two items per depth per bucket
@@ -33,6 +35,10 @@ def test_suite_is_listed(shared_cluster):
     for task in tasks.values():
         assert task["params"]["depths"]["default"] == 11, task
         assert task["params"]["threshold"]["default"] == pytest.approx(0.856), task
+    # four needles and a four-key question need a longer shortest bucket
+    for name in TASKS:
+        four = name in ("niah_multikey_1", "niah_multivalue", "niah_multiquery")
+        assert tasks[name]["params"]["lengths"]["min"] == (1024 if four else 512), name
 
 
 def _runs(api, job_id):

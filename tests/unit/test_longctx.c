@@ -1,4 +1,4 @@
-/* Unit tests for the longctx suite (suites/longctx.c): each task's fixed
+/* Unit tests for the longctx suite (suites/longctx.c, longctx_niah.c): each task's fixed
  * lines and structure, the needle at its depth, prompt lengths just under
  * the bucket, determinism in any order, the scorers' edge cases, parameter
  * errors naming the field and the effective length. */
@@ -11,8 +11,10 @@
 #include "suites/suite.h"
 #include "suites/suite_int.h"
 
-static const char *const tasks[] = {"passkey", "niah_single_1", "niah_single_2",
-                                    "niah_single_3", "kv_retrieval"};
+static const char *const tasks[] = {"passkey",         "niah_single_1",   "niah_single_2",
+                                    "niah_single_3",   "kv_retrieval",    "niah_multikey_1",
+                                    "niah_multikey_2", "niah_multikey_3", "niah_multivalue",
+                                    "niah_multiquery", "variable_tracking"};
 #define N_TASKS (sizeof tasks / sizeof tasks[0])
 
 static const ps_suite_t *lc(void)
@@ -137,6 +139,255 @@ static void test_niah_structure(void **state)
     }
 }
 
+/* Every needle "One of the special magic <kind>s for K is: V." in prompt:
+ * keys, values and offsets; returns the count. */
+static int needles(const char *prompt, const char *kind, char keys[][40], char vals[][40],
+                   size_t *at, int max)
+{
+    char lead[64];
+    int n = 0;
+    snprintf(lead, sizeof lead, "One of the special magic %ss for ", kind);
+    for (const char *p = prompt; (p = strstr(p, lead)) != NULL; p++) {
+        assert_true(n < max);
+        assert_int_equal(sscanf(p + strlen(lead), "%39s is: %39[0-9a-f-].", keys[n], vals[n]),
+                         2);
+        char whole[160];
+        snprintf(whole, sizeof whole, "%s%s is: %s.", lead, keys[n], vals[n]);
+        assert_memory_equal(p, whole, strlen(whole)); /* exact line, period included */
+        at[n++] = (size_t)(p - prompt);
+    }
+    return n;
+}
+
+/* The reference's lines into vals; returns the count. */
+static int ref_lines(const char *ref, char vals[][40], int max)
+{
+    int n = 0;
+    for (const char *r = ref; *r && n < max; n++) {
+        size_t k = strcspn(r, "\n");
+        assert_true(k > 0 && k < 40);
+        memcpy(vals[n], r, k);
+        vals[n][k] = '\0';
+        r += k + (r[k] == '\n');
+    }
+    return n;
+}
+
+/* niah_multikey_1, niah_multivalue, niah_multiquery: four needles in prose,
+ * RULER's singular or plural template, the first asked needle at the depth. */
+static void test_multi_prose_structure(void **state)
+{
+    static const char *const names[] = {"niah_multikey_1", "niah_multivalue",
+                                        "niah_multiquery", "variable_tracking"};
+    for (int t = 0; t < 3; t++) {
+        ps_run_t run;
+        ps_item_t it;
+        open_run(&run, names[t], "{\"lengths\": [4096], \"depths\": 11}", 4096);
+        for (uint64_t i = 0; i < 11; i++) {
+            gen(&run, i, &it);
+            assert_int_equal(depth_of(&it), (int)i * 10);
+            assert_true(it.length <= 4096 && it.length >= 4096 - 24);
+            assert_int_equal(json_integer_value(json_object_get(it.meta, "keys")), 4);
+            const char *head = t == 0 ? "A special magic number is hidden within the following "
+                                        "text. Make sure to memorize it. I will quiz you about "
+                                        "the number afterwards.\n"
+                                      : "Some special magic numbers are hidden within the "
+                                        "following text. Make sure to memorize it. I will quiz "
+                                        "you about the numbers afterwards.\n";
+            assert_memory_equal(it.prompt, head, strlen(head));
+            char keys[8][40], vals[8][40], refs[8][40], query[256], tail[1024];
+            size_t at[8];
+            int n = needles(it.prompt, "number", keys, vals, at, 8);
+            assert_int_equal(n, 4);
+            int nr = ref_lines(it.reference, refs, 8);
+            assert_int_equal(nr, t == 0 ? 1 : 4);
+            int ref_needle[4] = {-1, -1, -1, -1}; /* the needle of reference line r */
+            for (int r = 0; r < nr; r++) {
+                ref_needle[r] = -1;
+                for (int k = 0; k < n; k++)
+                    if (strcmp(vals[k], refs[r]) == 0) {
+                        assert_int_equal(ref_needle[r], -1); /* values are distinct */
+                        ref_needle[r] = k;
+                    }
+                assert_true(ref_needle[r] >= 0);
+                assert_int_equal(strlen(refs[r]), 7);
+            }
+            for (int a = 0; a < n; a++)
+                for (int b = a + 1; b < n; b++)
+                    if (t == 1)
+                        assert_string_equal(keys[a], keys[b]); /* one key, four values */
+                    else
+                        assert_string_not_equal(keys[a], keys[b]);
+            if (t == 2)
+                snprintf(query, sizeof query, "%s, %s, %s, and %s", keys[ref_needle[0]],
+                         keys[ref_needle[1]], keys[ref_needle[2]], keys[ref_needle[3]]);
+            else
+                snprintf(query, sizeof query, "%s", keys[ref_needle[0]]);
+            if (t == 0)
+                snprintf(tail, sizeof tail,
+                         "\nWhat is the special magic number for %s mentioned in the provided "
+                         "text?\nThe special magic number for %s mentioned in the provided "
+                         "text is",
+                         query, query);
+            else
+                snprintf(tail, sizeof tail,
+                         "\nWhat are all the special magic numbers for %s mentioned in the "
+                         "provided text?\nThe special magic numbers for %s mentioned in the "
+                         "provided text are",
+                         query, query);
+            assert_string_equal(it.prompt + it.length - strlen(tail), tail);
+            /* the first asked needle sits at the depth (in sentences) */
+            size_t lo = strlen(head), hi = (size_t)it.length - strlen(tail);
+            double f = (double)(at[ref_needle[0]] - lo) / (double)(hi - lo);
+            if (f < (double)i / 10 - 0.07 || f > (double)i / 10 + 0.07)
+                fail_msg("%s depth %d: needle at %.3f", names[t], (int)i * 10, f);
+            assert_null(strstr(it.prompt, "The grass is green."));
+            /* all values needed: three of four scores 0.75 */
+            char pred[128];
+            snprintf(pred, sizeof pred, "%s %s %s", refs[0], nr > 1 ? refs[1] : "",
+                     nr > 2 ? refs[2] : "");
+            double sc;
+            assert_int_equal(run.suite->score(&run, &it, pred, &sc), 0);
+            assert_true(sc == (t == 0 ? 1.0 : 0.75));
+            ps_item_clear(&it);
+        }
+        ps_run_close(&run);
+    }
+}
+
+/* niah_multikey_2/3: a haystack of needle lines, exactly one with the asked
+ * key, at line round((lines - 1) * d / (n - 1)). */
+static void test_needle_lines_structure(void **state)
+{
+    for (int t = 0; t < 2; t++) {
+        const char *kind = t ? "uuid" : "number";
+        ps_run_t run;
+        ps_item_t it;
+        open_run(&run, t ? "niah_multikey_3" : "niah_multikey_2",
+                 "{\"lengths\": [4096], \"depths\": 5}", 4096);
+        for (uint64_t i = 0; i < 5; i++) {
+            gen(&run, i, &it);
+            char head[256], tail[512], key[40];
+            snprintf(head, sizeof head,
+                     "A special magic %s is hidden within the following text. Make sure to "
+                     "memorize it. I will quiz you about the %s afterwards.\n",
+                     kind, kind);
+            assert_memory_equal(it.prompt, head, strlen(head));
+            const char *q = strstr(it.prompt, "\nWhat is the special magic ");
+            assert_non_null(q);
+            assert_int_equal(sscanf(q, "\nWhat is the special magic %*s for %39s", key), 1);
+            snprintf(tail, sizeof tail,
+                     "\nWhat is the special magic %s for %s mentioned in the provided text?\n"
+                     "The special magic %s for %s mentioned in the provided text is",
+                     kind, key, kind, key);
+            assert_string_equal(it.prompt + it.length - strlen(tail), tail);
+            /* the context is needle lines only */
+            int lines = (int)json_integer_value(json_object_get(it.meta, "keys"));
+            assert_true(lines > 20);
+            static char keys[256][40], vals[256][40];
+            size_t at[256];
+            assert_int_equal(needles(it.prompt, kind, keys, vals, at, 256), lines);
+            int asked = -1;
+            for (int k = 0; k < lines; k++) {
+                size_t end = at[k] + strlen(keys[k]) + strlen(vals[k]) + strlen(kind) + 37;
+                assert_true(it.prompt[end] == '\n'); /* one needle a line */
+                if (k + 1 < lines)
+                    assert_int_equal(at[k + 1], end + 1);
+                assert_int_equal(strlen(vals[k]), t ? 36 : 7);
+                if (t)
+                    assert_int_equal(strlen(keys[k]), 36);
+                else
+                    assert_non_null(strchr(keys[k], '-'));
+                if (strcmp(keys[k], key) == 0) {
+                    assert_int_equal(asked, -1); /* the asked key is unique */
+                    asked = k;
+                }
+            }
+            assert_int_equal(at[0], strlen(head));
+            assert_int_equal(asked, (2 * (lines - 1) * (int)i + 4) / 8);
+            assert_string_equal(vals[asked], it.reference);
+            assert_true(it.length <= 4096 && it.length > 4096 - (t ? 114 : 67));
+            ps_item_clear(&it);
+        }
+        ps_run_close(&run);
+    }
+}
+
+/* variable_tracking: RULER's template, the five-variable chain in order
+ * among filler lines, its first statement after round(lines * d / (n - 1))
+ * filler lines, the names as the reference. */
+static void test_vt_structure(void **state)
+{
+    static const char noise[] = "The grass is green. The sky is blue. The sun is yellow. Here we "
+                                "go. There and back again.";
+    ps_run_t run;
+    ps_item_t it;
+    open_run(&run, "variable_tracking", "{\"lengths\": [2048], \"depths\": 5}", 2048);
+    for (uint64_t i = 0; i < 10; i++) {
+        gen(&run, i, &it);
+        assert_int_equal(depth_of(&it), (int)(i % 5) * 25);
+        const char *head = "Memorize and track the chain(s) of variable assignment hidden in "
+                           "the following text.\n\n";
+        assert_memory_equal(it.prompt, head, strlen(head));
+        char names[8][40], tail[512];
+        assert_int_equal(ref_lines(it.reference, names, 8), 5);
+        int value = -1;
+        const char *q = strstr(it.prompt, "\nQuestion: ");
+        assert_non_null(q);
+        assert_int_equal(sscanf(q, "\nQuestion: Find all variables that are assigned the value "
+                                   "%d",
+                                &value),
+                         1);
+        assert_true(value >= 10000 && value <= 99999);
+        snprintf(tail, sizeof tail,
+                 "\nQuestion: Find all variables that are assigned the value %d in the text "
+                 "above. Answer: According to the chain(s) of variable assignment in the text "
+                 "above, 5 variables are assgined the value %d, they are: ",
+                 value, value);
+        assert_string_equal(q, tail);
+        for (int a = 0; a < 5; a++) {
+            assert_int_equal(strlen(names[a]), 5);
+            for (int c = 0; c < 5; c++)
+                assert_true(names[a][c] >= 'A' && names[a][c] <= 'Z');
+            for (int b = 0; b < a; b++)
+                assert_string_not_equal(names[a], names[b]);
+        }
+        /* walk the context line by line */
+        const char *l = it.prompt + strlen(head);
+        int fill = 0, before = -1, k = 0;
+        while (l < q) {
+            size_t n = strcspn(l, "\n");
+            char want[128] = "";
+            if (k < 5) {
+                if (k == 0)
+                    snprintf(want, sizeof want, "VAR %s = %d", names[0], value);
+                else
+                    snprintf(want, sizeof want, "VAR %s = VAR %s", names[k], names[k - 1]);
+            }
+            if (n == strlen(noise) && memcmp(l, noise, n) == 0) {
+                fill++;
+            } else {
+                assert_true(k < 5);
+                assert_int_equal(n, strlen(want));
+                assert_memory_equal(l, want, n);
+                if (k++ == 0)
+                    before = fill;
+            }
+            l += n + (l[n] == '\n');
+        }
+        assert_int_equal(k, 5);
+        assert_int_equal(before, (2 * fill * (int)(i % 5) + 4) / 8);
+        assert_true(it.length <= 2048 && it.length > 2048 - 89);
+        double sc;
+        char pred[256];
+        snprintf(pred, sizeof pred, "%s, %s, %s and %s", names[0], names[1], names[2], names[3]);
+        assert_int_equal(run.suite->score(&run, &it, pred, &sc), 0);
+        assert_true(sc == 0.8);
+        ps_item_clear(&it);
+    }
+    ps_run_close(&run);
+}
+
 static void test_kv_structure(void **state)
 {
     ps_run_t run;
@@ -177,17 +428,25 @@ static void test_lengths_and_depth_cycle(void **state)
         for (size_t b = 0; b < 6; b++) {
             ps_run_t run;
             ps_item_t it;
-            open_run(&run, tasks[t], "{\"lengths\": [512, 16384, 1024, 2048, 4096, 8192]}",
+            /* four needles need at least 1024 chars */
+            int four = t == 5 || t == 8 || t == 9;
+            if (four && buckets[b] < 1024)
+                continue;
+            open_run(&run, tasks[t],
+                     four ? "{\"lengths\": [16384, 1024, 2048, 4096, 8192]}"
+                          : "{\"lengths\": [512, 16384, 1024, 2048, 4096, 8192]}",
                      buckets[b]);
             int seen[101] = {0};
             for (uint64_t i = 0; i < 22; i++) {
                 gen(&run, i, &it);
-                /* kv: at most one 81-char record short; text: one short sentence */
-                int64_t slack = t == 4 ? 81 : 24;
+                /* kv: at most one 81-char record short; needle lines: one line
+                 * (67 chars with word keys, 114 with UUIDs); variable tracking:
+                 * one 89-char filler line; text: one short sentence */
+                int64_t slack = t == 4 ? 81 : t == 6 ? 67 : t == 7 ? 114 : t == 10 ? 89 : 24;
                 if (it.length > buckets[b] || it.length <= buckets[b] - slack)
                     fail_msg("%s bucket %lld: length %lld", tasks[t], (long long)buckets[b],
                              (long long)it.length);
-                if (buckets[b] >= 2048)
+                if (buckets[b] >= (slack > 81 ? 4096 : 2048))
                     assert_true(it.length >= buckets[b] * 96 / 100);
                 seen[depth_of(&it)]++;
                 assert_true(ps_exact_match(it.reference, it.reference) == 1.0);
@@ -288,6 +547,9 @@ static void test_params(void **state)
     expect_err("kv_retrieval", "{\"threshold\": 0}", "threshold");
     expect_err("kv_retrieval", "{\"threshold\": 1.5}", "threshold");
     expect_err("kv_retrieval", "{\"keys\": 4}", "keys");
+    expect_err("niah_multiquery", "{\"lengths\": [512, 2048]}", "lengths");
+    expect_err("niah_multivalue", "{\"lengths\": 1023}", "lengths");
+    expect_err("niah_multikey_1", "{\"lengths\": [600]}", "lengths");
 
     json_t *in = pb_test_json("{\"lengths\": [4096, 1024, 4096]}"), *out = NULL;
     pb_err_t err = {{0}, {0}};
@@ -311,6 +573,16 @@ static void test_params(void **state)
     free(b);
     json_decref(out);
     assert_string_equal(ps_task_unit(lc(), "kv_retrieval"), "chars");
+    assert_string_equal(ps_task_unit(lc(), "niah_multiquery"), "chars");
+    /* the schema's minimum follows the task */
+    json_t *sc = lc()->schema("niah_multiquery");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(sc, "lengths"), "min")),
+                     1024);
+    json_decref(sc);
+    sc = lc()->schema("niah_multikey_3");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(sc, "lengths"), "min")),
+                     512);
+    json_decref(sc);
     assert_non_null(lc()->breakdown);
     assert_string_equal(lc()->breakdown[0], "depth");
 }
@@ -337,7 +609,9 @@ int pb_test_longctx(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_passkey_structure), cmocka_unit_test(test_niah_structure),
-        cmocka_unit_test(test_kv_structure),      cmocka_unit_test(test_lengths_and_depth_cycle),
+        cmocka_unit_test(test_kv_structure),      cmocka_unit_test(test_multi_prose_structure),
+        cmocka_unit_test(test_needle_lines_structure), cmocka_unit_test(test_vt_structure),
+        cmocka_unit_test(test_lengths_and_depth_cycle),
         cmocka_unit_test(test_determinism),       cmocka_unit_test(test_scorers),
         cmocka_unit_test(test_params),            cmocka_unit_test(test_aggregate),
     };
