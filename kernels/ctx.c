@@ -249,6 +249,7 @@ int pk_ctx_create(pk_ctx_t **out, int nthreads, pk_isa_t isa)
 		return PK_ENOMEM;
 	c->nthreads = nthreads;
 	c->isa = isa;
+	c->use_blas = pk__blas_choose(isa);
 	c->scratch = calloc((size_t)nthreads, sizeof *c->scratch);
 	if (!c->scratch)
 		goto fail;

@@ -486,7 +486,8 @@ void pk__gemv_fallback(pk_ctx_t *ctx, int trans, int M, int N, float alpha,
 static void blas_threads(const pk_ctx_t *ctx)
 {
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-	openblas_set_num_threads(ctx->nthreads);
+	if (openblas_get_num_threads() != ctx->nthreads) /* not on every call */
+		openblas_set_num_threads(ctx->nthreads);
 #else
 	(void)ctx;
 #endif
@@ -498,12 +499,12 @@ static void blas_threads(const pk_ctx_t *ctx)
  * there against 151 for the built-in AVX-512 GEMM, 2 threads). An AVX-512
  * context therefore uses BLAS only when BLAS picked AVX-512 kernels itself;
  * OPENBLAS_CORETYPE is left to the user. */
-int pk__blas_preferred(const pk_ctx_t *ctx)
+int pk__blas_choose(pk_isa_t isa)
 {
 #ifdef HAVE_BLAS
-	if (ctx->isa == PK_ISA_SCALAR)
+	if (isa == PK_ISA_SCALAR)
 		return 0;
-	if (ctx->isa != PK_ISA_AVX512)
+	if (isa != PK_ISA_AVX512)
 		return 1;
 #ifdef HAVE_OPENBLAS_GET_CORENAME
 	static const char *const avx512_cores[] = { "skylakex", "cooperlake", "sapphirerapids" };
@@ -516,7 +517,7 @@ int pk__blas_preferred(const pk_ctx_t *ctx)
 	return 1;
 #endif
 #else
-	(void)ctx;
+	(void)isa;
 	return 0;
 #endif
 }

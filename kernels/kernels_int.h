@@ -32,6 +32,7 @@ struct pk_ctx {
 	struct pk_pool *pool; /* NULL when nthreads == 1 */
 	void **scratch;       /* (nthreads) 64-byte aligned blocks */
 	size_t scratch_size;  /* bytes each */
+	int use_blas;         /* pk_sgemm/pk_sgemv go to BLAS (pk__blas_choose) */
 };
 
 /* Make every thread's scratch at least bytes (aligned to 64). Call before
@@ -148,8 +149,10 @@ void pk__rope_rotate_rows(pk_isa_t isa, const pk_rope_t *r, float *x, int n,
  * configure found no BLAS, exported so tests check it where a BLAS exists.
  * Same contract as the public calls, for every ISA (scalar: the plain
  * loops). Not reentrant from inside a pk_parallel_for task of the same ctx. */
-/* Whether pk_sgemm/pk_sgemv go to BLAS for this context (see gemm.c). */
-int pk__blas_preferred(const pk_ctx_t *ctx);
+/* Whether pk_sgemm/pk_sgemv should use BLAS for contexts of this ISA (see
+ * gemm.c); decided once, when the context is made. */
+int pk__blas_choose(pk_isa_t isa);
+static inline int pk__blas_preferred(const pk_ctx_t *ctx) { return ctx->use_blas; }
 void pk__gemm_fallback(pk_ctx_t *ctx, int trans_a, int trans_b, int M, int N, int K,
 	float alpha, const float *A, int lda, const float *B, int ldb,
 	float beta, float *C, int ldc);
