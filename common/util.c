@@ -86,6 +86,8 @@ int pb_buf_append(pb_buf_t *b, const void *data, size_t n)
     return 0;
 }
 
+int pb_buf_puts(pb_buf_t *b, const char *s) { return pb_buf_append(b, s, strlen(s)); }
+
 int pb_buf_printf(pb_buf_t *b, const char *fmt, ...)
 {
     va_list ap;

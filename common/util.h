@@ -28,6 +28,8 @@ typedef struct pb_buf {
 
 void pb_buf_init(pb_buf_t *b, size_t limit);
 int pb_buf_append(pb_buf_t *b, const void *data, size_t n);
+/* pb_buf_append of a NUL-terminated string (without the NUL). */
+int pb_buf_puts(pb_buf_t *b, const char *s);
 int pb_buf_printf(pb_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Ensures data is NUL-terminated (not counted in len). */
 int pb_buf_cstr(pb_buf_t *b);

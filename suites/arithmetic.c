@@ -195,14 +195,7 @@ static int ar_buckets(const char *task, const json_t *params, int64_t **out, siz
     int rc = ar_parse(task, params, &p, NULL);
     if (rc)
         return rc;
-    int64_t *b = malloc(sizeof *b * (size_t)(p.hi - p.lo + 1));
-    if (b == NULL)
-        return PB_ENOMEM;
-    for (int d = p.lo; d <= p.hi; d++)
-        b[d - p.lo] = d;
-    *out = b;
-    *n = (size_t)(p.hi - p.lo + 1);
-    return 0;
+    return ps__range_buckets(p.lo, p.hi, out, n);
 }
 
 static int ar_prepare(ps_run_t *run)
@@ -219,13 +212,6 @@ static int ar_prepare(ps_run_t *run)
     }
     run->state = p;
     return 0;
-}
-
-/* Also releases the length-generalisation tasks' state: one malloc'd block. */
-static void ar_release(ps_run_t *run)
-{
-    free(run->state);
-    run->state = NULL;
 }
 
 /* Operand lengths for item idx of bucket d: idx cycles over the 2(d-lo)+1
@@ -487,7 +473,7 @@ const ps_suite_t ps__suite_arithmetic = {
     .normalize = ar_normalize,
     .buckets = ar_buckets,
     .prepare = ar_prepare,
-    .release = ar_release,
+    .release = ps__release_state,
     .generate = ar_generate,
     .score = ar_score,
     .aggregate = ar_aggregate,

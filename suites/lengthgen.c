@@ -140,17 +140,10 @@ int ps__lg_buckets(const char *task, const json_t *params, int64_t **out, size_t
     int rc = lg_parse(task, params, &p, NULL);
     if (rc)
         return rc;
-    int64_t *b = malloc(sizeof *b * (size_t)(p.hi - p.lo + 1));
-    if (b == NULL)
-        return PB_ENOMEM;
-    for (int d = p.lo; d <= p.hi; d++)
-        b[d - p.lo] = d;
-    *out = b;
-    *n = (size_t)(p.hi - p.lo + 1);
-    return 0;
+    return ps__range_buckets(p.lo, p.hi, out, n);
 }
 
-/* The state is one malloc'd struct, so arithmetic's release frees it. */
+/* The state is one malloc'd struct, freed by ps__release_state. */
 int ps__lg_prepare(ps_run_t *run)
 {
     lg_params_t *p = malloc(sizeof *p);
@@ -203,7 +196,7 @@ static int put_list(pb_buf_t *b, int kind, const int *v, size_t n)
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (i > 0)
-            rc = pb_buf_append(b, sep, strlen(sep));
+            rc = pb_buf_puts(b, sep);
         if (rc == 0)
             rc = put_value(b, kind, v[i]);
     }
@@ -254,7 +247,7 @@ static int lg_render(int kind, const int *v, size_t nv, pb_buf_t *prompt, pb_buf
 {
     int rc = check_values(kind, v, nv);
     if (rc == 0)
-        rc = pb_buf_append(prompt, lg_tasks[kind].lead, strlen(lg_tasks[kind].lead));
+        rc = pb_buf_puts(prompt, lg_tasks[kind].lead);
     if (rc == 0 && kind == LG_POLY) {
         /* "x=-2: 3*x^2-1*x^0+2*x^3": every term shows its sign, coefficient
          * and degree, so the text has exactly one reading */

@@ -231,15 +231,7 @@ static int lc_prepare(ps_run_t *run)
     return 0;
 }
 
-static void lc_release(ps_run_t *run)
-{
-    free(run->state);
-    run->state = NULL;
-}
-
 /* ---- generation ---- */
-
-static int put(pb_buf_t *b, const char *s) { return pb_buf_append(b, s, strlen(s)); }
 
 static const char *pick(pb_rng_t *rng, const char *const *words, size_t n)
 {
@@ -307,12 +299,12 @@ int ps__lc_haystack(pb_rng_t *rng, int prose, int64_t budget, pb_buf_t *hay,
     for (size_t i = 0;; i++) {
         pb_buf_reset(&s);
         if (!prose)
-            rc = put(&s, lc_noise_sent[i % PB_ARRAY_LEN(lc_noise_sent)]);
+            rc = pb_buf_puts(&s, lc_noise_sent[i % PB_ARRAY_LEN(lc_noise_sent)]);
         else if (!topping)
             rc = prose_sentence(rng, &s);
         else
             rc = topping <= (int)PB_ARRAY_LEN(pr_short)
-                     ? put(&s, pr_short[PB_ARRAY_LEN(pr_short) - (size_t)topping])
+                     ? pb_buf_puts(&s, pr_short[PB_ARRAY_LEN(pr_short) - (size_t)topping])
                      : 0;
         if (rc)
             break;
@@ -328,7 +320,7 @@ int ps__lc_haystack(pb_rng_t *rng, int prose, int64_t budget, pb_buf_t *hay,
         }
         if ((rc = pb_grow(ends, &cap, *n_ends + 1, sizeof **ends, 64)))
             break;
-        if ((hay->len > 0 && (rc = put(hay, " "))) || (rc = pb_buf_append(hay, s.data, s.len)))
+        if ((hay->len > 0 && (rc = pb_buf_puts(hay, " "))) || (rc = pb_buf_append(hay, s.data, s.len)))
             break;
         (*ends)[(*n_ends)++] = hay->len;
     }
@@ -377,13 +369,13 @@ static int render_niah(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rn
     rc = pb_buf_append(pr, head.data, head.len);
     rc = rc ? rc : pb_buf_append(pr, hay.data, cut);
     if (rc == 0 && k > 0)
-        rc = put(pr, " ");
-    rc = rc ? rc : put(pr, needle);
+        rc = pb_buf_puts(pr, " ");
+    rc = rc ? rc : pb_buf_puts(pr, needle);
     if (rc == 0 && k < n_ends)
         rc = pb_buf_printf(pr, " %.*s", (int)(hay.len - cut - (k > 0)),
                            hay.data + cut + (k > 0));
     rc = rc ? rc : pb_buf_append(pr, tail.data, tail.len);
-    rc = rc ? rc : put(ref, value);
+    rc = rc ? rc : pb_buf_puts(ref, value);
 out:
     free(ends);
     pb_buf_free(&hay);
@@ -410,9 +402,9 @@ static int render_passkey(const lc_params_t *p, int64_t bucket, int d, pb_rng_t 
     if (garbage < 0)
         return PB_EINVAL;
     int64_t pre = ps__lc_at_depth(garbage, d, p->depths), parts[2] = {pre, garbage - pre};
-    int rc = put(pr, intro);
+    int rc = pb_buf_puts(pr, intro);
     for (int part = 0; part < 2 && rc == 0; part++) {
-        rc = put(pr, "\n");
+        rc = pb_buf_puts(pr, "\n");
         for (int64_t i = 0; i < parts[part] && rc == 0; i += (int64_t)period) {
             int64_t n = parts[part] - i < (int64_t)period ? parts[part] - i : (int64_t)period;
             rc = pb_buf_append(pr, noise, (size_t)n);
@@ -438,14 +430,14 @@ static int render_kv(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rng,
     int64_t n = 1 + (room - record) / (record + sep);
     int64_t gold = ps__lc_at_depth(n - 1, d, p->depths);
     char k[37], v[37], gk[37] = "";
-    int rc = put(pr, head);
+    int rc = pb_buf_puts(pr, head);
     for (int64_t i = 0; i < n && rc == 0; i++) {
         ps__lc_uuid4(rng, k);
         ps__lc_uuid4(rng, v);
         rc = pb_buf_printf(pr, "%s\"%s\": \"%s\"", i ? ",\n " : "", k, v);
         if (i == gold) {
             memcpy(gk, k, sizeof gk);
-            rc = rc ? rc : put(ref, v);
+            rc = rc ? rc : pb_buf_puts(ref, v);
         }
     }
     *n_keys = (int)n;
@@ -597,7 +589,7 @@ const ps_suite_t ps__suite_longctx = {
     .normalize = lc_normalize,
     .buckets = lc_buckets,
     .prepare = lc_prepare,
-    .release = lc_release,
+    .release = ps__release_state,
     .generate = lc_generate,
     .score = lc_score,
     .aggregate = lc_aggregate,

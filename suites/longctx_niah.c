@@ -20,8 +20,6 @@ typedef struct mn_needle {
     size_t at; /* haystack boundary: the needle goes before unit `at` */
 } mn_needle_t;
 
-static int put(pb_buf_t *b, const char *s) { return pb_buf_append(b, s, strlen(s)); }
-
 /* A value of the task's type: a 7-digit number or a UUID. */
 static void draw_value(pb_rng_t *rng, int uuid, char out[40])
 {
@@ -57,7 +55,7 @@ static int needle_lines(pb_rng_t *rng, int uuid, const char *asked, const char *
         if ((int64_t)(hay->len + (hay->len > 0) + (size_t)n) > budget)
             return 0;
         int rc = pb_grow(ends, &cap, *n_ends + 1, sizeof **ends, 64);
-        if (rc || (hay->len > 0 && (rc = put(hay, "\n"))) || (rc = put(hay, line)))
+        if (rc || (hay->len > 0 && (rc = pb_buf_puts(hay, "\n"))) || (rc = pb_buf_puts(hay, line)))
             return rc;
         (*ends)[(*n_ends)++] = hay->len;
     }
@@ -66,7 +64,7 @@ static int needle_lines(pb_rng_t *rng, int uuid, const char *asked, const char *
 /* Append data to pr, after sep unless it is the first piece. */
 static int emit(pb_buf_t *pr, int *first, const char *sep, const char *data, size_t n)
 {
-    int rc = *first ? 0 : put(pr, sep);
+    int rc = *first ? 0 : pb_buf_puts(pr, sep);
     *first = 0;
     return rc ? rc : pb_buf_append(pr, data, n);
 }
@@ -154,14 +152,14 @@ static int render_vt(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rng,
         at[j] = a;
     }
     int first = 1, k = 0;
-    rc = put(pr, head);
+    rc = pb_buf_puts(pr, head);
     for (size_t u = 0; u <= lines && rc == 0; u++) {
         for (; k < VT_VARS && at[k] == u && rc == 0; k++)
             rc = emit(pr, &first, "\n", stmt[k], strlen(stmt[k]));
         if (u < lines && rc == 0)
             rc = emit(pr, &first, "\n", VT_NOISE, sizeof VT_NOISE - 1);
     }
-    rc = rc ? rc : put(pr, tail);
+    rc = rc ? rc : pb_buf_puts(pr, tail);
     for (int i = 0; i < VT_VARS && rc == 0; i++)
         rc = pb_buf_printf(ref, "%s%s", i ? "\n" : "", names[i]);
     return rc;

@@ -274,3 +274,23 @@ void ps__item_finish(ps_item_t *out, const ps_run_t *run, uint64_t idx, int64_t 
     out->reference = ref->data;
     prompt->data = ref->data = NULL; /* now owned by the item */
 }
+
+int ps__range_buckets(int lo, int hi, int64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int64_t *b = malloc(sizeof *b * (size_t)(hi - lo + 1));
+    if (b == NULL)
+        return PB_ENOMEM;
+    for (int d = lo; d <= hi; d++)
+        b[d - lo] = d;
+    *out = b;
+    *n = (size_t)(hi - lo + 1);
+    return 0;
+}
+
+void ps__release_state(ps_run_t *run)
+{
+    free(run->state);
+    run->state = NULL;
+}

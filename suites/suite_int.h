@@ -111,4 +111,10 @@ double ps__lc_first_int_match(const char *prediction, const char *reference);
 void ps__item_finish(ps_item_t *out, const ps_run_t *run, uint64_t idx, int64_t length,
                      pb_buf_t *prompt, pb_buf_t *ref);
 
+/* *out = lo, lo+1, .., hi (malloc'd), *n their count; PB_ENOMEM. */
+int ps__range_buckets(int lo, int hi, int64_t **out, size_t *n);
+
+/* The release callback of suites whose run state is one malloc'd block. */
+void ps__release_state(ps_run_t *run);
+
 #endif

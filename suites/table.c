@@ -268,59 +268,51 @@ static int tb_prepare(ps_run_t *run)
     return 0;
 }
 
-static void tb_release(ps_run_t *run)
-{
-    free(run->state);
-    run->state = NULL;
-}
-
 /* ---- rendering ---- */
-
-static int put_str(pb_buf_t *b, const char *s) { return pb_buf_append(b, s, strlen(s)); }
 
 static int render_table(const ps_tb_table_t *t, int format, pb_buf_t *b)
 {
     int rc = 0, R = t->rows, C = t->cols;
     switch (format) {
     case TB_MARKDOWN:
-        rc = put_str(b, "| " TB_CORNER " |");
+        rc = pb_buf_puts(b, "| " TB_CORNER " |");
         for (int c = 0; c < C && rc == 0; c++)
             rc = pb_buf_printf(b, " %s |", t->col_names[c]);
-        rc = rc ? rc : put_str(b, "\n| --- |");
+        rc = rc ? rc : pb_buf_puts(b, "\n| --- |");
         for (int c = 0; c < C && rc == 0; c++)
-            rc = put_str(b, " --- |");
-        rc = rc ? rc : put_str(b, "\n");
+            rc = pb_buf_puts(b, " --- |");
+        rc = rc ? rc : pb_buf_puts(b, "\n");
         for (int r = 0; r < R && rc == 0; r++) {
             rc = pb_buf_printf(b, "| %s |", t->row_names[r]);
             for (int c = 0; c < C && rc == 0; c++)
                 rc = pb_buf_printf(b, " %s |", t->cells[r][c]);
-            rc = rc ? rc : put_str(b, "\n");
+            rc = rc ? rc : pb_buf_puts(b, "\n");
         }
         return rc;
     case TB_CSV:
-        rc = put_str(b, TB_CORNER);
+        rc = pb_buf_puts(b, TB_CORNER);
         for (int c = 0; c < C && rc == 0; c++)
             rc = pb_buf_printf(b, ",%s", t->col_names[c]);
-        rc = rc ? rc : put_str(b, "\n");
+        rc = rc ? rc : pb_buf_puts(b, "\n");
         for (int r = 0; r < R && rc == 0; r++) {
-            rc = put_str(b, t->row_names[r]);
+            rc = pb_buf_puts(b, t->row_names[r]);
             for (int c = 0; c < C && rc == 0; c++)
                 rc = pb_buf_printf(b, ",%s", t->cells[r][c]);
-            rc = rc ? rc : put_str(b, "\n");
+            rc = rc ? rc : pb_buf_puts(b, "\n");
         }
         return rc;
     case TB_HTML:
-        rc = put_str(b, "<table>\n<tr><th>" TB_CORNER "</th>");
+        rc = pb_buf_puts(b, "<table>\n<tr><th>" TB_CORNER "</th>");
         for (int c = 0; c < C && rc == 0; c++)
             rc = pb_buf_printf(b, "<th>%s</th>", t->col_names[c]);
-        rc = rc ? rc : put_str(b, "</tr>\n");
+        rc = rc ? rc : pb_buf_puts(b, "</tr>\n");
         for (int r = 0; r < R && rc == 0; r++) {
             rc = pb_buf_printf(b, "<tr><th>%s</th>", t->row_names[r]);
             for (int c = 0; c < C && rc == 0; c++)
                 rc = pb_buf_printf(b, "<td>%s</td>", t->cells[r][c]);
-            rc = rc ? rc : put_str(b, "</tr>\n");
+            rc = rc ? rc : pb_buf_puts(b, "</tr>\n");
         }
-        return rc ? rc : put_str(b, "</table>\n");
+        return rc ? rc : pb_buf_puts(b, "</table>\n");
     default: {
         /* kv_row and kv_col differ only in traversal order */
         int outer = format == TB_KV_ROW ? R : C, inner = format == TB_KV_ROW ? C : R;
@@ -413,13 +405,13 @@ static int render_question(const ps_tb_table_t *t, int task, const ps_tb_query_t
     case TK_CELL:
         rc = pb_buf_printf(pr, "What is the %s of %s?", t->col_names[q->col],
                            t->row_names[q->row]);
-        return rc ? rc : put_str(ref, t->cells[q->row][q->col]);
+        return rc ? rc : pb_buf_puts(ref, t->cells[q->row][q->col]);
     case TK_REVERSE:
         if (!unique_in_col(t, q->row, q->col))
             return PB_EINVAL;
         rc = pb_buf_printf(pr, "Which row has %s equal to %s? Answer with the row name.",
                            t->col_names[q->col], t->cells[q->row][q->col]);
-        return rc ? rc : put_str(ref, t->row_names[q->row]);
+        return rc ? rc : pb_buf_puts(ref, t->row_names[q->row]);
     case TK_COLAGG:
     case TK_ROWAGG:
         if (q->op < PS_TB_SUM || q->op > PS_TB_COUNT_GT ||
@@ -439,7 +431,7 @@ static int render_question(const ps_tb_table_t *t, int task, const ps_tb_query_t
                            "Counting data rows and columns from 1 (headers excluded), what is "
                            "in row %d, column %d?",
                            q->row + 1, q->col + 1);
-        return rc ? rc : put_str(ref, t->cells[q->row][q->col]);
+        return rc ? rc : pb_buf_puts(ref, t->cells[q->row][q->col]);
     default: { /* TK_TWOHOP */
         int best;
         if (q->col_b < 0 || q->col_b >= t->cols || q->col_b == q->col || t->col_word[q->col] ||
@@ -447,7 +439,7 @@ static int render_question(const ps_tb_table_t *t, int task, const ps_tb_query_t
             return PB_EINVAL;
         rc = pb_buf_printf(pr, "What is the %s of the row with the largest %s?",
                            t->col_names[q->col_b], t->col_names[q->col]);
-        return rc ? rc : put_str(ref, t->cells[best][q->col_b]);
+        return rc ? rc : pb_buf_puts(ref, t->cells[best][q->col_b]);
     }
     }
 }
@@ -459,9 +451,9 @@ static int tb_render_bufs(const ps_tb_table_t *t, int format, int task, const ps
     if (t->rows < 1 || t->rows > PS_TB_MAX || t->cols < 1 || t->cols > PS_TB_MAX)
         return PB_EINVAL;
     int rc = render_table(t, format, pr);
-    rc = rc ? rc : put_str(pr, "\n");
+    rc = rc ? rc : pb_buf_puts(pr, "\n");
     rc = rc ? rc : render_question(t, task, q, pr, ref);
-    rc = rc ? rc : put_str(pr, "\nAnswer:");
+    rc = rc ? rc : pb_buf_puts(pr, "\nAnswer:");
     rc = rc ? rc : pb_buf_cstr(pr);
     return rc ? rc : pb_buf_cstr(ref);
 }
@@ -690,7 +682,7 @@ const ps_suite_t ps__suite_table = {
     .normalize = tb_normalize,
     .buckets = tb_buckets,
     .prepare = tb_prepare,
-    .release = tb_release,
+    .release = ps__release_state,
     .generate = tb_generate,
     .score = tb_score,
     .aggregate = tb_aggregate,
