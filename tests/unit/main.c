@@ -38,6 +38,34 @@ void pb_test_tmpdir(char *out, size_t n)
     }
 }
 
+json_t *pb_test_norm(const ps_suite_t *suite, const char *task, const char *text)
+{
+    json_t *in = text ? pb_test_json(text) : NULL;
+    json_t *out = NULL;
+    pb_err_t err = {{0}, {0}};
+    int rc = suite->normalize(task, in, &out, &err);
+    json_decref(in);
+    if (rc)
+        fail_msg("normalize %s %s: %s", task, text ? text : "null", err.msg);
+    return out;
+}
+
+void pb_test_open_run(ps_run_t *run, const ps_suite_t *suite, const char *task,
+                      const char *params, int64_t bucket, uint64_t seed)
+{
+    json_t *p = pb_test_norm(suite, task, params);
+    assert_int_equal(ps_run_open(run, suite, task, p, bucket, seed), 0);
+    json_decref(p);
+}
+
+void pb_test_gen(const ps_run_t *run, uint64_t idx, ps_item_t *it)
+{
+    assert_int_equal(run->suite->generate(run, idx, it), 0);
+    assert_non_null(it->prompt);
+    assert_non_null(it->reference);
+    assert_non_null(it->meta);
+}
+
 int main(int argc, char **argv)
 {
     int failed = 0, ran = 0;

@@ -26,20 +26,12 @@ static const ps_suite_t *lc(void)
 
 static void open_run(ps_run_t *run, const char *task, const char *params, int64_t bucket)
 {
-    json_t *in = params ? pb_test_json(params) : NULL, *p = NULL;
-    pb_err_t err = {{0}, {0}};
-    if (lc()->normalize(task, in, &p, &err))
-        fail_msg("normalize %s: %s", task, err.msg);
-    json_decref(in);
-    assert_int_equal(ps_run_open(run, lc(), task, p, bucket, 42), 0);
-    json_decref(p);
+    pb_test_open_run(run, lc(), task, params, bucket, 42);
 }
 
 static void gen(const ps_run_t *run, uint64_t idx, ps_item_t *it)
 {
-    assert_int_equal(run->suite->generate(run, idx, it), 0);
-    assert_non_null(it->prompt);
-    assert_non_null(it->reference);
+    pb_test_gen(run, idx, it);
     assert_int_equal(it->length, (int64_t)strlen(it->prompt));
     assert_int_equal(json_integer_value(json_object_get(it->meta, "length")), it->length);
 }

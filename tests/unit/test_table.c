@@ -25,31 +25,16 @@ static const ps_suite_t *table(void)
 
 static json_t *norm(const char *task, const char *text)
 {
-    json_t *in = text ? pb_test_json(text) : NULL;
-    json_t *out = NULL;
-    pb_err_t err = {{0}, {0}};
-    int rc = table()->normalize(task, in, &out, &err);
-    json_decref(in);
-    if (rc)
-        fail_msg("normalize %s %s: %s", task, text ? text : "null", err.msg);
-    return out;
+    return pb_test_norm(table(), task, text);
 }
 
 static void open_run(ps_run_t *run, const char *task, const char *params, int64_t bucket,
                      uint64_t seed)
 {
-    json_t *p = norm(task, params);
-    assert_int_equal(ps_run_open(run, table(), task, p, bucket, seed), 0);
-    json_decref(p);
+    pb_test_open_run(run, table(), task, params, bucket, seed);
 }
 
-static void gen(const ps_run_t *run, uint64_t idx, ps_item_t *it)
-{
-    assert_int_equal(run->suite->generate(run, idx, it), 0);
-    assert_non_null(it->prompt);
-    assert_non_null(it->reference);
-    assert_non_null(it->meta);
-}
+static void gen(const ps_run_t *run, uint64_t idx, ps_item_t *it) { pb_test_gen(run, idx, it); }
 
 static int meta_int(const ps_item_t *it, const char *key)
 {

@@ -10,6 +10,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "suites/suite.h"
+
 int pb_test_common(void);
 int pb_test_items(void);
 int pb_test_suites(void);
@@ -28,5 +30,14 @@ json_t *pb_test_json(const char *text);
 /* A fresh temporary directory for a test (mkdtemp under $TMPDIR); the path
  * is written into out. */
 void pb_test_tmpdir(char *out, size_t n);
+
+/* Suite tests: params (JSON text, NULL = defaults) normalised for a task,
+ * or a failed test naming the error. New reference. */
+json_t *pb_test_norm(const ps_suite_t *suite, const char *task, const char *text);
+/* Open run for (task, params text, bucket, seed) or fail the test. */
+void pb_test_open_run(ps_run_t *run, const ps_suite_t *suite, const char *task,
+                      const char *params, int64_t bucket, uint64_t seed);
+/* Generate item idx or fail; the item has a prompt, a reference and meta. */
+void pb_test_gen(const ps_run_t *run, uint64_t idx, ps_item_t *it);
 
 #endif
