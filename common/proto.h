@@ -35,7 +35,16 @@ typedef enum {
  * items array as a fourth frame after the JSON body (the payload, written
  * and scanned by common/items.h without building a JSON tree); an "items"
  * array inside the body, of arrays or of objects {"idx": .., ...}, is
- * accepted too. */
+ * accepted too.
+ *
+ * RESULT aggregate: {"n", "score_sum", "groups"?}, groups being
+ * [[key, value, n, score_sum], ...]: key a suite breakdown entry (item meta
+ * keys, never starting with '@'), or one of the reserved keys below. */
+/* value: a name of the suite's per-item metrics; score_sum: its sum. */
+#define PB_GROUP_METRIC "@metric"
+/* value: the unit the task's lengths were measured in ("tokens" or
+ * "chars"); score_sum 0. */
+#define PB_GROUP_UNIT "@unit"
 
 #define PB_ROUTING_ID_MAX 255
 #define PB_FRAME_MAX ((int64_t)64 << 20) /* ZMQ_MAXMSGSIZE on both sides */

@@ -153,18 +153,40 @@ static void add_accuracy(json_t *o, double n, double sum)
     json_object_set_new(o, "ci_high", json_real(hi));
 }
 
+/* {name: sum / n} for each of the suite's metrics; NULL when out of memory. */
+static json_t *metric_means(const ps_suite_t *suite, size_t nm, const double *sum, double n)
+{
+    json_t *o = json_object();
+    for (size_t k = 0; o && k < nm; k++)
+        if (json_object_set_new(o, suite->metrics[k], n > 0 ? json_real(sum[k] / n) : json_null())) {
+            json_decref(o);
+            return NULL;
+        }
+    return o;
+}
+
 /* Decorate a run object whose "buckets" hold {"bucket","n","score_sum"}:
- * per-bucket accuracy and interval, run totals, unit, and the suite's
- * aggregate. */
-static void decorate_run(json_t *run)
+ * per-bucket accuracy and interval, run totals, unit, the means of the
+ * suite's per-item metrics (per bucket and per run) and the suite's
+ * aggregate. The reserved breakdown rows (metric sums, length unit) are
+ * taken out here; the rest are left for pb_api_breakdown_render. */
+static int decorate_run(json_t *run)
 {
     const ps_suite_t *suite = ps_suite_find(json_string_value(json_object_get(run, "suite")));
+    const char *task = json_string_value(json_object_get(run, "task"));
     json_t *buckets = json_object_get(run, "buckets");
-    size_t nb = json_array_size(buckets);
+    size_t nb = json_array_size(buckets), nm = ps_suite_n_metrics(suite), i;
     ps_bucket_stat_t *stats = calloc(nb ? nb : 1, sizeof *stats);
+    double *msum = calloc((nb + 1) * (nm ? nm : 1), sizeof *msum); /* row nb: the run's */
     double n = 0, sum = 0;
-    size_t i;
+    const char *unit = NULL;
+    int have_metrics = 0, rc = PB_ENOMEM;
     json_t *b;
+
+    if (stats == NULL || msum == NULL ||
+        pb_api_breakdown_reserved(run, suite ? suite->metrics : NULL, nm, msum, &unit,
+                                  &have_metrics))
+        goto out;
     json_array_foreach(buckets, i, b)
     {
         double bn = json_number_value(json_object_get(b, "n"));
@@ -172,23 +194,40 @@ static void decorate_run(json_t *run)
         add_accuracy(b, bn, bs);
         n += bn;
         sum += bs;
-        if (stats) {
-            stats[i].bucket = json_integer_value(json_object_get(b, "bucket"));
-            stats[i].n = bn;
-            stats[i].score_sum = bs;
+        stats[i].bucket = json_integer_value(json_object_get(b, "bucket"));
+        stats[i].n = bn;
+        stats[i].score_sum = bs;
+        if (have_metrics) {
+            stats[i].metric_sum = &msum[i * nm];
+            for (size_t k = 0; k < nm; k++)
+                msum[nb * nm + k] += msum[i * nm + k];
+            if (json_object_set_new(b, "metrics", metric_means(suite, nm, &msum[i * nm], bn)))
+                goto out;
         }
     }
     json_object_set_new(run, "n", json_real(n));
     json_object_set_new(run, "score_sum", json_real(sum));
     add_accuracy(run, n, sum);
+    if (have_metrics &&
+        json_object_set_new(run, "metrics", metric_means(suite, nm, &msum[nb * nm], n)))
+        goto out;
     if (suite) {
-        const char *task = json_string_value(json_object_get(run, "task"));
-        json_object_set_new(run, "unit", json_string(ps_task_unit(suite, task)));
-        if (suite->aggregate && stats && task)
+        /* A length-sized task ("chars") counts tokens under a tokenizer. */
+        const char *u = ps_task_unit(suite, task);
+        if (unit && u && strcmp(u, "chars") == 0)
+            u = unit;
+        json_object_set_new(run, "unit", json_string(u));
+        if (unit)
+            json_object_set_new(run, "length_unit", json_string(unit));
+        if (suite->aggregate && task)
             json_object_set_new(run, "aggregate",
                                 suite->aggregate(task, json_object_get(run, "params"), stats, nb));
     }
+    rc = 0;
+out:
     free(stats);
+    free(msum);
+    return rc;
 }
 
 static void api_results(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
@@ -203,8 +242,7 @@ static void api_results(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
     json_t *run;
     json_array_foreach(json_object_get(out, "runs"), i, run)
     {
-        decorate_run(run);
-        if (pb_api_breakdown_render(run)) {
+        if (decorate_run(run) || pb_api_breakdown_render(run)) {
             json_decref(out);
             pb_http_resp_error(resp, 500, "out of memory", NULL);
             return;
@@ -263,7 +301,12 @@ static void api_leaderboard(pb_coord_t *c, const pb_http_req_t *req, pb_http_res
     {
         if (task[0] && strcmp(task, json_string_value(json_object_get(e, "task"))) != 0)
             continue;
-        decorate_run(e);
+        if (decorate_run(e)) {
+            free(v);
+            json_decref(raw);
+            pb_http_resp_error(resp, 500, "out of memory", NULL);
+            return;
+        }
         json_object_set(e, "score", json_object_get(e, "accuracy"));
         json_t *agg = json_object_get(e, "aggregate");
         json_t *eff = json_object_get(agg, "effective_length");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/pb.h"
+#include "common/proto.h"
 #include "common/util.h"
 
 typedef struct bd_row {
@@ -189,4 +190,62 @@ out:
     json_decref(bd);
     json_decref(rows);
     return rc;
+}
+
+/* run["buckets"] index of bucket b, or -1. */
+static long bucket_index(const json_t *buckets, int64_t b)
+{
+    size_t i;
+    const json_t *e;
+    json_array_foreach(buckets, i, e)
+    {
+        if (json_integer_value(json_object_get(e, "bucket")) == b)
+            return (long)i;
+    }
+    return -1;
+}
+
+int pb_api_breakdown_reserved(json_t *run, const char *const *metrics, size_t n_metrics,
+                              double *sums, const char **unit, int *have_metrics)
+{
+    json_t *rows = json_object_get(run, "breakdown_rows"), *row;
+    const json_t *buckets = json_object_get(run, "buckets");
+    size_t i;
+
+    *unit = NULL;
+    *have_metrics = 0;
+    if (rows == NULL)
+        return 0;
+    json_t *keep = json_array();
+    if (keep == NULL)
+        return PB_ENOMEM;
+    json_array_foreach(rows, i, row)
+    {
+        const char *key = json_string_value(json_object_get(row, "key"));
+        const char *value = json_string_value(json_object_get(row, "value"));
+        if (key == NULL || value == NULL)
+            continue;
+        if (strcmp(key, PB_GROUP_UNIT) == 0) {
+            const char *u = strcmp(value, "tokens") == 0 ? "tokens"
+                            : strcmp(value, "chars") == 0 ? "chars" : "mixed";
+            *unit = *unit == NULL || strcmp(*unit, u) == 0 ? u : "mixed";
+        } else if (strcmp(key, PB_GROUP_METRIC) == 0) {
+            long j = bucket_index(buckets, json_integer_value(json_object_get(row, "bucket")));
+            for (size_t k = 0; j >= 0 && k < n_metrics; k++)
+                if (strcmp(metrics[k], value) == 0) {
+                    sums[(size_t)j * n_metrics + k] +=
+                        json_number_value(json_object_get(row, "score_sum"));
+                    *have_metrics = 1;
+                }
+        } else if (json_array_append(keep, row)) {
+            json_decref(keep);
+            return PB_ENOMEM;
+        }
+    }
+    if (json_array_size(keep) == 0) {
+        json_decref(keep);
+        json_object_del(run, "breakdown_rows");
+        return 0;
+    }
+    return json_object_set_new(run, "breakdown_rows", keep) ? PB_ENOMEM : 0;
 }

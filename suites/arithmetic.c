@@ -438,8 +438,9 @@ int ps__arith_render(const char *task, const json_t *params, const char *a, cons
 }
 
 static int ar_score(const ps_run_t *run, const ps_item_t *item, const char *prediction,
-                    double *score)
+                    double *score, double *metrics)
 {
+    (void)metrics; /* no per-item metrics */
     *score = ps_exact_match(prediction, item->reference);
     return 0;
 }

@@ -552,8 +552,9 @@ double ps__lc_first_int_match(const char *prediction, const char *reference)
 }
 
 static int lc_score(const ps_run_t *run, const ps_item_t *item, const char *prediction,
-                    double *score)
+                    double *score, double *metrics)
 {
+    (void)metrics; /* no per-item metrics */
     const lc_params_t *p = run->state;
     if (p != NULL && p->task == TK_PASSKEY)
         *score = ps__lc_first_int_match(prediction, item->reference);

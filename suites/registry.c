@@ -65,9 +65,15 @@ static json_t *suite_json(const ps_suite_t *s)
             return NULL;
         }
     }
-    return json_pack("{s:s, s:s, s:i, s:s, s:o}", "name", s->name, "description",
+    json_t *metrics = json_array();
+    for (size_t k = 0; metrics && k < ps_suite_n_metrics(s); k++)
+        if (json_array_append_new(metrics, json_string(s->metrics[k]))) {
+            json_decref(metrics);
+            metrics = NULL;
+        }
+    return json_pack("{s:s, s:s, s:i, s:s, s:o, s:o*}", "name", s->name, "description",
                      s->description, "version", s->version, "bucket_unit", s->bucket_unit,
-                     "tasks", tasks);
+                     "tasks", tasks, "metrics", metrics);
 }
 
 json_t *ps_registry_json(void)
@@ -138,7 +144,42 @@ void ps_item_clear(ps_item_t *item)
     free(item->prompt);
     free(item->reference);
     json_decref(item->meta);
+    for (size_t k = 0; k < item->n_parts; k++) {
+        if (item->parts)
+            free(item->parts[k]);
+        if (item->part_refs)
+            free(item->part_refs[k]);
+    }
+    free(item->parts);
+    free(item->part_refs);
     memset(item, 0, sizeof *item);
+}
+
+int64_t ps_run_length(const ps_run_t *run, const char *text, size_t len)
+{
+    ps_tokenizer_t *t = run ? run->tok : NULL;
+    if (t == NULL || t->count == NULL)
+        return (int64_t)len;
+    int64_t n = 0;
+    int rc = t->count(t->ctx, text, len, &n);
+    if (rc == 0 && n >= 0)
+        return n;
+    if (t->failed == 0)
+        t->failed = rc ? rc : PB_EBACKEND;
+    return (int64_t)len;
+}
+
+const char *ps_run_unit(const ps_run_t *run)
+{
+    return run && run->tok && run->tok->count ? "tokens" : "chars";
+}
+
+size_t ps_suite_n_metrics(const ps_suite_t *suite)
+{
+    size_t n = 0;
+    while (suite && suite->metrics && suite->metrics[n])
+        n++;
+    return n;
 }
 
 /* Next character of the normalised text at *p, or '\0' at its end: leading
@@ -268,7 +309,7 @@ void ps__item_finish(ps_item_t *out, const ps_run_t *run, uint64_t idx, int64_t 
 {
     out->idx = idx;
     out->bucket = run->bucket;
-    out->length = length >= 0 ? length : (int64_t)prompt->len;
+    out->length = length >= 0 ? length : ps_run_length(run, prompt->data, prompt->len);
     out->prompt_hash = pb_hash_str(PB_HASH_INIT, prompt->data);
     out->prompt = prompt->data;
     out->reference = ref->data;

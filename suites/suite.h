@@ -21,11 +21,33 @@ typedef struct ps_item {
     json_t *meta;         /* item metadata, e.g. {"da": 3, "db": 5}; may be NULL */
     int64_t length;       /* actual prompt length in the run's unit */
     uint64_t prompt_hash; /* pb_hash_str of the prompt */
+    /* A multi-part item (n_parts > 0; halluc's caption triplets): each part
+     * is a prompt of its own that the backend answers alone, part_refs[k]
+     * its gold answer. The scorer then gets the answers as a JSON array of
+     * strings, one per part, in order. prompt and reference hold the parts
+     * joined by "\n" for the record; length is the longest part's. */
+    size_t n_parts;
+    char **parts;
+    char **part_refs;
 } ps_item_t;
+
+#define PS_MAX_PARTS 8   /* parts of one item */
+#define PS_MAX_METRICS 16 /* per-item metrics of one suite */
 
 void ps_item_clear(ps_item_t *item);
 
 typedef struct ps_suite ps_suite_t;
+
+/* A model's tokenizer as a run sees it (the backend's, when it has one):
+ * count sets *n to the number of tokens of text[0, len) and returns 0 or a
+ * PB_E* code. Suites that size prompts by a length target measure with
+ * ps_run_length, so a bucket of 4096 means 4096 tokens under a tokenizer
+ * and 4096 characters without one. */
+typedef struct ps_tokenizer {
+    void *ctx;
+    int (*count)(void *ctx, const char *text, size_t len, int64_t *n);
+    int failed; /* the first error count returned (ps_run_length sets it) */
+} ps_tokenizer_t;
 
 /* A prepared run: one suite task with normalised params, one bucket, one seed.
  * key = hash(suite, task, canonical params, bucket, seed); item i is generated
@@ -38,13 +60,26 @@ typedef struct ps_run {
     uint64_t seed;
     uint64_t key;
     void *state;          /* suite-private parsed params (suite->prepare) */
+    ps_tokenizer_t *tok;  /* NULL: lengths are characters (bytes) */
 } ps_run_t;
+
+/* The length of text[0, len) in the run's unit: tokens under run->tok,
+ * else bytes. When the tokenizer fails the text counts as its bytes and
+ * tok->failed keeps the error, which the runner turns into the item's
+ * generation error: generators need no error path of their own. */
+int64_t ps_run_length(const ps_run_t *run, const char *text, size_t len);
+/* "tokens" or "chars": the unit ps_run_length measures in. */
+const char *ps_run_unit(const ps_run_t *run);
 
 /* Per-bucket statistics handed to aggregate. */
 typedef struct ps_bucket_stat {
     int64_t bucket;
     double n;         /* items scored */
     double score_sum; /* sum of item scores (exact match: number correct) */
+    /* Sums of the suite's per-item metrics over the same items, in the
+     * order of suite->metrics; NULL when the suite has none or none were
+     * recorded. */
+    const double *metric_sum;
 } ps_bucket_stat_t;
 
 typedef struct ps_task_def {
@@ -66,6 +101,11 @@ struct ps_suite {
      * strings) joined the same way ("3,5"). NULL-terminated, or NULL for
      * none. An item that lacks a key is left out of that entry's groups. */
     const char *const *breakdown;
+    /* Names of per-item metrics the scorer reports besides the score
+     * (halluc's in_acc/out_acc, retrieval's ndcg@10, ...), summed per bucket
+     * like the score and handed to aggregate as metric_sum. NULL-terminated,
+     * at most PS_MAX_METRICS, or NULL for none. */
+    const char *const *metrics;
 
     /* Parameter schema with defaults for a task, as JSON:
      * {"param": {"type": "...", "default": ..., "description": "...", ...}}.
@@ -82,9 +122,11 @@ struct ps_suite {
     void (*release)(ps_run_t *run);
     /* Generate item idx of run. Deterministic in (run->key, idx). */
     int (*generate)(const ps_run_t *run, uint64_t idx, ps_item_t *out);
-    /* Score a prediction for item: *score in [0, 1] (1 = correct). */
+    /* Score a prediction for item: *score in [0, 1] (1 = correct), and
+     * metrics[k] for each of suite->metrics (the caller zeroes them; NULL
+     * when the suite has none). */
     int (*score)(const ps_run_t *run, const ps_item_t *item, const char *prediction,
-                 double *score);
+                 double *score, double *metrics);
     /* Run-level aggregate over all buckets (new reference), e.g.
      * {"accuracy": .., "effective_length": .., "threshold": ..}. */
     json_t *(*aggregate)(const char *task, const json_t *params, const ps_bucket_stat_t *stats,
@@ -108,6 +150,9 @@ json_t *ps_registry_json(void);
 int ps_run_open(ps_run_t *run, const ps_suite_t *suite, const char *task, json_t *params,
                 int64_t bucket, uint64_t seed);
 void ps_run_close(ps_run_t *run);
+
+/* Number of names in suite->metrics. */
+size_t ps_suite_n_metrics(const ps_suite_t *suite);
 
 /* Shared scorer: exact match after whitespace normalisation (trim, take the
  * first line, drop interior whitespace). Returns 1.0 or 0.0. */

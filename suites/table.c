@@ -647,8 +647,9 @@ out:
 }
 
 static int tb_score(const ps_run_t *run, const ps_item_t *item, const char *prediction,
-                    double *score)
+                    double *score, double *metrics)
 {
+    (void)metrics; /* no per-item metrics */
     *score = ps_exact_match(prediction, item->reference);
     return 0;
 }

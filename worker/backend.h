@@ -32,6 +32,25 @@ typedef struct pb_backend_ops {
      * fail the call. A non-zero return means the whole batch failed. */
     int (*generate)(pb_backend_t *b, pb_gen_req_t *reqs, size_t n, pb_err_t *err);
     void (*close)(pb_backend_t *b);
+
+    /* The model's tokenizer (each optional). count_tokens sets *n to the
+     * number of tokens of text[0, len); tokenize returns the token ids
+     * (*ids malloc'd, *n of them). Either returns PB_EUNSUPPORTED when this
+     * model has no tokenizer: suites then size prompts in characters and
+     * the results say so. */
+    int (*count_tokens)(pb_backend_t *b, const char *text, size_t len, int64_t *n);
+    int (*tokenize)(pb_backend_t *b, const char *text, size_t len, int32_t **ids, size_t *n);
+
+    /* Ranking suites (retrieval), each optional. embed: a dual encoder's
+     * vectors of texts[0, n) as one n x *dim row-major float matrix
+     * (*out malloc'd); score_pairs: a cross encoder's relevance of each of
+     * docs[0, n) to the query item (its text in query->prompt; the
+     * baselines read its reference) into scores[0, n), higher = more
+     * relevant. */
+    int (*embed)(pb_backend_t *b, const char *const *texts, size_t n, float **out, size_t *dim,
+                 pb_err_t *err);
+    int (*score_pairs)(pb_backend_t *b, const ps_item_t *query, const char *const *docs,
+                       size_t n, double *scores, pb_err_t *err);
 } pb_backend_ops_t;
 
 const pb_backend_ops_t *pb_backend_find(const char *name);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/proto.h"
 #include "common/rng.h"
 #include "common/util.h"
 #include "suites/suite.h"
@@ -153,8 +154,19 @@ static const char *clean_text(const char *text, size_t *len, char **copy)
     return c;
 }
 
+/* The item's meta with its "length" (in the run's unit) filled in when the
+ * suite did not set one, so every stored item records it. */
+static int meta_with_length(ps_item_t *it)
+{
+    if (it->meta == NULL && (it->meta = json_object()) == NULL)
+        return PB_ENOMEM;
+    if (!json_is_object(it->meta) || json_object_get(it->meta, "length"))
+        return 0;
+    return json_object_set_new(it->meta, "length", json_integer(it->length)) ? PB_ENOMEM : 0;
+}
+
 /* Append one scored item to the RESULT items text (common/items.h). */
-static int item_write(pb_buf_t *out, const ps_item_t *it, const pb_gen_req_t *q, double score)
+static int item_write(pb_buf_t *out, ps_item_t *it, const pb_gen_req_t *q, double score)
 {
     char hex[17], *pred_copy = NULL, *err_copy = NULL, *meta = NULL;
     int rc = PB_ENOMEM;
@@ -169,14 +181,14 @@ static int item_write(pb_buf_t *out, const ps_item_t *it, const pb_gen_req_t *q,
         goto out;
     if (q->error && (r.error = clean_text(q->error, &r.error_len, &err_copy)) == NULL)
         goto out;
-    if (it->meta) {
-        /* meta travels as text: the coordinator stores it without re-encoding. */
-        meta = json_dumps(it->meta, JSON_COMPACT);
-        if (meta == NULL)
-            goto out;
-        r.meta = meta;
-        r.meta_len = strlen(meta);
-    }
+    if (meta_with_length(it))
+        goto out;
+    /* meta travels as text: the coordinator stores it without re-encoding. */
+    meta = json_dumps(it->meta, JSON_COMPACT);
+    if (meta == NULL)
+        goto out;
+    r.meta = meta;
+    r.meta_len = strlen(meta);
     rc = pb_items_add(out, &r);
 out:
     free(pred_copy);
@@ -197,9 +209,18 @@ typedef struct run_ctx {
     ps_run_t run;
     const pb_backend_ops_t *ops;
     pb_backend_t *be;
+    ps_tokenizer_t tok; /* the backend's, when it has one (run.tok then) */
     ps_item_t *its;
+    /* Requests: one per item, or one per part of a multi-part item, whose
+     * request items are the views (borrowing the item's texts). Item i's
+     * requests are first_req[i] .. first_req[i + 1] - 1. */
     pb_gen_req_t *reqs;
-    size_t n; /* items of the current batch held in its/reqs */
+    ps_item_t *views;
+    size_t *first_req;
+    size_t n;  /* items of the current batch held in its */
+    size_t nq; /* requests of the current batch held in reqs */
+    size_t n_metrics;
+    double metric_sum[PS_MAX_METRICS];
     pb_buf_t *items; /* the caller's: RESULT items text */
     size_t n_items;
     double score_sum;
@@ -209,13 +230,121 @@ typedef struct run_ctx {
 
 static void batch_clear(run_ctx_t *c)
 {
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = 0; i < c->n; i++)
         ps_item_clear(&c->its[i]);
+    for (size_t i = 0; i < c->nq; i++) {
         free(c->reqs[i].text);
         free(c->reqs[i].error);
         memset(&c->reqs[i], 0, sizeof c->reqs[i]);
     }
-    c->n = 0;
+    c->n = c->nq = 0;
+}
+
+/* Queue item i's requests: the item itself, or a view per part. */
+static int queue_item(run_ctx_t *c, size_t i, pb_err_t *err)
+{
+    ps_item_t *it = &c->its[i];
+    size_t parts = it->n_parts ? it->n_parts : 1;
+    if (it->n_parts > PS_MAX_PARTS)
+        return pb_err_set(err, PB_EINVAL, "", "item %llu has %zu parts, at most %d allowed",
+                          (unsigned long long)it->idx, it->n_parts, PS_MAX_PARTS);
+    c->first_req[i] = c->nq;
+    for (size_t k = 0; k < parts; k++) {
+        pb_gen_req_t *q = &c->reqs[c->nq];
+        const ps_item_t *view = it;
+        if (it->n_parts) {
+            ps_item_t *v = &c->views[c->nq];
+            *v = (ps_item_t){.idx = it->idx, .bucket = it->bucket, .prompt = it->parts[k],
+                             .reference = it->part_refs[k], .meta = it->meta};
+            v->prompt_hash = pb_hash_str(PB_HASH_INIT, v->prompt);
+            view = v;
+        }
+        q->item = view;
+        /* Without a model-given budget: room for the answer and some slack. */
+        q->max_tokens = c->ts.max_tokens > 0
+                            ? (int)c->ts.max_tokens
+                            : (int)strlen(view->reference ? view->reference : "") + 16;
+        c->nq++;
+    }
+    c->first_req[i + 1] = c->nq;
+    return 0;
+}
+
+/* A multi-part item's answers as one request: text the JSON array of the
+ * parts' answers, error the parts' errors joined by "; " (NULL when none),
+ * latency and tokens summed. The caller frees text and error. */
+static int merge_parts(const pb_gen_req_t *q, size_t n, pb_gen_req_t *out)
+{
+    json_t *arr = json_array();
+    pb_buf_t errs;
+    pb_buf_init(&errs, 0);
+    memset(out, 0, sizeof *out);
+    for (size_t k = 0; arr && k < n; k++) {
+        if (json_array_append_new(arr, json_string(q[k].text && !q[k].error ? q[k].text : "")))
+            goto oom;
+        out->latency_us += q[k].latency_us;
+        out->tokens += q[k].tokens;
+        if (q[k].error && ((errs.len && pb_buf_puts(&errs, "; ")) ||
+                           pb_buf_printf(&errs, "part %zu: %s", k + 1, q[k].error)))
+            goto oom;
+    }
+    if (arr == NULL || (out->text = json_dumps(arr, JSON_COMPACT)) == NULL)
+        goto oom;
+    json_decref(arr);
+    out->error = errs.data; /* NULL when no part failed */
+    return 0;
+oom:
+    json_decref(arr);
+    pb_buf_free(&errs);
+    return PB_ENOMEM;
+}
+
+/* Score item i from its requests and append it to the results. */
+static int score_item(run_ctx_t *c, size_t i, pb_err_t *err)
+{
+    ps_item_t *it = &c->its[i];
+    const pb_gen_req_t *q = &c->reqs[c->first_req[i]];
+    pb_gen_req_t merged;
+    double sc = 0, m[PS_MAX_METRICS] = {0};
+    int rc;
+    if (it->n_parts) {
+        if (merge_parts(q, it->n_parts, &merged))
+            return pb_err_set(err, PB_ENOMEM, "", "out of memory");
+        q = &merged;
+    }
+    /* A failed item counts in n with score 0 and zero metrics, in the groups too. */
+    if (q->error == NULL) {
+        rc = c->suite->score(&c->run, it, q->text ? q->text : "", &sc,
+                             c->n_metrics ? m : NULL);
+        if (rc) {
+            rc = pb_err_set(err, rc, "", "scoring item %llu: %s", (unsigned long long)it->idx,
+                            pb_strerror(rc));
+            goto out;
+        }
+    }
+    rc = item_write(c->items, it, q, sc);
+    if (rc) {
+        rc = pb_err_set(err, rc, "", "%s while encoding the results",
+                        rc == PB_ETOOBIG ? "results too large" : "out of memory");
+        goto out;
+    }
+    rc = pb_breakdown_add_item(&c->bd, it->meta, sc, err);
+    for (size_t k = 0; rc == 0 && k < c->n_metrics; k++) {
+        rc = pb_breakdown_add(&c->bd, PB_GROUP_METRIC, c->suite->metrics[k], m[k], err);
+        c->metric_sum[k] += m[k];
+    }
+    if (rc == 0)
+        rc = pb_breakdown_add(&c->bd, PB_GROUP_UNIT, ps_run_unit(&c->run), 0, err);
+    if (rc)
+        goto out;
+    c->n_items++;
+    c->score_sum += sc;
+out:
+    if (q == &merged) {
+        free(merged.text);
+        free(merged.error);
+    }
+    return rc;
 }
 
 /* Generate, predict and score items [lo, lo + n), appending to c->items. */
@@ -225,17 +354,18 @@ static int run_batch(run_ctx_t *c, int64_t lo, size_t n, volatile int *cancel, p
     for (size_t i = 0; i < n; i++) {
         c->n = i + 1; /* so batch_clear frees a partly generated item too */
         rc = c->suite->generate(&c->run, (uint64_t)lo + i, &c->its[i]);
+        if (rc == 0 && c->tok.failed)
+            return pb_err_set(err, PB_EBACKEND, "", "the model's tokenizer failed on item %lld: %s",
+                              (long long)lo + (long long)i, pb_strerror(c->tok.failed));
         if (rc)
             return pb_err_set(err, rc, "", "generating item %lld: %s", (long long)lo + (long long)i,
                               pb_strerror(rc));
-        c->reqs[i].item = &c->its[i];
-        /* Without a model-given budget: room for the answer and some slack. */
-        c->reqs[i].max_tokens = c->ts.max_tokens > 0
-                                    ? (int)c->ts.max_tokens
-                                    : (int)strlen(c->its[i].reference ? c->its[i].reference : "") + 16;
+        rc = queue_item(c, i, err);
+        if (rc)
+            return rc;
     }
     int64_t t0 = pb_now_us();
-    rc = c->ops->generate(c->be, c->reqs, n, err);
+    rc = c->ops->generate(c->be, c->reqs, c->nq, err);
     c->gen_us += pb_now_us() - t0;
     if (rc)
         return rc == PB_ENOMEM ? rc : PB_EBACKEND;
@@ -243,27 +373,20 @@ static int run_batch(run_ctx_t *c, int64_t lo, size_t n, volatile int *cancel, p
         return pb_err_set(err, PB_ECANCELLED, "", "cancelled");
     t0 = pb_now_us();
     for (size_t i = 0; i < n; i++) {
-        double sc = 0;
-        if (c->reqs[i].error == NULL) {
-            rc = c->suite->score(&c->run, &c->its[i], c->reqs[i].text ? c->reqs[i].text : "", &sc);
-            if (rc)
-                return pb_err_set(err, rc, "", "scoring item %llu: %s",
-                                  (unsigned long long)c->its[i].idx, pb_strerror(rc));
-        }
-        rc = item_write(c->items, &c->its[i], &c->reqs[i], sc);
-        if (rc)
-            return pb_err_set(err, rc, "", "%s while encoding the results",
-                              rc == PB_ETOOBIG ? "results too large" : "out of memory");
-        /* Failed items count in n with score 0, so they count in the groups too. */
-        rc = pb_breakdown_add_item(&c->bd, c->its[i].meta, sc, err);
+        rc = score_item(c, i, err);
         if (rc)
             return rc;
-        c->n_items++;
-        c->score_sum += sc;
     }
     c->score_us += pb_now_us() - t0;
     batch_clear(c);
     return 0;
+}
+
+/* ps_tokenizer_t over the backend's count_tokens. */
+static int tok_count(void *ctx, const char *text, size_t len, int64_t *n)
+{
+    run_ctx_t *c = ctx;
+    return c->ops->count_tokens(c->be, text, len, n);
 }
 
 /* Look up suite, task, params, bucket and backend, and open run and backend. */
@@ -305,9 +428,24 @@ static int run_setup(run_ctx_t *c, const json_t *task, json_t **params, int *run
         /* Bad options are the task's fault; a missing model or a server that
          * is down may be fine on another worker. */
         return rc == PB_EINVAL || rc == PB_ENOMEM ? rc : PB_EBACKEND;
+    /* A model with a tokenizer sizes prompts in tokens; the probe tells
+     * whether this model has one. */
+    int64_t probe;
+    if (c->ops->count_tokens && c->ops->count_tokens(c->be, "", 0, &probe) == 0) {
+        c->tok = (ps_tokenizer_t){.ctx = c, .count = tok_count};
+        c->run.tok = &c->tok;
+    }
+    c->n_metrics = ps_suite_n_metrics(c->suite);
+    if (c->n_metrics > PS_MAX_METRICS)
+        return pb_err_set(err, PB_EINVAL, "suite", "suite %s has more than %d metrics",
+                          c->suite->name, PS_MAX_METRICS);
+    size_t nreq = (size_t)ts->batch * PS_MAX_PARTS;
     c->its = calloc((size_t)ts->batch, sizeof *c->its);
-    c->reqs = calloc((size_t)ts->batch, sizeof *c->reqs);
-    if (c->its == NULL || c->reqs == NULL || pb_items_begin(c->items))
+    c->reqs = calloc(nreq, sizeof *c->reqs);
+    c->views = calloc(nreq, sizeof *c->views);
+    c->first_req = calloc((size_t)ts->batch + 1, sizeof *c->first_req);
+    if (c->its == NULL || c->reqs == NULL || c->views == NULL || c->first_req == NULL ||
+        pb_items_begin(c->items))
         return pb_err_set(err, PB_ENOMEM, "", "out of memory");
     return 0;
 }
@@ -371,10 +509,12 @@ int pb_runner_run(const json_t *task, volatile int *cancel, pb_runner_progress_f
         *result = NULL;
     }
 out:
-    if (c.its && c.reqs)
+    if (c.its && c.reqs && c.views)
         batch_clear(&c);
     free(c.its);
     free(c.reqs);
+    free(c.views);
+    free(c.first_req);
     if (c.be)
         c.ops->close(c.be);
     if (run_open)

@@ -511,10 +511,10 @@ static void test_scoring(void **state)
             double s = -1;
             gen(&run, i, &it);
             /* the oracle's answer, and it with whitespace around */
-            assert_int_equal(run.suite->score(&run, &it, it.reference, &s), 0);
+            assert_int_equal(run.suite->score(&run, &it, it.reference, &s, NULL), 0);
             assert_true(s == 1.0);
             snprintf(buf, sizeof buf, "  %s \nbecause", it.reference);
-            assert_int_equal(run.suite->score(&run, &it, buf, &s), 0);
+            assert_int_equal(run.suite->score(&run, &it, buf, &s, NULL), 0);
             assert_true(s == 1.0);
             /* the last element changed */
             snprintf(buf, sizeof buf, "%s", it.reference);
@@ -523,10 +523,10 @@ static void test_scoring(void **state)
                 *last = *last == 'z' ? 'a' : (char)(*last + 1);
             else
                 *last = *last == '9' ? '0' : (char)(*last + 1);
-            assert_int_equal(run.suite->score(&run, &it, buf, &s), 0);
+            assert_int_equal(run.suite->score(&run, &it, buf, &s, NULL), 0);
             assert_true(s == 0.0);
             /* no answer is wrong */
-            assert_int_equal(run.suite->score(&run, &it, "", &s), 0);
+            assert_int_equal(run.suite->score(&run, &it, "", &s, NULL), 0);
             assert_true(s == 0.0);
             assert_int_equal(run.suite->score(&run, &it, NULL, &s), 0);
             assert_true(s == 0.0);

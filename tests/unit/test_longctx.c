@@ -239,7 +239,7 @@ static void test_multi_prose_structure(void **state)
             snprintf(pred, sizeof pred, "%s %s %s", refs[0], nr > 1 ? refs[1] : "",
                      nr > 2 ? refs[2] : "");
             double sc;
-            assert_int_equal(run.suite->score(&run, &it, pred, &sc), 0);
+            assert_int_equal(run.suite->score(&run, &it, pred, &sc, NULL), 0);
             assert_true(sc == (t == 0 ? 1.0 : 0.75));
             ps_item_clear(&it);
         }
@@ -373,7 +373,7 @@ static void test_vt_structure(void **state)
         double sc;
         char pred[256];
         snprintf(pred, sizeof pred, "%s, %s, %s and %s", names[0], names[1], names[2], names[3]);
-        assert_int_equal(run.suite->score(&run, &it, pred, &sc), 0);
+        assert_int_equal(run.suite->score(&run, &it, pred, &sc, NULL), 0);
         assert_true(sc == 0.8);
         ps_item_clear(&it);
     }
@@ -443,7 +443,7 @@ static void test_lengths_and_depth_cycle(void **state)
                 seen[depth_of(&it)]++;
                 assert_true(ps_exact_match(it.reference, it.reference) == 1.0);
                 double s;
-                assert_int_equal(run.suite->score(&run, &it, it.reference, &s), 0);
+                assert_int_equal(run.suite->score(&run, &it, it.reference, &s, NULL), 0);
                 assert_true(s == 1.0);
                 ps_item_clear(&it);
             }
@@ -501,7 +501,7 @@ static void test_scorers(void **state)
     gen(&run, 0, &it);
     char pred[64];
     snprintf(pred, sizeof pred, "%s0", it.reference);
-    assert_int_equal(run.suite->score(&run, &it, pred, &s), 0);
+    assert_int_equal(run.suite->score(&run, &it, pred, &s, NULL), 0);
     assert_true(s == 0.0);
     ps_item_clear(&it);
     ps_run_close(&run);
@@ -510,7 +510,7 @@ static void test_scorers(void **state)
     snprintf(pred, sizeof pred, "It is %s!", it.reference);
     for (char *p = pred; *p; p++)
         *p = (char)(*p >= 'a' && *p <= 'f' ? *p - 32 : *p);
-    assert_int_equal(run.suite->score(&run, &it, pred, &s), 0);
+    assert_int_equal(run.suite->score(&run, &it, pred, &s, NULL), 0);
     assert_true(s == 1.0);
     ps_item_clear(&it);
     ps_run_close(&run);

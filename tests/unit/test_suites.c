@@ -394,15 +394,15 @@ static void check_scoring(const ps_run_t *run, const ps_item_t *it)
 {
     char buf[512];
     double s = -1;
-    assert_int_equal(run->suite->score(run, it, it->reference, &s), 0);
+    assert_int_equal(run->suite->score(run, it, it->reference, &s, NULL), 0);
     assert_true(s == 1.0);
     snprintf(buf, sizeof buf, "  %s \n because", it->reference);
-    assert_int_equal(run->suite->score(run, it, buf, &s), 0);
+    assert_int_equal(run->suite->score(run, it, buf, &s, NULL), 0);
     assert_true(s == 1.0);
     snprintf(buf, sizeof buf, "%s", it->reference);
     char *last = buf + strlen(buf) - 1;
     *last = *last == '9' ? '0' : (char)(*last + 1);
-    assert_int_equal(run->suite->score(run, it, buf, &s), 0);
+    assert_int_equal(run->suite->score(run, it, buf, &s, NULL), 0);
     assert_true(s == 0.0);
     assert_int_equal(run->suite->score(run, it, NULL, &s), 0);
     assert_true(s == 0.0);

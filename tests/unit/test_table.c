@@ -520,13 +520,13 @@ static void test_score_and_aggregate(void **state)
     double s = -1;
     open_run(&run, "reverse_lookup", NULL, 16, 5);
     gen(&run, 0, &it);
-    assert_int_equal(table()->score(&run, &it, it.reference, &s), 0);
+    assert_int_equal(table()->score(&run, &it, it.reference, &s, NULL), 0);
     assert_true(s == 1.0);
     char pred[128];
     snprintf(pred, sizeof pred, "  %s\nbecause", it.reference);
-    assert_int_equal(table()->score(&run, &it, pred, &s), 0);
+    assert_int_equal(table()->score(&run, &it, pred, &s, NULL), 0);
     assert_true(s == 1.0);
-    assert_int_equal(table()->score(&run, &it, "nobody", &s), 0);
+    assert_int_equal(table()->score(&run, &it, "nobody", &s, NULL), 0);
     assert_true(s == 0.0);
     ps_item_clear(&it);
     ps_run_close(&run);
