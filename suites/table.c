@@ -636,7 +636,7 @@ static int tb_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out)
         rc = PB_ENOMEM;
         goto out;
     }
-    ps__item_finish(out, run, idx, run->bucket, &prompt, &ref); /* the run's unit is cells */
+    ps__item_finish(out, run, idx, -1, &prompt, &ref); /* the bucket counts cells */
 out:
     free(t);
     pb_buf_free(&prompt);

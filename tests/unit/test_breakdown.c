@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/proto.h"
 #include "common/util.h"
 #include "suites/suite.h"
 #include "worker/breakdown.h"
@@ -197,6 +198,24 @@ static json_t *run(const char *task, const char *params, int64_t bucket, int64_t
     return res;
 }
 
+/* The one reserved "@unit" group: every item, under the length unit. */
+static void check_unit(const json_t *res, const char *unit)
+{
+    const json_t *agg = json_object_get(res, "aggregate");
+    const json_t *groups = json_object_get(agg, "groups");
+    size_t found = 0;
+    for (size_t i = 0; i < json_array_size(groups); i++) {
+        const json_t *g = json_array_get(groups, i);
+        if (strcmp(json_string_value(json_array_get(g, 0)), PB_GROUP_UNIT) != 0)
+            continue;
+        found++;
+        assert_string_equal(json_string_value(json_array_get(g, 1)), unit);
+        assert_int_equal(json_integer_value(json_array_get(g, 2)),
+                         json_integer_value(json_object_get(agg, "n")));
+    }
+    assert_int_equal(found, json_integer_value(json_object_get(agg, "n")) > 0);
+}
+
 /* Groups must be what the items themselves say: recount from their meta. */
 static void check_groups(const json_t *res, const json_t *items)
 {
@@ -204,17 +223,20 @@ static void check_groups(const json_t *res, const json_t *items)
     const json_t *groups = json_object_get(agg, "groups");
     int64_t n_sum = 0;
     double s_sum = 0;
-    assert_true(json_array_size(groups) > 1);
+    check_unit(res, "chars");
+    assert_true(json_array_size(groups) > 2);
     for (size_t i = 0; i < json_array_size(groups); i++) {
         const json_t *g = json_array_get(groups, i);
         const char *value = json_string_value(json_array_get(g, 1));
+        if (json_string_value(json_array_get(g, 0))[0] == '@')
+            continue; /* reserved: checked above */
         assert_string_equal(json_string_value(json_array_get(g, 0)), "da,db");
         int da, db, used = 0;
         assert_int_equal(sscanf(value, "%d,%d%n", &da, &db, &used), 2);
         assert_int_equal(used, strlen(value));
-        if (i > 0)
-            assert_true(strcmp(json_string_value(json_array_get(json_array_get(groups, i - 1), 1)),
-                               value) < 0);
+        const json_t *prev = json_array_get(groups, i - 1);
+        if (i > 0 && json_string_value(json_array_get(prev, 0))[0] != '@')
+            assert_true(strcmp(json_string_value(json_array_get(prev, 1)), value) < 0);
         int64_t n = 0;
         double s = 0;
         for (size_t k = 0; k < json_array_size(items); k++) {
@@ -244,7 +266,8 @@ static void test_runner_groups(void **state)
     const json_t *groups = json_object_get(json_object_get(res, "aggregate"), "groups");
     for (size_t i = 0; i < json_array_size(groups); i++) { /* oracle: every item right */
         const json_t *g = json_array_get(groups, i);
-        assert_true(json_number_value(json_array_get(g, 3)) ==
+        if (json_string_value(json_array_get(g, 0))[0] != '@')
+            assert_true(json_number_value(json_array_get(g, 3)) ==
                     (double)json_integer_value(json_array_get(g, 2)));
     }
     json_decref(items);
@@ -264,7 +287,8 @@ static void test_runner_groups(void **state)
     json_decref(res);
 }
 
-/* parity items carry {"n", "values"}: no da/db, so no "groups" at all. */
+/* parity items carry {"n", "values"}: no da/db, so no suite groups, only
+ * the reserved "@unit" one. */
 static void test_runner_no_groups(void **state)
 {
     const ps_suite_t *suite = ps_suite_find("arithmetic");
@@ -279,17 +303,58 @@ static void test_runner_no_groups(void **state)
     json_t *res = run("parity", "{}", b[0], 30, ORACLE, &items);
     const json_t *agg = json_object_get(res, "aggregate");
     assert_int_equal(json_integer_value(json_object_get(agg, "n")), 30);
-    assert_null(json_object_get(agg, "groups"));
+    assert_int_equal(json_array_size(json_object_get(agg, "groups")), 1);
+    check_unit(res, "chars");
     free(b);
     json_decref(params);
     json_decref(items);
     json_decref(res);
 
-    /* An empty task: nothing matched, no groups either. */
+    /* An empty task: nothing matched, no groups at all. */
     res = run("add", "{}", 1, 0, ORACLE, &items);
     assert_null(json_object_get(json_object_get(res, "aggregate"), "groups"));
     json_decref(items);
     json_decref(res);
+}
+
+/* Under a model with a tokenizer the unit is tokens and every item's meta
+ * "length" is its prompt's token count; without one, its characters. */
+static void test_runner_length_unit(void **state)
+{
+    json_t *items = NULL;
+    json_t *res = run("add", "{\"digits\": 3}", 3, 20,
+                      "{\"backend\": \"oracle\", \"tokenizer\": \"words\"}", &items);
+    check_unit(res, "tokens");
+    for (size_t k = 0; k < json_array_size(items); k++) {
+        json_t *meta = json_loads(json_string_value(json_array_get(json_array_get(items, k), 7)),
+                                  0, NULL);
+        /* "123 + 456 =" style prompts: at least a token per operand, fewer than chars */
+        int64_t len = json_integer_value(json_object_get(meta, "length"));
+        assert_true(len >= 3 && len < 12);
+        json_decref(meta);
+    }
+    json_decref(items);
+    json_decref(res);
+    res = run("add", "{\"digits\": 3}", 3, 5, ORACLE, &items);
+    check_unit(res, "chars");
+    json_t *meta = json_loads(json_string_value(json_array_get(json_array_get(items, 0), 7)), 0,
+                              NULL);
+    assert_true(json_integer_value(json_object_get(meta, "length")) >= 7);
+    json_decref(meta);
+    json_decref(items);
+    json_decref(res);
+
+    /* An unknown tokenizer is the task's fault, named. */
+    json_t *t = pb_test_json("{\"suite\": \"arithmetic\", \"task\": \"add\", \"bucket\": 1, "
+                             "\"item_lo\": 0, \"item_hi\": 2, \"seed\": 1, \"model\": "
+                             "{\"backend\": \"oracle\", \"tokenizer\": \"bpe\"}}");
+    pb_buf_t buf;
+    pb_err_t err = {{0}, {0}};
+    pb_buf_init(&buf, 0);
+    assert_int_equal(pb_runner_run(t, NULL, NULL, NULL, &res, &buf, &err), PB_EINVAL);
+    assert_string_equal(err.field, "model.tokenizer");
+    pb_buf_free(&buf);
+    json_decref(t);
 }
 
 int pb_test_breakdown(void)
@@ -297,7 +362,7 @@ int pb_test_breakdown(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_value),         cmocka_unit_test(test_accumulate),
         cmocka_unit_test(test_cap),           cmocka_unit_test(test_runner_groups),
-        cmocka_unit_test(test_runner_no_groups),
+        cmocka_unit_test(test_runner_no_groups), cmocka_unit_test(test_runner_length_unit),
     };
     return cmocka_run_group_tests_name("breakdown", tests, NULL, NULL);
 }

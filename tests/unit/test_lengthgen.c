@@ -528,7 +528,7 @@ static void test_scoring(void **state)
             /* no answer is wrong */
             assert_int_equal(run.suite->score(&run, &it, "", &s, NULL), 0);
             assert_true(s == 0.0);
-            assert_int_equal(run.suite->score(&run, &it, NULL, &s), 0);
+            assert_int_equal(run.suite->score(&run, &it, NULL, &s, NULL), 0);
             assert_true(s == 0.0);
             ps_item_clear(&it);
         }

@@ -404,7 +404,7 @@ static void check_scoring(const ps_run_t *run, const ps_item_t *it)
     *last = *last == '9' ? '0' : (char)(*last + 1);
     assert_int_equal(run->suite->score(run, it, buf, &s, NULL), 0);
     assert_true(s == 0.0);
-    assert_int_equal(run->suite->score(run, it, NULL, &s), 0);
+    assert_int_equal(run->suite->score(run, it, NULL, &s, NULL), 0);
     assert_true(s == 0.0);
 }
 
@@ -565,7 +565,7 @@ static void test_aggregate(void **state)
 {
     /* accuracies 1.0, 0.95, 0.92, 0.5, 0.95 over 20 items each */
     ps_bucket_stat_t st[5] = {
-        {1, 20, 20}, {2, 20, 19}, {3, 25, 23}, {4, 20, 10}, {5, 20, 19},
+        {1, 20, 20, NULL}, {2, 20, 19, NULL}, {3, 25, 23, NULL}, {4, 20, 10, NULL}, {5, 20, 19, NULL},
     };
     json_t *a = agg(NULL, st, 5);
     assert_int_equal(json_integer_value(json_object_get(a, "effective_length")), 3);

@@ -346,7 +346,8 @@ static void test_generated_items(void **state)
                     ps_item_t it;
                     gen(&run, i, &it);
                     check_item(tasks[t], &it);
-                    assert_int_equal(it.length, it.bucket);
+                    /* length: the prompt's characters, the bucket its cells */
+                    assert_int_equal(it.length, (int64_t)strlen(it.prompt));
                     assert_string_equal(json_string_value(json_object_get(it.meta, "format")),
                                         "csv");
                     ps_item_clear(&it);
@@ -537,7 +538,7 @@ static void test_score_and_aggregate(void **state)
     assert_string_equal(bd[2], "rows,cols");
     assert_null(bd[3]);
 
-    ps_bucket_stat_t st[] = {{16, 10, 10}, {64, 10, 5}};
+    ps_bucket_stat_t st[] = {{16, 10, 10, NULL}, {64, 10, 5, NULL}};
     json_t *agg = table()->aggregate("cell_lookup", NULL, st, 2);
     assert_non_null(agg);
     assert_true(json_real_value(json_object_get(agg, "accuracy")) == 0.75);
