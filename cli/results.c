@@ -2,6 +2,7 @@
  * and the run aggregate such as the effective length) as a table, JSON or
  * CSV, and `items` (scored items, paged by the API's cursor). */
 #include "cli/cli.h"
+#include "suites/suite.h" /* PS_MAX_METRICS */
 
 #include <ctype.h>
 #include <getopt.h>
@@ -80,11 +81,29 @@ static void print_run_table(const json_t *run)
            (long long)pb_cli_jint(run, "version", 0), params ? params : "-");
     free(params);
     printf("  n %lld  accuracy %s  95%% CI %s\n", (long long)pb_cli_jint(run, "n", 0), acc, ci);
+    /* Per-item metric means (halluc, retrieval): a line, and a column each. */
+    const json_t *metrics = json_object_get(run, "metrics"), *mv;
+    const char *hdr[4 + PS_MAX_METRICS] = {unit, "N", "ACCURACY", "95% CI"}, *mk;
+    char align[5 + PS_MAX_METRICS] = "rrrl";
+    size_t nm = 0;
+    if (json_object_size(metrics)) {
+        printf("  metrics:");
+        json_object_foreach((json_t *)metrics, mk, mv) {
+            if (nm == PS_MAX_METRICS)
+                break;
+            if (json_is_number(mv))
+                printf("  %s %.4f", mk, json_number_value(mv));
+            else
+                printf("  %s -", mk);
+            hdr[4 + nm] = mk;
+            align[4 + nm++] = 'r';
+        }
+        printf("\n");
+    }
     print_aggregate(json_object_get(run, "aggregate"));
 
-    const char *hdr[] = {unit, "N", "ACCURACY", "95% CI"};
     pb_cli_table_t t;
-    if (pb_cli_table_init(&t, 4, hdr, "rrrl"))
+    if (pb_cli_table_init(&t, 4 + nm, hdr, align))
         return;
     size_t i;
     const json_t *b;
@@ -95,6 +114,13 @@ static void print_run_table(const json_t *run)
         pb_cli_table_addf(&t, "%lld", (long long)pb_cli_jint(b, "n", 0));
         pb_cli_table_add(&t, acc);
         pb_cli_table_add(&t, ci);
+        for (size_t k = 0; k < nm; k++) {
+            const json_t *v = json_object_get(json_object_get(b, "metrics"), hdr[4 + k]);
+            if (json_is_number(v))
+                pb_cli_table_addf(&t, "%.4f", json_number_value(v));
+            else
+                pb_cli_table_add(&t, "-");
+        }
     }
     pb_cli_table_print(&t, stdout, 2);
     pb_cli_table_free(&t);
