@@ -30,6 +30,11 @@ typedef struct pb_cli {
     CURL *curl;
     int quiet;       /* set: failed requests print nothing (health probes) */
     long timeout_ms; /* whole-request limit; 0 = 60 s */
+    /* Set: the next POST sends these bytes (borrowed) as raw_type instead
+     * of a JSON body (dataset uploads). */
+    const char *raw_body;
+    size_t raw_len;
+    const char *raw_type;
 } pb_cli_t;
 
 /* ---- client.c ---- */
@@ -153,6 +158,10 @@ int pb_cli_cmd_workers(pb_cli_t *c, int argc, char **argv);
 int pb_cli_cmd_leaderboard(pb_cli_t *c, int argc, char **argv);
 int pb_cli_cmd_suites(pb_cli_t *c, int argc, char **argv);
 int pb_cli_cmd_schedule(pb_cli_t *c, int argc, char **argv);
+
+/* ---- datasets.c ---- */
+
+int pb_cli_cmd_dataset(pb_cli_t *c, int argc, char **argv);
 
 /* ---- up.c ---- */
 

@@ -190,7 +190,14 @@ int pb_cli_call(pb_cli_t *c, const char *method, const char *path, const json_t 
         snprintf(line, sizeof line, "Idempotency-Key: %s", idem_key);
         rc = add_header(&hdrs, line);
     }
-    if (rc == 0 && strcmp(method, "POST") == 0) {
+    if (rc == 0 && strcmp(method, "POST") == 0 && c->raw_body) {
+        char line[128];
+        snprintf(line, sizeof line, "Content-Type: %.100s", c->raw_type);
+        rc = add_header(&hdrs, line);
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->raw_body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->raw_len);
+    } else if (rc == 0 && strcmp(method, "POST") == 0) {
         rc = add_header(&hdrs, "Content-Type: application/json");
         payload = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
         if (payload == NULL)

@@ -42,6 +42,11 @@ static const command_t commands[] = {
      "       posbench schedule list [--json]\n"
      "       posbench schedule enable ID\n"
      "       posbench schedule disable ID\n"},
+    {"dataset", pb_cli_cmd_dataset, "upload or list user datasets (JSONL)",
+     "dataset upload FILE --suite S [--name N] [--json]\n"
+     "       posbench dataset list [--json]\n"
+     "  upload prints the dataset's hash, which a job run names as \"dataset\";\n"
+     "  a bad line is reported by its number and nothing is stored.\n"},
     {"up", pb_cli_cmd_up, "run a coordinator and workers in the foreground",
      "up [--workers N] [--listen HOST:PORT] [--broker tcp://HOST:PORT] [--db PATH]\n"
      "          [--slots N] [--web DIR] [--submit FILE]... [--once]\n"

@@ -45,6 +45,11 @@ typedef enum {
 /* value: the unit the task's lengths were measured in ("tokens" or
  * "chars"); score_sum 0. */
 #define PB_GROUP_UNIT "@unit"
+/* "<entry>@<metric>": a breakdown entry's groups again, score_sum being the
+ * sum of that per-item metric over the group's items (per-group metrics). */
+#define PB_GROUP_METRIC_SEP '@'
+/* Longest key the store accepts, terminator included. */
+#define PB_GROUP_KEY_CAP 129
 
 #define PB_ROUTING_ID_MAX 255
 #define PB_FRAME_MAX ((int64_t)64 << 20) /* ZMQ_MAXMSGSIZE on both sides */

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "coordinator/api_breakdown.h"
+#include "coordinator/api_datasets.h"
 #include "coordinator/cron.h"
 #include "suites/jobspec.h"
 #include "suites/suite.h"
@@ -337,7 +338,7 @@ int pb_api_submit(pb_coord_t *c, const json_t *spec, const char *idem_key, int64
 {
     ps_plan_t *plan = NULL;
     *existing = 0;
-    int rc = ps_plan_build(spec, &plan, err);
+    int rc = ps_plan_build_ds(spec, pb_api_dataset_resolve, c, &plan, err);
     if (rc)
         return rc;
     rc = pdb_job_insert(c->db, plan, idem_key, schedule_id, job_id);
@@ -532,7 +533,7 @@ static void api_schedule_create(pb_coord_t *c, const pb_http_req_t *req, pb_http
         pb_err_set(&err, PB_EINVAL, "job", "job (the job template) is required and must be an object");
         goto bad;
     }
-    if (ps_plan_build(tmpl, &plan, &err)) {
+    if (ps_plan_build_ds(tmpl, pb_api_dataset_resolve, c, &plan, &err)) {
         char f[sizeof err.field];
         snprintf(f, sizeof f, "%s", err.field);
         snprintf(err.field, sizeof err.field, "job%s%.120s", f[0] ? "." : "", f);
@@ -740,6 +741,9 @@ static void api_route(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *r
         }
     } else if (strncmp(p, "schedules/", 10) == 0) {
         api_schedule(c, req, resp, p + 10);
+    } else if (strncmp(p, PB_API_DATASETS, strlen(PB_API_DATASETS)) == 0 &&
+               (p[strlen(PB_API_DATASETS)] == '\0' || p[strlen(PB_API_DATASETS)] == '/')) {
+        pb_api_datasets(c, req, resp, p + strlen(PB_API_DATASETS));
     } else {
         pb_http_resp_error(resp, 404, "no such API endpoint", NULL);
     }

@@ -142,6 +142,65 @@ fail:
     return NULL;
 }
 
+/* The entry of list (groups or grid) with the same "value" (and "bucket",
+ * when bucket is set) as e, or NULL. */
+static json_t *same_cell(const json_t *list, const json_t *e, int bucket)
+{
+    size_t i;
+    json_t *x;
+    const char *v = json_string_value(json_object_get(e, "value"));
+    json_array_foreach(list, i, x)
+    {
+        if (v && strcmp(json_string_value(json_object_get(x, "value")), v) == 0 &&
+            (!bucket || json_integer_value(json_object_get(x, "bucket")) ==
+                            json_integer_value(json_object_get(e, "bucket"))))
+            return x;
+    }
+    return NULL;
+}
+
+/* Fold each "<entry>@<metric>" key (a metric's sums per group, common/
+ * proto.h) into its entry: every group and grid cell of the entry gains
+ * "metrics": {metric: mean}, and the "<entry>@<metric>" key goes. */
+static int fold_metrics(json_t *bd)
+{
+    const char *key;
+    json_t *m;
+    void *tmp;
+    json_object_foreach_safe(bd, tmp, key, m)
+    {
+        const char *at = strchr(key, PB_GROUP_METRIC_SEP);
+        if (at == NULL)
+            continue;
+        char entry[PB_GROUP_KEY_CAP];
+        size_t len = (size_t)(at - key);
+        if (len < sizeof entry) {
+            memcpy(entry, key, len);
+            entry[len] = '\0';
+            json_t *base = json_object_get(bd, entry);
+            static const char *const lists[] = {"groups", "grid"};
+            for (size_t l = 0; base && l < 2; l++) {
+                size_t i;
+                json_t *e;
+                json_array_foreach(json_object_get(m, lists[l]), i, e)
+                {
+                    json_t *cell = same_cell(json_object_get(base, lists[l]), e, l == 1);
+                    if (cell == NULL)
+                        continue;
+                    json_t *mo = json_object_get(cell, "metrics");
+                    if (mo == NULL && json_object_set_new(cell, "metrics", mo = json_object()))
+                        return PB_ENOMEM;
+                    json_t *acc = json_object_get(e, "accuracy");
+                    if (json_object_set(mo, at + 1, acc ? acc : json_null()))
+                        return PB_ENOMEM;
+                }
+            }
+        }
+        json_object_del(bd, key);
+    }
+    return 0;
+}
+
 int pb_api_breakdown_render(json_t *run)
 {
     int rc = 0;
@@ -183,7 +242,8 @@ int pb_api_breakdown_render(json_t *run)
             goto out;
         }
     }
-    if (json_object_size(bd) && json_object_set(run, "breakdown", bd))
+    rc = fold_metrics(bd);
+    if (rc == 0 && json_object_size(bd) && json_object_set(run, "breakdown", bd))
         rc = PB_ENOMEM;
 out:
     free(tmp);

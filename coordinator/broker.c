@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "coordinator/api_datasets.h"
 
 static int hb_ms(const pb_coord_t *c) { return c->cfg.heartbeat_ms > 0 ? c->cfg.heartbeat_ms : PB_HEARTBEAT_MS; }
 
@@ -524,6 +525,7 @@ static void dispatch_in_txn(pb_coord_t *c)
             }
             int attempt = (int)jint(task, "attempt", 0);
             json_object_set_new(task, "lease_ms", json_integer((json_int_t)(deadline - now) * 1000));
+            pb_api_dataset_task(c, task); /* out of memory: the worker reports it */
             pb_out_t *o = out_push(c, p->rid, p->rid_len, PB_MSG_TASK, ref.task_id, attempt);
             if (o == NULL) {
                 json_decref(task); /* the lease expires and the task is retried */

@@ -218,6 +218,17 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 static int conn_write(http_conn_t *c, char *head, size_t head_len, char *body, size_t body_len);
 
+/* The body cap of the request whose head was just parsed (limits.upload_prefix). */
+static size_t body_limit(const http_conn_t *c)
+{
+    const pb_http_limits_t *l = &c->srv->limits;
+    size_t n = l->upload_prefix ? strlen(l->upload_prefix) : 0;
+    if (n && l->max_upload_bytes && c->url.len >= n &&
+        memcmp(c->url.data, l->upload_prefix, n) == 0)
+        return l->max_upload_bytes;
+    return l->max_body_bytes;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     http_conn_t *c = p->data;
@@ -233,7 +244,8 @@ static int on_headers_complete(http_parser *p)
         return cb_fail(c, 400, "duplicate Content-Length");
     if (ncl && nte)
         return cb_fail(c, 400, "request has both Transfer-Encoding and Content-Length");
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->limits.max_body_bytes)
+    c->body.limit = body_limit(c);
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->body.limit)
         return cb_fail(c, 413, "request body too large");
     c->keep_alive = http_should_keep_alive(p);
     /* Clients that wait for "100 Continue" would otherwise stall a second. */
@@ -752,6 +764,8 @@ int pb_http_start(uv_loop_t *loop, const char *host, int port, const pb_http_lim
             srv->limits.idle_timeout_ms = limits->idle_timeout_ms;
         if (limits->max_connections > 0)
             srv->limits.max_connections = limits->max_connections;
+        srv->limits.upload_prefix = limits->upload_prefix;
+        srv->limits.max_upload_bytes = limits->max_upload_bytes;
     }
     rc = bind_socket(host, port, &fd);
     if (rc) {

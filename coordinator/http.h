@@ -16,6 +16,11 @@ typedef struct pb_http_limits {
     size_t max_body_bytes;   /* default 8 MiB -> 413 */
     int idle_timeout_ms;     /* keep-alive idle close; default 30000 */
     int max_connections;     /* default 1024; beyond it new connections are closed */
+    /* Requests whose URL starts with upload_prefix (NULL: none) have
+     * max_upload_bytes as their body cap instead (when non-zero): large
+     * uploads without raising the cap of every other route. */
+    const char *upload_prefix;
+    size_t max_upload_bytes;
 } pb_http_limits_t;
 
 typedef struct pb_http_req {

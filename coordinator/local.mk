@@ -12,6 +12,7 @@ libpbcoord_la_SOURCES = \
 	coordinator/sched.h coordinator/sched.c \
 	coordinator/api.c \
 	coordinator/api_breakdown.h coordinator/api_breakdown.c \
+	coordinator/api_datasets.h coordinator/api_datasets.c \
 	coordinator/cron.h coordinator/cron.c \
 	coordinator/zloop.h coordinator/zloop.c
 libpbcoord_la_CFLAGS = $(AM_CFLAGS) $(UV_CFLAGS) $(ZMQ_CFLAGS) $(JANSSON_CFLAGS)

@@ -29,6 +29,7 @@ static void usage(FILE *f)
             "  --web DIR            static dashboard files (default: the installed web/)\n"
             "  --heartbeat-ms N     heartbeat interval (default 1000; a worker is dead after 5)\n"
             "  --max-body BYTES     request body limit (default 8388608)\n"
+            "  --max-dataset BYTES  dataset upload limit (default 268435456 = 256 MiB)\n"
             "  --log-level L        debug, info, warn or error (default info; or PB_LOG)\n"
             "  --version            print the version\n"
             "  -h, --help           this help\n");
@@ -65,12 +66,14 @@ static void find_web_root(char *out, size_t n)
 
 static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
 {
-    enum { O_LISTEN = 1000, O_BROKER, O_DB, O_WEB, O_HB, O_MAXBODY, O_LOG, O_VERSION };
+    enum { O_LISTEN = 1000, O_BROKER, O_DB, O_WEB, O_HB, O_MAXBODY, O_LOG, O_VERSION,
+           O_MAXDATASET };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN}, {"broker", required_argument, 0, O_BROKER},
         {"db", required_argument, 0, O_DB},         {"web", required_argument, 0, O_WEB},
         {"heartbeat-ms", required_argument, 0, O_HB}, {"max-body", required_argument, 0, O_MAXBODY},
         {"log-level", required_argument, 0, O_LOG}, {"version", no_argument, 0, O_VERSION},
+        {"max-dataset", required_argument, 0, O_MAXDATASET},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
     };
     const char *listen = "127.0.0.1:8080";
@@ -81,6 +84,8 @@ static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
     cfg->http_limits.max_header_bytes = 16u << 10;
     cfg->http_limits.idle_timeout_ms = 30000;
     cfg->http_limits.max_connections = 1024;
+    cfg->http_limits.upload_prefix = "/api/v1/datasets";
+    cfg->http_limits.max_upload_bytes = (size_t)256 << 20;
     int o;
     char *end;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -111,6 +116,15 @@ static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
                 return 2;
             }
             cfg->http_limits.max_body_bytes = (size_t)v;
+            break;
+        }
+        case O_MAXDATASET: {
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < 1024 || v > (1LL << 32)) {
+                fprintf(stderr, "posbench-coordinator: --max-dataset must be 1024..4294967296\n");
+                return 2;
+            }
+            cfg->http_limits.max_upload_bytes = (size_t)v;
             break;
         }
         case O_LOG:

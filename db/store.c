@@ -19,6 +19,7 @@ static const char *const migrations[] = {
     pdb_schema_sql,      /* 1: the initial schema */
     pdb_migration_2_sql, /* 2: per-job and per-bucket counters, the stats row */
     pdb_migration_3_sql, /* 3: per-group score sums (results breakdown) */
+    pdb_migration_4_sql, /* 4: user datasets, runs.dataset */
 };
 #define PDB_VERSION ((int)PB_ARRAY_LEN(migrations))
 

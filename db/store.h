@@ -197,6 +197,41 @@ int pdb_schedules_due(pdb_t *db, double now, json_t **out);
 /* After firing: record last fired time, job id, next fire time. */
 int pdb_schedule_fired(pdb_t *db, int64_t id, double fired_at, int64_t job_id, double next_fire);
 
+/* ---- datasets (db/store_datasets.c) ---- */
+
+/* What pdb_dataset_put records of a checked upload (all borrowed). */
+typedef struct pdb_dataset_meta {
+    const char *hash;  /* SHA-256 of the content, 64 lowercase hex digits */
+    const char *name;
+    const char *suite; /* the suite (or "retrieval") its lines were checked for */
+    uint64_t lines;
+    const int64_t *buckets; /* ascending */
+    const uint64_t *counts; /* lines per bucket */
+    size_t n_buckets;
+} pdb_dataset_meta_t;
+
+/* The directory dataset files live in: "<db path>-datasets", created when
+ * missing. PB_EUNSUPPORTED for an in-memory database. */
+int pdb_datasets_dir(pdb_t *db, char *out, size_t n);
+/* The file of a dataset: "<dir>/<hash>.jsonl" (whether or not it exists). */
+int pdb_dataset_path(pdb_t *db, const char *hash, char *out, size_t n);
+/* Store data[0, len) as dataset m->hash: the file first (temporary file,
+ * fsync, rename), then the row; when the row cannot be inserted the file is
+ * removed again. The same hash stored before is not written again:
+ * *created = 0 and *out is the existing record. *out is the record:
+ * {"hash", "name", "suite", "bytes", "lines", "buckets": [{"bucket",
+ * "lines"}], "created_at"}. */
+int pdb_dataset_put(pdb_t *db, const pdb_dataset_meta_t *m, const char *data, size_t len,
+                    int *created, json_t **out);
+/* The record of one dataset; PB_ENOTFOUND when there is none. */
+int pdb_dataset_get(pdb_t *db, const char *hash, json_t **out);
+/* {"datasets": [records]}, newest first, at most 1000. */
+int pdb_datasets_list(pdb_t *db, json_t **out);
+/* What a job plan needs (suites/jobspec.h ps_dataset_ref_t): the suite
+ * into suite[suite_len], and malloc'd bucket values and line counts. */
+int pdb_dataset_ref(pdb_t *db, const char *hash, char *suite, size_t suite_len,
+                    int64_t **buckets, uint64_t **counts, size_t *n);
+
 /* ---- metrics ---- */
 
 /* {"tasks": {"queued": n, "leased": n, "done": n, "failed": n, "cancelled": n},

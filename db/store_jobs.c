@@ -71,6 +71,7 @@ static int insert_runs_and_tasks(pdb_t *db, const ps_plan_t *plan, int64_t job_i
         sqlite3_bind_text(s, 5, params, -1, free); /* SQLite owns params now */
         sqlite3_bind_int64(s, 6, (int64_t)r->samples);
         sqlite3_bind_int(s, 7, r->version);
+        pdb__bind_text(s, 8, r->dataset); /* NULL: a generator run */
         rc = pdb__run(db, s);
     }
     int max_attempts = plan->max_attempts > 0 ? plan->max_attempts : PS_DEFAULT_MAX_ATTEMPTS;

@@ -33,8 +33,8 @@
                   "timeout_s, idempotency_key, schedule_id, items_total, created_at, state, "     \
                   "tasks_queued) "                                                                \
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', ?13)")    \
-    X(RUN_INSERT, "INSERT INTO runs(job_id, idx, suite, task, params, samples, version) "     \
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                      \
+    X(RUN_INSERT, "INSERT INTO runs(job_id, idx, suite, task, params, samples, version, "     \
+                  "dataset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")                         \
     X(TASK_INSERT, "INSERT INTO tasks(job_id, run_idx, bucket, item_lo, item_hi, max_attempts, " \
                    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                          \
     /* once per job, over the tasks just inserted (the tasks_job index, in order) */       \
@@ -118,7 +118,7 @@
                       "WHERE t.id = ?1")                                                      \
     /* what every task of one run shares; cached per (job, run) by pdb_task_lease */          \
     X(LEASE_TEMPLATE, "SELECT r.suite, r.task, r.params, r.version, j.seed, j.timeout_s, "    \
-                      "m.spec FROM runs r JOIN jobs j ON j.id = r.job_id "                    \
+                      "m.spec, r.dataset FROM runs r JOIN jobs j ON j.id = r.job_id "         \
                       "JOIN models m ON m.id = j.model_id WHERE r.job_id = ?1 AND r.idx = ?2") \
     X(JOB_START, "UPDATE jobs SET state = 'running', started_at = ?2 "                        \
                  "WHERE id = ?1 AND state = 'queued'")                                        \

@@ -74,6 +74,12 @@ static int lease_template(pdb_t *db, int64_t job_id, int64_t run, json_t **out)
                          (json_int_t)sqlite3_column_int64(s, 4), "model", pdb__col_json(s, 6),
                          "timeout_s", sqlite3_column_int(s, 5), "version",
                          sqlite3_column_int(s, 3));
+    /* A dataset run's items come from the dataset (worker/datasets.h). */
+    if (body && src == SQLITE_ROW && pdb__col_text(s, 7) &&
+        json_object_set_new(body, "dataset", json_string(pdb__col_text(s, 7)))) {
+        json_decref(body);
+        body = NULL;
+    }
     sqlite3_reset(s);
     if (src != SQLITE_ROW) /* SQLITE_DONE: the schema's foreign keys make it impossible */
         return src == SQLITE_DONE ? PB_EDB : pdb__err(db, src);

@@ -10,12 +10,13 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/sha256.h"
 
 #define PS_MAX_RUNS 64
 #define PS_MAX_NAME 200
 #define PS_MAX_SEED ((int64_t)1 << 53) /* exact in a JSON double */
 
-static const char *const backends[] = {"oracle", "random"};
+static const char *const backends[] = {"oracle", "random", "bm25", "hashbow"};
 
 int ps_backend_known(const char *name)
 {
@@ -34,6 +35,8 @@ void ps_plan_free(ps_plan_t *plan)
     for (size_t i = 0; i < plan->n_runs; i++) {
         json_decref(plan->runs[i].params);
         free(plan->runs[i].buckets);
+        free(plan->runs[i].dataset);
+        free(plan->runs[i].bucket_samples);
     }
     free(plan->runs);
     free(plan->tasks);
@@ -101,10 +104,59 @@ static int check_requires(const json_t *spec, json_t **out, pb_err_t *err)
     return 0;
 }
 
-/* Validate runs[i] into pr and its normalised object *out. */
-static int check_run(const json_t *run, size_t i, ps_plan_run_t *pr, json_t **out, pb_err_t *err)
+/* Resolvers of the datasets runs name (ps_plan_build_ds). */
+typedef struct ds_resolver {
+    ps_dataset_resolve_fn fn;
+    void *ctx;
+} ds_resolver_t;
+
+/* runs[i].dataset: look the hash up and take the dataset's buckets, with
+ * samples (when given) capping each bucket's lines. */
+static int check_dataset(const json_t *run, const char *prefix, const ps_suite_t *suite,
+                         const ds_resolver_t *res, ps_plan_run_t *pr, pb_err_t *err)
 {
-    static const char *const keys[] = {"suite", "task", "params", "samples", NULL};
+    char field[64];
+    ps_dataset_ref_t ref;
+    int64_t cap = 0;
+    const char *hash = json_string_value(json_object_get(run, "dataset"));
+    snprintf(field, sizeof field, "%s.dataset", prefix);
+    if (hash == NULL || !pb_sha256_is_hex(hash))
+        return pb_err_set(err, PB_EINVAL, field,
+                          "%s must be a dataset hash (64 lowercase hex digits)", field);
+    if (res == NULL || res->fn == NULL)
+        return pb_err_set(err, PB_EUNSUPPORTED, field, "%s: datasets are not available here",
+                          field);
+    memset(&ref, 0, sizeof ref);
+    int rc = res->fn(res->ctx, hash, &ref);
+    if (rc == PB_ENOTFOUND)
+        return pb_err_set(err, PB_EINVAL, field, "unknown dataset %.16s...", hash);
+    if (rc)
+        return pb_err_set(err, rc, field, "%s: cannot look the dataset up", field);
+    pr->buckets = ref.buckets; /* the plan owns them from here on */
+    pr->n_buckets = ref.n_buckets;
+    pr->bucket_samples = ref.counts;
+    if (strcmp(ref.suite, suite->name) != 0)
+        return pb_err_set(err, PB_EINVAL, field, "dataset %.16s... is a %s dataset, not %s",
+                          hash, ref.suite, suite->name);
+    if ((pr->dataset = strdup(hash)) == NULL)
+        return PB_ENOMEM;
+    if ((rc = pb_json_int(run, "samples", 0, 1, PS_MAX_SAMPLES, &cap, prefix, err)))
+        return rc;
+    pr->samples = 0;
+    for (size_t b = 0; b < pr->n_buckets; b++) {
+        if (cap > 0 && pr->bucket_samples[b] > (uint64_t)cap)
+            pr->bucket_samples[b] = (uint64_t)cap;
+        if (pr->bucket_samples[b] > pr->samples)
+            pr->samples = pr->bucket_samples[b];
+    }
+    return 0;
+}
+
+/* Validate runs[i] into pr and its normalised object *out. */
+static int check_run(const json_t *run, size_t i, const ds_resolver_t *res, ps_plan_run_t *pr,
+                     json_t **out, pb_err_t *err)
+{
+    static const char *const keys[] = {"suite", "task", "params", "samples", "dataset", NULL};
     char prefix[32], field[64];
     const char *name, *task;
     int64_t samples;
@@ -132,6 +184,9 @@ static int check_run(const json_t *run, size_t i, ps_plan_run_t *pr, json_t **ou
     }
     if ((rc = pb_json_int(run, "samples", 20, 1, PS_MAX_SAMPLES, &samples, prefix, err)))
         return rc;
+    const json_t *ds = json_object_get(run, "dataset");
+    if (ds && json_is_null(ds))
+        ds = NULL;
 
     const json_t *params = json_object_get(run, "params");
     if (params != NULL && json_is_null(params))
@@ -150,22 +205,36 @@ static int check_run(const json_t *run, size_t i, ps_plan_run_t *pr, json_t **ou
             snprintf(full, sizeof full, "%s", field);
         return pb_err_set(err, rc, full, "%s: %s", full, perr.msg);
     }
-    rc = suite->buckets(def->name, pr->params, &pr->buckets, &pr->n_buckets);
-    if (rc == 0 && pr->n_buckets == 0)
-        rc = PB_EINVAL;
-    if (rc)
-        return pb_err_set(err, rc, field, "%s gives no length buckets", field);
+    if (ds) {
+        if ((rc = check_dataset(run, prefix, suite, res, pr, err)))
+            return rc;
+        samples = (int64_t)pr->samples;
+    } else {
+        rc = suite->buckets(def->name, pr->params, &pr->buckets, &pr->n_buckets);
+        if (rc == 0 && pr->n_buckets == 0)
+            rc = PB_EINVAL;
+        if (rc)
+            return pb_err_set(err, rc, field, "%s gives no length buckets", field);
+        pr->samples = (uint64_t)samples;
+    }
     pr->suite = suite->name;
     pr->task = def->name;
-    pr->samples = (uint64_t)samples;
     pr->version = suite->version;
 
     json_t *o = json_pack("{s:s, s:s, s:O, s:I}", "suite", suite->name, "task", def->name,
                           "params", pr->params, "samples", (json_int_t)samples);
-    if (o == NULL)
+    if (o == NULL || (pr->dataset && put(o, "dataset", json_string(pr->dataset)))) {
+        json_decref(o);
         return PB_ENOMEM;
+    }
     *out = o;
     return 0;
+}
+
+/* Items of run pr's bucket b: samples, or the dataset's lines there. */
+static uint64_t run_samples(const ps_plan_run_t *pr, size_t b)
+{
+    return pr->bucket_samples ? pr->bucket_samples[b] : pr->samples;
 }
 
 /* Fill plan->tasks: per run, per bucket, shards [lo, hi) of shard_size. */
@@ -174,9 +243,11 @@ static int expand(ps_plan_t *plan, pb_err_t *err)
     uint64_t total = 0, items = 0;
     for (size_t r = 0; r < plan->n_runs; r++) {
         const ps_plan_run_t *pr = &plan->runs[r];
-        uint64_t shards = (pr->samples + plan->shard_size - 1) / plan->shard_size;
-        total += shards * pr->n_buckets;
-        items += pr->samples * pr->n_buckets;
+        for (size_t b = 0; b < pr->n_buckets; b++) {
+            uint64_t n = run_samples(pr, b);
+            total += (n + plan->shard_size - 1) / plan->shard_size;
+            items += n;
+        }
         if (total > PS_MAX_TASKS) /* checked per run: the sum cannot overflow */
             return pb_err_set(err, PB_EINVAL, "runs",
                               "job expands to more than %d tasks; raise shard_size or lower "
@@ -189,15 +260,16 @@ static int expand(ps_plan_t *plan, pb_err_t *err)
     size_t t = 0;
     for (size_t r = 0; r < plan->n_runs; r++) {
         const ps_plan_run_t *pr = &plan->runs[r];
-        for (size_t b = 0; b < pr->n_buckets; b++)
-            for (uint64_t lo = 0; lo < pr->samples; lo += plan->shard_size) {
+        for (size_t b = 0; b < pr->n_buckets; b++) {
+            uint64_t n = run_samples(pr, b);
+            for (uint64_t lo = 0; lo < n; lo += plan->shard_size) {
                 ps_plan_task_t *task = &plan->tasks[t++];
                 task->run = r;
                 task->bucket = pr->buckets[b];
                 task->item_lo = lo;
-                task->item_hi = lo + plan->shard_size < pr->samples ? lo + plan->shard_size
-                                                                    : pr->samples;
+                task->item_hi = lo + plan->shard_size < n ? lo + plan->shard_size : n;
             }
+        }
     }
     plan->n_tasks = t;
     plan->items_total = items;
@@ -206,6 +278,13 @@ static int expand(ps_plan_t *plan, pb_err_t *err)
 
 int ps_plan_build(const json_t *spec, ps_plan_t **out, pb_err_t *err)
 {
+    return ps_plan_build_ds(spec, NULL, NULL, out, err);
+}
+
+int ps_plan_build_ds(const json_t *spec, ps_dataset_resolve_fn resolve, void *ctx,
+                     ps_plan_t **out, pb_err_t *err)
+{
+    ds_resolver_t res = {resolve, ctx};
     static const char *const keys[] = {"name",         "model",     "runs",       "seed",
                                        "priority",     "requires",  "max_attempts",
                                        "timeout_s",    "shard_size", "tags", NULL};
@@ -273,7 +352,7 @@ int ps_plan_build(const json_t *spec, ps_plan_t **out, pb_err_t *err)
     for (size_t i = 0; i < json_array_size(in_runs); i++) {
         json_t *nrun;
         plan->n_runs = i + 1; /* so ps_plan_free releases a half-built run */
-        if ((rc = check_run(json_array_get(in_runs, i), i, &plan->runs[i], &nrun, err)))
+        if ((rc = check_run(json_array_get(in_runs, i), i, &res, &plan->runs[i], &nrun, err)))
             goto out;
         if (json_array_append_new(runs, nrun)) {
             rc = PB_ENOMEM;

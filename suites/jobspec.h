@@ -33,6 +33,8 @@ typedef struct ps_plan_run {
     int version;        /* generator version of the suite */
     int64_t *buckets;   /* owned */
     size_t n_buckets;
+    char *dataset;      /* owned: the dataset's hash, or NULL for a generator run */
+    uint64_t *bucket_samples; /* owned, per bucket (dataset runs); NULL: samples each */
 } ps_plan_run_t;
 
 typedef struct ps_plan {
@@ -54,8 +56,28 @@ typedef struct ps_plan {
 
 /* Validate spec and build the plan. On failure *out is NULL and err names the
  * field as a JSON path ("runs[1].params.digits", "model.backend", "seed").
- * spec is not modified. */
+ * spec is not modified. A run naming a dataset is refused here (no store to
+ * look it up in): see ps_plan_build_ds. */
 int ps_plan_build(const json_t *spec, ps_plan_t **out, pb_err_t *err);
+
+/* What the plan needs of a dataset a run names ("dataset": "<sha256>"):
+ * the suite it was checked for and its line counts per bucket, ascending.
+ * The resolver mallocs buckets and counts; the plan takes them. */
+typedef struct ps_dataset_ref {
+    char suite[64];
+    int64_t *buckets;
+    uint64_t *counts;
+    size_t n_buckets;
+} ps_dataset_ref_t;
+/* 0, PB_ENOTFOUND for an unknown hash, or another PB_E* code. */
+typedef int (*ps_dataset_resolve_fn)(void *ctx, const char *hash, ps_dataset_ref_t *out);
+
+/* ps_plan_build where runs may name a dataset instead of generator params:
+ * its buckets are the dataset's, samples (optional) caps the lines taken
+ * per bucket and defaults to all of them; params still go to the suite's
+ * normalize (the scorer reads them). */
+int ps_plan_build_ds(const json_t *spec, ps_dataset_resolve_fn resolve, void *ctx,
+                     ps_plan_t **out, pb_err_t *err);
 void ps_plan_free(ps_plan_t *plan);
 
 /* Backends a job may name (the worker implements them). */

@@ -1,9 +1,10 @@
-/* The long-context retrieval suite (reference/suites.md 2.1, 2.3, 2.4): the
+/* The long-context retrieval suite (reference/suites.md 2.1-2.5): the
  * passkey test of Mohtashami & Jaggi, RULER's single-needle NIAH tasks (the
- * multi-needle ones are in longctx_niah.c) and
- * the lost-in-the-middle JSON key-value retrieval, sized in characters (no
- * tokenizer yet) and broken down by needle depth so results form the
- * length x depth grid. Haystacks are built in; no copyrighted text. */
+ * multi-needle ones and variable tracking are in longctx_niah.c, cwe and
+ * fwe in longctx_words.c), AltQA on generated documents (longctx_altqa.c)
+ * and the lost-in-the-middle JSON key-value retrieval. A bucket counts
+ * tokens under the model's tokenizer, else characters; results break down
+ * by needle depth into the length x depth grid. No copyrighted text. */
 #include "suites/suite.h"
 #include "suites/suite_int.h"
 #include "suites/longctx_int.h"
@@ -40,6 +41,16 @@ static const ps_task_def_t lc_tasks[] = {
     {"variable_tracking", "RULER vt: a chain VAR A = 12345, VAR B = VAR A, ... (five "
                           "variables) among filler lines, the first at the needle depth; "
                           "string_match_all over the names", NULL},
+    {"common_words", "RULER cwe: a numbered word list in which ten words repeat 30 times "
+                     "(6 below 4096 units) and the others 3 times (1); the ten asked, "
+                     "string_match_all; no needle depth", NULL},
+    {"frequent_words", "RULER fwe: coded 6-letter words with Zipf (alpha 2) counts, the most "
+                       "frequent replaced by dots; ranks 2-4 asked, string_match_all; no "
+                       "needle depth", NULL},
+    {"altered_numeric_qa", "AltQA on generated documents: numeric facts about made-up "
+                           "places, the asked number altered (years by 1..10, others to "
+                           "another of the same digit count) and stated at the needle depth; "
+                           "RULER's QA template, string_match_part", NULL},
 };
 
 /* The RULER / Landmark filler; passkey uses " ".join([noise] * n). */
@@ -86,10 +97,13 @@ static int lc_kind(const char *task)
 }
 
 /* The shortest bucket: four needles and a question naming up to four keys
- * take up to ~700 chars of fixed text. */
+ * take up to ~700 chars of fixed text, cwe's 60 list entries ~600 and fwe
+ * needs room for ranks 2-4 to stand out. */
 static int lc_min_len(int task)
 {
-    return task == TK_MK1 || task == TK_MV || task == TK_MQ ? 2 * LC_MIN_LEN : LC_MIN_LEN;
+    return task == TK_MK1 || task == TK_MV || task == TK_MQ || task == TK_CWE || task == TK_FWE
+               ? 2 * LC_MIN_LEN
+               : LC_MIN_LEN;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -122,7 +136,8 @@ static int parse_lengths(const json_t *v, lc_params_t *p, pb_err_t *err)
     for (size_t i = 0; i < n; i++)
         if (p->lengths[i] < lc_min_len(p->task) || p->lengths[i] > LC_MAX_LEN)
             return pb_err_set(err, PB_EINVAL, "lengths",
-                              "lengths must lie in [%d, %d] characters (got %lld)",
+                              "lengths must lie in [%d, %d] length units (tokens under the "
+                              "model's tokenizer, else characters) (got %lld)",
                               lc_min_len(p->task), LC_MAX_LEN, (long long)p->lengths[i]);
     qsort(p->lengths, n, sizeof p->lengths[0], cmp_i64);
     size_t k = 0;
@@ -170,13 +185,14 @@ static json_t *lc_schema(const char *task)
         " s:{s:s, s:f, s:s, s:f, s:f}}",
         "lengths", "type", "integer_list", "default", 1024, 2048, 4096, 8192, 16384,
         "description",
-        "context length buckets in characters (a list of at most 32, or one integer); each "
-        "prompt is at most its bucket and only a sentence, a needle line or a JSON record "
-        "shorter",
+        "context length buckets in length units (tokens under the model's tokenizer, else "
+        "characters; a list of at most 32, or one integer); each prompt is at most its bucket "
+        "and only a sentence, a needle line, a list entry or a JSON record shorter (within 2% "
+        "under a tokenizer)",
         "min", lc_min_len(kind), "max", LC_MAX_LEN,
         "depths", "type", "integer", "default", 11, "description",
         "number of needle depths n: depth d of n sits at d/(n-1) of the haystack; item i "
-        "uses depth i mod n",
+        "uses depth i mod n (common_words and frequent_words have no depth)",
         "min", 2, "max", LC_MAX_DEPTHS,
         "threshold", "type", "number", "default", 0.856, "description",
         "accuracy a bucket needs to count towards the effective length (RULER's 85.6%)", "min",
@@ -444,42 +460,137 @@ static int render_kv(const lc_params_t *p, int64_t bucket, int d, pb_rng_t *rng,
     return rc ? rc : pb_buf_printf(pr, "}\n\nKey: \"%s\"\nCorresponding value:", gk);
 }
 
+/* What a render reports besides the prompt and reference. */
+typedef struct lc_info {
+    int n_keys;
+    char original[24]; /* altered_numeric_qa: the number before alteration */
+} lc_info_t;
+
+/* Item idx of run rendered within chars characters into pr and ref (both
+ * emptied first), from a fresh generator so that every attempt at a budget
+ * draws the same values. */
+static int lc_render(const ps_run_t *run, uint64_t idx, int64_t chars, pb_buf_t *pr,
+                     pb_buf_t *ref, lc_info_t *info)
+{
+    const lc_params_t *p = run->state;
+    /* depth cycles with the index: every bucket covers every depth evenly */
+    int d = (int)(idx % (uint64_t)p->depths);
+    pb_rng_t rng;
+    pb_buf_reset(pr);
+    pb_buf_reset(ref);
+    memset(info, 0, sizeof *info);
+    pb_rng_seed(&rng, run->key, idx);
+    switch (p->task) {
+    case TK_PASSKEY:
+        return render_passkey(p, chars, d, &rng, pr, ref);
+    case TK_KV:
+        return render_kv(p, chars, d, &rng, pr, ref, &info->n_keys);
+    case TK_CWE:
+        return ps__lc_render_cwe(run->bucket, chars, &rng, pr, ref);
+    case TK_FWE:
+        return ps__lc_render_fwe(run->bucket, chars, &rng, pr, ref);
+    case TK_AQA:
+        return ps__lc_render_altqa(p, chars, d, &rng, pr, ref, info->original);
+    default:
+        if (p->task >= TK_MK1)
+            return ps__lc_render_multi(p, chars, d, &rng, pr, ref, &info->n_keys);
+        return render_niah(p, chars, d, &rng, pr, ref);
+    }
+}
+
+#define LC_FIT_TRIES 12 /* renders per item under a tokenizer, at most */
+
+/* Render item idx with its length in the run's unit at most the bucket
+ * and, under a tokenizer, within 2% of it where the task's granularity
+ * allows; *units gets that length. Without a tokenizer the budget is the
+ * bucket in characters. With one, the character budget starts at the
+ * bucket and is rescaled by the measured characters per token (a secant
+ * step, falling back to bisection between the largest budget known to fit
+ * and the smallest known not to), one measurement per render. */
+static int lc_fit(const ps_run_t *run, uint64_t idx, pb_buf_t *pr, pb_buf_t *ref,
+                  lc_info_t *info, int64_t *units)
+{
+    const int64_t bucket = run->bucket, goal = bucket - bucket / 50;
+    int64_t chars = bucket, lo = 0, hi = LC_CHAR_MAX + 1, best = -1, best_units = -1;
+    int rc = 0, last_best = 0;
+
+    if (run->tok == NULL || run->tok->count == NULL) {
+        rc = lc_render(run, idx, bucket, pr, ref, info);
+        *units = (int64_t)pr->len;
+        return rc;
+    }
+    for (int t = 0; t < LC_FIT_TRIES && hi - lo > 1; t++) {
+        int64_t n = -1, next;
+        rc = lc_render(run, idx, chars, pr, ref, info);
+        if (rc == PB_EINVAL) {
+            lo = chars; /* the fixed text does not fit: more room */
+            next = chars * 2;
+            last_best = 0;
+        } else if (rc) {
+            return rc;
+        } else {
+            n = ps_run_length(run, pr->data, pr->len);
+            if (n <= bucket) {
+                lo = chars;
+                if (n > best_units)
+                    best = chars, best_units = n;
+            } else {
+                hi = chars;
+            }
+            last_best = best == chars;
+            if (n <= bucket && n >= goal)
+                break;
+            /* aim at the middle of [goal, bucket] */
+            next = n > 0 ? (int64_t)((double)chars * (double)(bucket - bucket / 100) / (double)n)
+                         : chars * 2;
+        }
+        if (next <= lo || next >= hi)
+            next = lo + (hi - lo) / 2;
+        chars = next;
+    }
+    if (best < 0)
+        return PB_EINVAL; /* the template alone exceeds the bucket */
+    if (!last_best && (rc = lc_render(run, idx, best, pr, ref, info)))
+        return rc;
+    *units = best_units;
+    return 0;
+}
+
 static int lc_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out)
 {
     const lc_params_t *p = run->state;
     pb_buf_t prompt, ref;
-    pb_rng_t rng;
-    int rc, n_keys = 0;
+    lc_info_t info;
+    int64_t units = 0;
+    int rc;
 
     memset(out, 0, sizeof *out);
     if (p == NULL || run->bucket < lc_min_len(p->task) || run->bucket > LC_MAX_LEN)
         return PB_EINVAL;
     pb_buf_init(&prompt, LC_TEXT_MAX);
     pb_buf_init(&ref, LC_REF_MAX);
-    pb_rng_seed(&rng, run->key, idx);
-    /* depth cycles with the index: every bucket covers every depth evenly */
-    int d = (int)(idx % (uint64_t)p->depths);
-    if (p->task == TK_PASSKEY)
-        rc = render_passkey(p, run->bucket, d, &rng, &prompt, &ref);
-    else if (p->task == TK_KV)
-        rc = render_kv(p, run->bucket, d, &rng, &prompt, &ref, &n_keys);
-    else if (p->task >= TK_MK1)
-        rc = ps__lc_render_multi(p, run->bucket, d, &rng, &prompt, &ref, &n_keys);
-    else
-        rc = render_niah(p, run->bucket, d, &rng, &prompt, &ref);
+    rc = lc_fit(run, idx, &prompt, &ref, &info, &units);
     rc = rc ? rc : pb_buf_cstr(&prompt);
     rc = rc ? rc : pb_buf_cstr(&ref);
     if (rc)
         goto out;
-    out->meta = json_pack("{s:I, s:I}", "depth", (json_int_t)ps__lc_at_depth(100, d, p->depths),
-                          "length", (json_int_t)prompt.len);
+    /* cwe and fwe have no needle, so no depth */
+    int d = (int)(idx % (uint64_t)p->depths);
+    if (p->task == TK_CWE || p->task == TK_FWE)
+        out->meta = json_pack("{s:I}", "length", (json_int_t)units);
+    else
+        out->meta = json_pack("{s:I, s:I}", "depth",
+                              (json_int_t)ps__lc_at_depth(100, d, p->depths), "length",
+                              (json_int_t)units);
     if (out->meta == NULL ||
-        ((p->task == TK_KV || p->task >= TK_MK1) &&
-         json_object_set_new(out->meta, "keys", json_integer(n_keys)))) {
+        ((p->task == TK_KV || (p->task >= TK_MK1 && p->task <= TK_VT)) &&
+         json_object_set_new(out->meta, "keys", json_integer(info.n_keys))) ||
+        (p->task == TK_AQA &&
+         json_object_set_new(out->meta, "original", json_string(info.original)))) {
         rc = PB_ENOMEM;
         goto out;
     }
-    ps__item_finish(out, run, idx, -1, &prompt, &ref);
+    ps__item_finish(out, run, idx, units, &prompt, &ref);
 out:
     pb_buf_free(&prompt);
     pb_buf_free(&ref);
@@ -503,11 +614,12 @@ static int contains_ci(const char *hay, const char *needle, size_t n)
     return 0;
 }
 
-double ps__lc_string_match_all(const char *prediction, const char *reference)
+/* RULER's reference values (one per line, surrounding whitespace dropped,
+ * empty lines skipped): *refs gets their count, *hits how many occur in
+ * prediction. */
+static void match_refs(const char *prediction, const char *reference, size_t *refs, size_t *hits)
 {
-    if (prediction == NULL || reference == NULL)
-        return 0.0;
-    size_t refs = 0, hits = 0;
+    *refs = *hits = 0;
     for (const char *r = reference; *r;) {
         size_t n = strcspn(r, "\n");
         /* surrounding whitespace is not part of a value */
@@ -517,12 +629,29 @@ double ps__lc_string_match_all(const char *prediction, const char *reference)
         while (b > a && isspace((unsigned char)r[b - 1]))
             b--;
         if (b > a) {
-            refs++;
-            hits += (size_t)contains_ci(prediction, r + a, b - a);
+            (*refs)++;
+            *hits += (size_t)contains_ci(prediction, r + a, b - a);
         }
         r += n + (r[n] == '\n');
     }
+}
+
+double ps__lc_string_match_all(const char *prediction, const char *reference)
+{
+    size_t refs, hits;
+    if (prediction == NULL || reference == NULL)
+        return 0.0;
+    match_refs(prediction, reference, &refs, &hits);
     return refs ? (double)hits / (double)refs : 0.0;
+}
+
+double ps__lc_string_match_part(const char *prediction, const char *reference)
+{
+    size_t refs, hits;
+    if (prediction == NULL || reference == NULL)
+        return 0.0;
+    match_refs(prediction, reference, &refs, &hits);
+    return hits > 0 ? 1.0 : 0.0;
 }
 
 /* Skip leading zeros of the digit run at s[0, n); returns the new start. */
@@ -558,6 +687,8 @@ static int lc_score(const ps_run_t *run, const ps_item_t *item, const char *pred
     const lc_params_t *p = run->state;
     if (p != NULL && p->task == TK_PASSKEY)
         *score = ps__lc_first_int_match(prediction, item->reference);
+    else if (p != NULL && p->task == TK_AQA)
+        *score = ps__lc_string_match_part(prediction, item->reference);
     else
         *score = ps__lc_string_match_all(prediction, item->reference);
     return 0;
@@ -578,9 +709,11 @@ static const char *const lc_breakdown[] = {"depth", NULL};
 const ps_suite_t ps__suite_longctx = {
     .name = "longctx",
     .description = "Long-context retrieval: passkey, RULER niah_single_1/2/3, "
-                   "niah_multikey_1/2/3, niah_multivalue, niah_multiquery, variable_tracking and "
-                   "lost-in-the-middle JSON key-value retrieval, by context length in "
-                   "characters and broken down by needle depth",
+                   "niah_multikey_1/2/3, niah_multivalue, niah_multiquery, variable_tracking, "
+                   "common_words and frequent_words, AltQA-style altered_numeric_qa and "
+                   "lost-in-the-middle JSON key-value retrieval, by context length (tokens "
+                   "under the model's tokenizer, else characters) and broken down by needle "
+                   "depth",
     .version = 1,
     .bucket_unit = "chars",
     .tasks = lc_tasks,

@@ -14,6 +14,8 @@ static const ps_suite_t *const suites[] = {
     &ps__suite_arithmetic,
     &ps__suite_table,
     &ps__suite_longctx,
+    &ps__suite_retrieval,
+    &ps__suite_halluc,
 };
 
 const ps_suite_t *ps_suite_find(const char *name)

@@ -82,6 +82,45 @@ typedef struct ps_bucket_stat {
     const double *metric_sum;
 } ps_bucket_stat_t;
 
+/* ---- Ranking suites (retrieval) ----
+ * A ranking suite's items are queries over a corpus that belongs to the run,
+ * not to the item: prepare builds it from run->key alone, so every shard of
+ * a (run, bucket) ranks the same documents. The worker ranks the corpus with
+ * the model (worker/rank.c) and calls score_ranking instead of score. */
+typedef struct ps_corpus {
+    size_t n;
+    /* Unique document ids. trec_eval breaks score ties by docno, descending
+     * (strcmp reversed), and so do the ranking suites. */
+    const char *const *docno;
+    const char *const *text;
+} ps_corpus_t;
+
+/* Documents of one query that the worker scores besides its ranking, as
+ * corpus indices (malloc'd; ps_rank_sets_clear frees). pool: a cross
+ * encoder's candidates (every judged document, the hard and easy negatives,
+ * then filler); hard, easy: the negatives teacher-student agreement is
+ * measured on, each a subset of pool. */
+typedef struct ps_rank_sets {
+    uint32_t *pool, *hard, *easy;
+    size_t n_pool, n_hard, n_easy;
+} ps_rank_sets_t;
+
+void ps_rank_sets_clear(ps_rank_sets_t *s);
+
+/* A model's scores for one query, handed to score_ranking. docs/scores: the
+ * retrieved documents (any order: the scorer sorts as trec_eval does and
+ * cuts at its depth). student_* and teacher_*: the two models' scores of the
+ * query's sets.hard and sets.easy, in that order; NULL (and the agreement
+ * metrics 0) when there is no teacher. */
+typedef struct ps_ranking {
+    const uint32_t *docs;
+    const double *scores;
+    size_t n;
+    const double *student_hard, *teacher_hard; /* n_hard each */
+    const double *student_easy, *teacher_easy; /* n_easy each */
+    size_t n_hard, n_easy;
+} ps_ranking_t;
+
 typedef struct ps_task_def {
     const char *name;
     const char *description;
@@ -127,6 +166,15 @@ struct ps_suite {
      * when the suite has none). */
     int (*score)(const ps_run_t *run, const ps_item_t *item, const char *prediction,
                  double *score, double *metrics);
+    /* Ranking suites only (all three set, or all NULL): the run's corpus
+     * (borrowed from run->state); the sets of item (an item generate made)
+     * into *out; and the item's score (and metrics) from a ranking, with
+     * *prediction the text stored as the item's prediction (malloc'd, NULL
+     * on failure). */
+    const ps_corpus_t *(*corpus)(const ps_run_t *run);
+    int (*rank_sets)(const ps_run_t *run, const ps_item_t *item, ps_rank_sets_t *out);
+    int (*score_ranking)(const ps_run_t *run, const ps_item_t *item, const ps_ranking_t *r,
+                         char **prediction, double *score, double *metrics);
     /* Run-level aggregate over all buckets (new reference), e.g.
      * {"accuracy": .., "effective_length": .., "threshold": ..}. */
     json_t *(*aggregate)(const char *task, const json_t *params, const ps_bucket_stat_t *stats,

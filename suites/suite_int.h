@@ -10,6 +10,8 @@
 extern const ps_suite_t ps__suite_arithmetic;
 extern const ps_suite_t ps__suite_table;
 extern const ps_suite_t ps__suite_longctx;
+extern const ps_suite_t ps__suite_halluc;
+extern const ps_suite_t ps__suite_retrieval;
 
 /* Largest bucket b such that every bucket <= b has mean score >= threshold;
  * 0 when the smallest bucket fails. A bucket with no scored items counts as
@@ -104,6 +106,49 @@ int ps__tb_render(const ps_tb_table_t *t, const char *format, const char *task,
  * prediction equals the all-digits reference as an integer, else 0. */
 double ps__lc_string_match_all(const char *prediction, const char *reference);
 double ps__lc_first_int_match(const char *prediction, const char *reference);
+/* string_match_part (RULER's QA): 1 when any one value of the reference
+ * (lines as for string_match_all) occurs in the prediction, else 0. */
+double ps__lc_string_match_part(const char *prediction, const char *reference);
+
+/* The retrieval suite's IR metrics (retrieval_metrics.c), as trec_eval
+ * computes them. A ranked document: its docno, score and qrels grade (0 for
+ * a document not in the qrels). ps__ir_sort orders a run as trec_eval does:
+ * score descending, ties by docno descending (strcmp reversed). The others
+ * take a sorted run. Relevant means grade >= 1; gain is the grade itself
+ * (linear), discount log2(rank + 1); IDCG comes from all the query's qrels
+ * grades (rel_grades, any order), recall and AP divide by every relevant
+ * document in the qrels (n_rel). Empty or all-zero qrels give 0. */
+typedef struct ps_ir_doc {
+    const char *docno;
+    double score;
+    int grade;
+} ps_ir_doc_t;
+
+void ps__ir_sort(ps_ir_doc_t *docs, size_t n);
+double ps__ir_ndcg(const ps_ir_doc_t *run, size_t n, const int *rel_grades, size_t n_grades,
+                   size_t k);
+/* 1/rank of the first relevant document within the top k, else 0. */
+double ps__ir_rr(const ps_ir_doc_t *run, size_t n, size_t k);
+double ps__ir_recall(const ps_ir_doc_t *run, size_t n, size_t n_rel, size_t k);
+double ps__ir_ap(const ps_ir_doc_t *run, size_t n, size_t n_rel);
+/* Kendall tau-b of x and y (n each) as scipy.stats.kendalltau computes it;
+ * pairs tied in both are left out. 0 when undefined (n < 2, or x or y
+ * constant), where scipy says nan: a mean over queries needs a number. */
+double ps__ir_tau_b(const double *x, const double *y, size_t n);
+
+/* The halluc suite's scoring (halluc_score.c). ps__hl_parse_answer reads a
+ * yes/no reply strictly (the accepted forms are listed at its definition):
+ * PS_HL_YES, PS_HL_NO or PS_HL_UNPARSEABLE, which counts as wrong.
+ * ps__hl_score scores a caption triplet (three parts, the answers a JSON
+ * array of three strings): metrics in_acc, out_acc and *score their mean.
+ * ps__hl_aggregate: pair_accuracy, in_acc, out_acc, sah_ratio, n overall
+ * and per bucket. */
+enum { PS_HL_NO = 0, PS_HL_YES = 1, PS_HL_UNPARSEABLE = 2 };
+int ps__hl_parse_answer(const char *reply);
+int ps__hl_score(const ps_run_t *run, const ps_item_t *item, const char *prediction,
+                 double *score, double *metrics);
+json_t *ps__hl_aggregate(const char *task, const json_t *params, const ps_bucket_stat_t *stats,
+                         size_t n);
 
 /* Complete a generated item: index, bucket, length (the prompt's chars when
  * length < 0), prompt hash, and the prompt and reference text taken over

@@ -9,13 +9,16 @@ tests_unit_run_unit_SOURCES = \
 	tests/unit/test_suites.c \
 	tests/unit/test_lengthgen.c \
 	tests/unit/test_table.c \
-	tests/unit/test_longctx.c \
+	tests/unit/test_longctx.c tests/unit/test_longctx.h tests/unit/test_longctx_tasks.c \
+	tests/unit/test_retrieval.c \
+	tests/unit/test_halluc.c \
 	tests/unit/test_db.c tests/unit/test_db_read.c tests/unit/test_db.h \
 	tests/unit/test_db_breakdown.c \
 	tests/unit/test_http.c \
 	tests/unit/test_sched.c \
 	tests/unit/test_worker.c \
-	tests/unit/test_breakdown.c
+	tests/unit/test_breakdown.c \
+	tests/unit/test_datasets.c
 tests_unit_run_unit_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(UV_CFLAGS) $(ZMQ_CFLAGS) \
 	$(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(CURL_CFLAGS)
 tests_unit_run_unit_LDADD = libpbcoord.la libpbworker.la libpbhttp.la libpbdb.la \

@@ -130,6 +130,17 @@ static int baseline_generate(pb_backend_t *be, pb_gen_req_t *reqs, size_t n, pb_
 
 static void baseline_close(pb_backend_t *be) { free(be); }
 
+/* Ranking suites: the oracle scores a document by its qrels grade, random
+ * by a seeded hash (backend_retrieval.c). */
+static int baseline_score_pairs(pb_backend_t *be, const ps_item_t *query,
+                                const char *const *docs, size_t n, double *scores, pb_err_t *err)
+{
+    baseline_t *b = (baseline_t *)be;
+    (void)err;
+    return b->random ? pb_backend__random_pairs(b->key, query, docs, n, scores)
+                     : pb_backend__grade_pairs(query, docs, n, scores);
+}
+
 /* The "words" tokenizer: calls fn(ctx, start, len) for each token of text. */
 static void words_split(const char *text, size_t len, void (*fn)(void *, const char *, size_t),
                         void *ctx)
@@ -216,6 +227,7 @@ const pb_backend_ops_t pb_backend__oracle = {
     .close = baseline_close,
     .count_tokens = baseline_count_tokens,
     .tokenize = baseline_tokenize,
+    .score_pairs = baseline_score_pairs,
 };
 
 const pb_backend_ops_t pb_backend__random = {
@@ -225,4 +237,5 @@ const pb_backend_ops_t pb_backend__random = {
     .close = baseline_close,
     .count_tokens = baseline_count_tokens,
     .tokenize = baseline_tokenize,
+    .score_pairs = baseline_score_pairs,
 };

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "common/log.h"
 #include "worker/session.h"
 
@@ -34,6 +36,10 @@ static void usage(FILE *f)
             "  --threads N                compute threads per task for backends (default 0: backend decides)\n"
             "  --heartbeat-ms MS          heartbeat interval (default 1000)\n"
             "  --resend-ms MS             resend interval for unacknowledged results (default %d)\n"
+            "  --cache DIR                dataset cache (default $XDG_CACHE_HOME/posbench/datasets\n"
+            "                             or /tmp/posbench-cache-UID)\n"
+            "  --http URL                 coordinator's HTTP API for datasets (default: the URL\n"
+            "                             the coordinator puts in each task)\n"
             "  --log-level L              debug, info, warn or error (default info, or $PB_LOG)\n"
             "  --help                     this text\n",
             PB_SESSION_SLOTS_MAX, PB_SESSION_RESEND_MS);
@@ -66,7 +72,7 @@ static int parse_level(const char *s)
 int main(int argc, char **argv)
 {
     enum { OPT_CONNECT = 1, OPT_SLOTS, OPT_NAME, OPT_DEVICE, OPT_THREADS, OPT_HB, OPT_RESEND,
-           OPT_LOG, OPT_HELP };
+           OPT_LOG, OPT_HELP, OPT_CACHE, OPT_HTTP };
     static const struct option opts[] = {
         {"connect", required_argument, NULL, OPT_CONNECT},
         {"slots", required_argument, NULL, OPT_SLOTS},
@@ -76,6 +82,8 @@ int main(int argc, char **argv)
         {"heartbeat-ms", required_argument, NULL, OPT_HB},
         {"resend-ms", required_argument, NULL, OPT_RESEND},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"cache", required_argument, NULL, OPT_CACHE},
+        {"http", required_argument, NULL, OPT_HTTP},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -122,6 +130,17 @@ int main(int argc, char **argv)
             if (level < 0) {
                 fprintf(stderr, "posbench-worker: --log-level must be debug, info, warn or "
                                 "error (got '%s')\n", optarg);
+                bad = 1;
+            }
+            break;
+        case OPT_CACHE:
+            cfg.cache_dir = optarg;
+            break;
+        case OPT_HTTP:
+            cfg.http_url = optarg;
+            if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
+                fprintf(stderr, "posbench-worker: --http must look like http://HOST:PORT "
+                                "(got '%s')\n", optarg);
                 bad = 1;
             }
             break;
@@ -177,6 +196,11 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    /* before any thread exists: runner threads fetch datasets with libcurl */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        pb_error("cannot initialise libcurl");
+        return 1;
+    }
     pb_session_t *s = NULL;
     int rc = pb_session_new(&cfg, &s);
     if (rc) {
@@ -185,6 +209,7 @@ int main(int argc, char **argv)
     }
     rc = pb_session_run(s, &stop_flag);
     pb_session_free(s);
+    curl_global_cleanup();
     if (rc) {
         pb_error("worker stopped: %s", pb_strerror(rc));
         return 1;

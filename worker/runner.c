@@ -17,6 +17,8 @@
 #include "suites/suite.h"
 #include "worker/backend.h"
 #include "worker/breakdown.h"
+#include "worker/rank.h"
+#include "worker/datasets.h"
 
 /* What pb_runner_run reads out of a TASK body; strings borrowed from it. */
 typedef struct task_spec {
@@ -31,6 +33,8 @@ typedef struct task_spec {
     int64_t batch;
     int64_t max_tokens; /* 0: derived per item from its reference */
     int64_t version;    /* -1: not given */
+    /* A dataset run: items are the dataset's lines (worker/datasets.h). */
+    const char *dataset, *dataset_url, *dataset_cache;
 } task_spec_t;
 
 static int parse_task(const json_t *t, task_spec_t *s, pb_err_t *err)
@@ -52,6 +56,9 @@ static int parse_task(const json_t *t, task_spec_t *s, pb_err_t *err)
     s->params = json_object_get(t, "params");
     if (s->params && !json_is_null(s->params) && !json_is_object(s->params))
         return pb_err_set(err, PB_EINVAL, "params", "params must be an object");
+    s->dataset = json_string_value(json_object_get(t, "dataset"));
+    s->dataset_url = json_string_value(json_object_get(t, "dataset_url"));
+    s->dataset_cache = json_string_value(json_object_get(t, "dataset_cache"));
     if (json_object_get(t, "bucket") == NULL)
         return pb_err_set(err, PB_EINVAL, "bucket", "bucket is required");
     if (s->item_hi < s->item_lo)
@@ -220,11 +227,16 @@ typedef struct run_ctx {
     size_t n;  /* items of the current batch held in its */
     size_t nq; /* requests of the current batch held in reqs */
     size_t n_metrics;
+    /* "<entry>@<metric>" for each suite breakdown entry and metric, entry
+     * major (common/proto.h): the per-group metric sums' keys. */
+    char **metric_keys;
+    size_t n_entries;
     double metric_sum[PS_MAX_METRICS];
     pb_buf_t *items; /* the caller's: RESULT items text */
     size_t n_items;
     double score_sum;
     pb_breakdown_t bd; /* per (suite breakdown entry, value) over the task */
+    pb_dataset_t *ds;  /* a dataset run's dataset, else NULL */
     int64_t gen_us, score_us;
 } run_ctx_t;
 
@@ -299,6 +311,39 @@ oom:
     return PB_ENOMEM;
 }
 
+/* Append a scored item to the results and count it in the sums and groups. */
+static int record_item(run_ctx_t *c, ps_item_t *it, const pb_gen_req_t *q, double sc,
+                       const double *m, pb_err_t *err)
+{
+    int rc = item_write(c->items, it, q, sc);
+    if (rc)
+        return pb_err_set(err, rc, "", "%s while encoding the results",
+                          rc == PB_ETOOBIG ? "results too large" : "out of memory");
+    rc = pb_breakdown_add_item(&c->bd, it->meta, sc, err);
+    for (size_t k = 0; rc == 0 && k < c->n_metrics; k++) {
+        rc = pb_breakdown_add(&c->bd, PB_GROUP_METRIC, c->suite->metrics[k], m[k], err);
+        c->metric_sum[k] += m[k];
+    }
+    for (size_t e = 0; rc == 0 && c->n_metrics && e < c->n_entries; e++) {
+        char value[PB_BREAKDOWN_VALUE_MAX + 1];
+        int vrc = pb_breakdown_value(it->meta, c->suite->breakdown[e], value, sizeof value);
+        if (vrc == PB_ENOTFOUND)
+            continue; /* the item is in no group of this entry */
+        if (vrc)
+            return pb_err_set(err, vrc, "", "breakdown value of item %llu too long",
+                              (unsigned long long)it->idx);
+        for (size_t k = 0; rc == 0 && k < c->n_metrics; k++)
+            rc = pb_breakdown_add(&c->bd, c->metric_keys[e * c->n_metrics + k], value, m[k], err);
+    }
+    if (rc == 0)
+        rc = pb_breakdown_add(&c->bd, PB_GROUP_UNIT, ps_run_unit(&c->run), 0, err);
+    if (rc)
+        return rc;
+    c->n_items++;
+    c->score_sum += sc;
+    return 0;
+}
+
 /* Score item i from its requests and append it to the results. */
 static int score_item(run_ctx_t *c, size_t i, pb_err_t *err)
 {
@@ -322,23 +367,7 @@ static int score_item(run_ctx_t *c, size_t i, pb_err_t *err)
             goto out;
         }
     }
-    rc = item_write(c->items, it, q, sc);
-    if (rc) {
-        rc = pb_err_set(err, rc, "", "%s while encoding the results",
-                        rc == PB_ETOOBIG ? "results too large" : "out of memory");
-        goto out;
-    }
-    rc = pb_breakdown_add_item(&c->bd, it->meta, sc, err);
-    for (size_t k = 0; rc == 0 && k < c->n_metrics; k++) {
-        rc = pb_breakdown_add(&c->bd, PB_GROUP_METRIC, c->suite->metrics[k], m[k], err);
-        c->metric_sum[k] += m[k];
-    }
-    if (rc == 0)
-        rc = pb_breakdown_add(&c->bd, PB_GROUP_UNIT, ps_run_unit(&c->run), 0, err);
-    if (rc)
-        goto out;
-    c->n_items++;
-    c->score_sum += sc;
+    rc = record_item(c, it, q, sc, m, err);
 out:
     if (q == &merged) {
         free(merged.text);
@@ -347,13 +376,36 @@ out:
     return rc;
 }
 
+/* A ranking suite's scored query (worker/rank.h's emit): recorded as any item. */
+static int rank_emit(void *ctx, ps_item_t *it, const char *prediction, int64_t latency_us,
+                     double score, const double *metrics, pb_err_t *err)
+{
+    pb_gen_req_t q = {.item = it, .text = (char *)prediction, .latency_us = latency_us};
+    return record_item(ctx, it, &q, score, metrics, err);
+}
+
+/* Rank the task's queries (worker/rank.c) instead of generating answers. */
+static int run_ranking(run_ctx_t *c, volatile int *cancel, pb_runner_progress_fn progress,
+                       void *ctx, pb_err_t *err)
+{
+    pb_rank_task_t t = {.run = &c->run, .ops = c->ops, .be = c->be, .model = c->ts.model,
+                        .seed = c->ts.seed, .item_lo = c->ts.item_lo, .item_hi = c->ts.item_hi,
+                        .batch = c->ts.batch, .cancel = cancel, .emit = rank_emit, .ctx = c,
+                        .progress = progress, .progress_ctx = ctx, .model_us = &c->gen_us,
+                        .score_us = &c->score_us};
+    return pb_rank_run(&t, err);
+}
+
 /* Generate, predict and score items [lo, lo + n), appending to c->items. */
 static int run_batch(run_ctx_t *c, int64_t lo, size_t n, volatile int *cancel, pb_err_t *err)
 {
     int rc;
     for (size_t i = 0; i < n; i++) {
         c->n = i + 1; /* so batch_clear frees a partly generated item too */
-        rc = c->suite->generate(&c->run, (uint64_t)lo + i, &c->its[i]);
+        if (c->ds && (rc = pb_dataset_item(c->ds, &c->run, (uint64_t)lo + i, &c->its[i], err)))
+            return rc;
+        if (c->ds == NULL)
+            rc = c->suite->generate(&c->run, (uint64_t)lo + i, &c->its[i]);
         if (rc == 0 && c->tok.failed)
             return pb_err_set(err, PB_EBACKEND, "", "the model's tokenizer failed on item %lld: %s",
                               (long long)lo + (long long)i, pb_strerror(c->tok.failed));
@@ -389,6 +441,39 @@ static int tok_count(void *ctx, const char *text, size_t len, int64_t *n)
     return c->ops->count_tokens(c->be, text, len, n);
 }
 
+/* c->metric_keys for the suite's breakdown entries and metrics. */
+static int metric_keys_make(run_ctx_t *c)
+{
+    const char *const *bd = c->suite->breakdown;
+    size_t ne = 0;
+    while (c->n_metrics && bd && bd[ne])
+        ne++;
+    if (ne == 0)
+        return 0;
+    c->metric_keys = calloc(ne * c->n_metrics, sizeof *c->metric_keys);
+    if (c->metric_keys == NULL)
+        return PB_ENOMEM;
+    c->n_entries = ne;
+    for (size_t e = 0; e < ne; e++)
+        for (size_t k = 0; k < c->n_metrics; k++) {
+            pb_buf_t b;
+            pb_buf_init(&b, 0);
+            if (pb_buf_printf(&b, "%s%c%s", bd[e], PB_GROUP_METRIC_SEP, c->suite->metrics[k])) {
+                pb_buf_free(&b);
+                return PB_ENOMEM;
+            }
+            c->metric_keys[e * c->n_metrics + k] = b.data;
+        }
+    return 0;
+}
+
+static void metric_keys_free(run_ctx_t *c)
+{
+    for (size_t i = 0; c->metric_keys && i < c->n_entries * c->n_metrics; i++)
+        free(c->metric_keys[i]);
+    free(c->metric_keys);
+}
+
 /* Look up suite, task, params, bucket and backend, and open run and backend. */
 static int run_setup(run_ctx_t *c, const json_t *task, json_t **params, int *run_open,
                      pb_err_t *err)
@@ -411,7 +496,9 @@ static int run_setup(run_ctx_t *c, const json_t *task, json_t **params, int *run
     rc = c->suite->normalize(ts->task, json_is_null(ts->params) ? NULL : ts->params, params, err);
     if (rc)
         return params_error(rc, err);
-    rc = check_bucket(c->suite, ts->task, *params, ts->bucket, err);
+    /* A dataset's buckets are its own; fetched once, cached after. */
+    rc = ts->dataset ? pb_dataset_open(ts->dataset_cache, ts->dataset_url, ts->dataset, &c->ds, err)
+                     : check_bucket(c->suite, ts->task, *params, ts->bucket, err);
     if (rc)
         return rc;
     rc = ps_run_open(&c->run, c->suite, ts->task, *params, ts->bucket, ts->seed);
@@ -439,6 +526,9 @@ static int run_setup(run_ctx_t *c, const json_t *task, json_t **params, int *run
     if (c->n_metrics > PS_MAX_METRICS)
         return pb_err_set(err, PB_EINVAL, "suite", "suite %s has more than %d metrics",
                           c->suite->name, PS_MAX_METRICS);
+    rc = metric_keys_make(c);
+    if (rc)
+        return pb_err_set(err, rc, "", "out of memory");
     size_t nreq = (size_t)ts->batch * PS_MAX_PARTS;
     c->its = calloc((size_t)ts->batch, sizeof *c->its);
     c->reqs = calloc(nreq, sizeof *c->reqs);
@@ -477,7 +567,9 @@ int pb_runner_run(const json_t *task, volatile int *cancel, pb_runner_progress_f
     int rc = run_setup(&c, task, &params, &run_open, err);
     if (rc)
         goto out;
-    for (int64_t lo = c.ts.item_lo; lo < c.ts.item_hi; lo += c.ts.batch) {
+    if (c.suite->corpus && (rc = run_ranking(&c, cancel, progress, ctx, err)))
+        goto out; /* a ranking suite's items were all recorded there */
+    for (int64_t lo = c.ts.item_lo; !c.suite->corpus && lo < c.ts.item_hi; lo += c.ts.batch) {
         if (cancelled(cancel)) {
             rc = pb_err_set(err, PB_ECANCELLED, "", "cancelled");
             goto out;
@@ -519,7 +611,9 @@ out:
         c.ops->close(c.be);
     if (run_open)
         ps_run_close(&c.run);
-    pb_breakdown_free(&c.bd);
+    pb_breakdown_free(&c.bd); /* before the keys it borrows */
+    metric_keys_free(&c);
+    pb_dataset_release(c.ds);
     json_decref(params);
     return rc;
 }

@@ -58,6 +58,7 @@ typedef struct slot {
 struct pb_session {
     pb_session_cfg_t cfg; /* strings point at the copies below */
     char *endpoint, *name, *device;
+    char *cache_dir, *http_url; /* copies of cfg's; NULL when not given */
     void *zctx;
     void *sock;
     int pipe_r, pipe_w;
@@ -331,6 +332,27 @@ static void send_hello(pb_session_t *s)
     pb_debug("HELLO sent (%zu results to resend)", s->out.n);
 }
 
+/* A dataset run's TASK gets this worker's cache directory and, with
+ * --http, the dataset's URL on that server instead of the coordinator's
+ * guess (worker/datasets.h). Out of memory leaves the body as it was. */
+static void dataset_options(pb_session_t *s, json_t *body)
+{
+    const char *hash = json_string_value(json_object_get(body, "dataset"));
+    char url[1024];
+    if (hash == NULL)
+        return;
+    if (s->cfg.cache_dir)
+        json_object_set_new(body, "dataset_cache", json_string(s->cfg.cache_dir));
+    if (s->cfg.http_url) {
+        size_t n = strlen(s->cfg.http_url);
+        while (n && s->cfg.http_url[n - 1] == '/')
+            n--;
+        snprintf(url, sizeof url, "%.*s/api/v1/datasets/%.64s/content", (int)(n < 900 ? n : 900),
+                 s->cfg.http_url, hash);
+        json_object_set_new(body, "dataset_url", json_string(url));
+    }
+}
+
 /* Hand a TASK body to a free slot's runner thread. */
 static void start_task(pb_session_t *s, slot_t *sl, json_t *body, const json_t *id,
                        int64_t attempt)
@@ -347,6 +369,7 @@ static void start_task(pb_session_t *s, slot_t *sl, json_t *body, const json_t *
     json_t *model = json_object_get(body, "model");
     if (s->cfg.threads > 0 && json_is_object(model) && !json_object_get(model, "threads"))
         json_object_set_new(model, "threads", json_integer(s->cfg.threads));
+    dataset_options(s, body);
     pb_debug("task %s attempt %lld: %s/%s bucket %lld items [%lld, %lld)", idt,
             (long long)attempt, str_or(json_object_get(body, "suite")),
             str_or(json_object_get(body, "task")),
@@ -678,6 +701,12 @@ int pb_session_new(const pb_session_cfg_t *cfg, pb_session_t **out)
     s->cfg.endpoint = s->endpoint;
     s->cfg.name = s->name;
     s->cfg.device = s->device;
+    s->cache_dir = cfg->cache_dir ? strdup(cfg->cache_dir) : NULL;
+    s->http_url = cfg->http_url ? strdup(cfg->http_url) : NULL;
+    if ((cfg->cache_dir && !s->cache_dir) || (cfg->http_url && !s->http_url))
+        goto out;
+    s->cfg.cache_dir = s->cache_dir;
+    s->cfg.http_url = s->http_url;
     for (; s->n_conds < cfg->slots; s->n_conds++) {
         pthread_cond_init(&s->slots[s->n_conds].cond, NULL);
         pb_buf_init(&s->slots[s->n_conds].items, (size_t)(PB_FRAME_MAX - (1 << 20)));
@@ -776,5 +805,7 @@ void pb_session_free(pb_session_t *s)
     free(s->endpoint);
     free(s->name);
     free(s->device);
+    free(s->cache_dir);
+    free(s->http_url);
     free(s);
 }

@@ -28,6 +28,8 @@ typedef struct pb_session_cfg {
     int threads;          /* compute threads per task for backends; 0 = backend default */
     int heartbeat_ms;     /* heartbeat interval; the peer is dead after PB_LIVENESS of them */
     int resend_ms;        /* resend interval for unacked RESULT/FAIL */
+    const char *cache_dir; /* dataset cache; NULL: worker/datasets.h's default */
+    const char *http_url;  /* coordinator's HTTP base URL for datasets; NULL: the TASK's */
 } pb_session_cfg_t;
 
 typedef struct pb_session pb_session_t;

@@ -16,7 +16,10 @@ static const struct {
     {"lengthgen", pb_test_lengthgen},
     {"table", pb_test_table},
     {"longctx", pb_test_longctx},
+    {"retrieval", pb_test_retrieval},
+    {"halluc", pb_test_halluc},
     {"breakdown", pb_test_breakdown},
+    {"datasets", pb_test_datasets},
 };
 
 json_t *pb_test_json(const char *text)

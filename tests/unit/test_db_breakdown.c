@@ -291,8 +291,9 @@ static void test_groups_malformed(void **state)
     json_decref(items);
 }
 
-/* A version 2 file (this store's file with migration 3 undone: it only adds
- * the breakdowns table) opens, migrates to 3 and records groups. */
+/* A version 2 file (this store's file with migrations 3 and 4 undone: they
+ * only add the breakdowns and datasets tables and runs.dataset) opens,
+ * migrates to the current version and records groups. */
 static void test_migrate_v2(void **state)
 {
     tdb_fx_t *f = *state;
@@ -305,8 +306,9 @@ static void test_migrate_v2(void **state)
 
     sqlite3 *sq = NULL;
     assert_int_equal(sqlite3_open(f->path, &sq), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(sq, "DROP TABLE breakdowns; PRAGMA user_version = 2", NULL,
-                                  NULL, NULL),
+    assert_int_equal(sqlite3_exec(sq, "DROP TABLE breakdowns; DROP TABLE datasets; "
+                                  "ALTER TABLE runs DROP COLUMN dataset; PRAGMA user_version = 2",
+                                  NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(sq);
     assert_int_equal(tdb_raw(f->path, "SELECT count(*) FROM sqlite_master "
@@ -314,7 +316,7 @@ static void test_migrate_v2(void **state)
                      0);
 
     assert_int_equal(pdb_open(f->path, &f->db, &err), 0);
-    assert_int_equal(tdb_raw(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(tdb_raw(f->path, "PRAGMA user_version"), 4);
     /* What version 2 recorded is still there, without breakdown rows. */
     json_t *res = NULL;
     assert_int_equal(pdb_job_results(f->db, job, &res), 0);

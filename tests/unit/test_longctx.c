@@ -2,7 +2,7 @@
  * lines and structure, the needle at its depth, prompt lengths just under
  * the bucket, determinism in any order, the scorers' edge cases, parameter
  * errors naming the field and the effective length. */
-#include "tests/unit/unit.h"
+#include "tests/unit/test_longctx.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +14,8 @@
 static const char *const tasks[] = {"passkey",         "niah_single_1",   "niah_single_2",
                                     "niah_single_3",   "kv_retrieval",    "niah_multikey_1",
                                     "niah_multikey_2", "niah_multikey_3", "niah_multivalue",
-                                    "niah_multiquery", "variable_tracking"};
+                                    "niah_multiquery", "variable_tracking", "common_words",
+                                    "frequent_words",  "altered_numeric_qa"};
 #define N_TASKS (sizeof tasks / sizeof tasks[0])
 
 static const ps_suite_t *lc(void)
@@ -170,7 +171,8 @@ static int ref_lines(const char *ref, char vals[][40], int max)
 static void test_multi_prose_structure(void **state)
 {
     static const char *const names[] = {"niah_multikey_1", "niah_multivalue",
-                                        "niah_multiquery", "variable_tracking"};
+                                        "niah_multiquery", "variable_tracking", "common_words",
+                                    "frequent_words",  "altered_numeric_qa"};
     for (int t = 0; t < 3; t++) {
         ps_run_t run;
         ps_item_t it;
@@ -416,12 +418,18 @@ static void test_kv_structure(void **state)
 static void test_lengths_and_depth_cycle(void **state)
 {
     static const int64_t buckets[] = {512, 1024, 2048, 4096, 8192, 16384};
+    /* how far under the bucket a prompt may fall: kv one 81-char record;
+     * needle lines one line (67 chars with word keys, 114 with UUIDs);
+     * variable tracking one 89-char filler line; cwe three list entries;
+     * altered_numeric_qa one fact sentence; text one short sentence */
+    static const int64_t slack[N_TASKS] = {24, 24, 24, 24, 81, 24, 67, 114, 24, 24, 89, 60, 24, 90};
     for (size_t t = 0; t < N_TASKS; t++)
         for (size_t b = 0; b < 6; b++) {
             ps_run_t run;
             ps_item_t it;
-            /* four needles need at least 1024 chars */
-            int four = t == 5 || t == 8 || t == 9;
+            /* four needles, cwe and fwe need at least 1024 chars */
+            int four = t == 5 || t == 8 || t == 9 || t == 11 || t == 12;
+            int depthless = t == 11 || t == 12;
             if (four && buckets[b] < 1024)
                 continue;
             open_run(&run, tasks[t],
@@ -431,16 +439,15 @@ static void test_lengths_and_depth_cycle(void **state)
             int seen[101] = {0};
             for (uint64_t i = 0; i < 22; i++) {
                 gen(&run, i, &it);
-                /* kv: at most one 81-char record short; needle lines: one line
-                 * (67 chars with word keys, 114 with UUIDs); variable tracking:
-                 * one 89-char filler line; text: one short sentence */
-                int64_t slack = t == 4 ? 81 : t == 6 ? 67 : t == 7 ? 114 : t == 10 ? 89 : 24;
-                if (it.length > buckets[b] || it.length <= buckets[b] - slack)
+                if (it.length > buckets[b] || it.length <= buckets[b] - slack[t])
                     fail_msg("%s bucket %lld: length %lld", tasks[t], (long long)buckets[b],
                              (long long)it.length);
-                if (buckets[b] >= (slack > 81 ? 4096 : 2048))
+                if (buckets[b] >= (slack[t] > 81 ? 4096 : 2048))
                     assert_true(it.length >= buckets[b] * 96 / 100);
-                seen[depth_of(&it)]++;
+                if (depthless)
+                    assert_null(json_object_get(it.meta, "depth"));
+                else
+                    seen[depth_of(&it)]++;
                 assert_true(ps_exact_match(it.reference, it.reference) == 1.0);
                 double s;
                 assert_int_equal(run.suite->score(&run, &it, it.reference, &s, NULL), 0);
@@ -448,7 +455,7 @@ static void test_lengths_and_depth_cycle(void **state)
                 ps_item_clear(&it);
             }
             for (int d = 0; d <= 100; d += 10)
-                assert_int_equal(seen[d], 2);
+                assert_int_equal(seen[d], depthless ? 0 : 2);
             ps_run_close(&run);
         }
 }
@@ -542,6 +549,18 @@ static void test_params(void **state)
     expect_err("niah_multiquery", "{\"lengths\": [512, 2048]}", "lengths");
     expect_err("niah_multivalue", "{\"lengths\": 1023}", "lengths");
     expect_err("niah_multikey_1", "{\"lengths\": [600]}", "lengths");
+    expect_err("common_words", "{\"lengths\": [1000]}", "lengths");
+    expect_err("frequent_words", "{\"lengths\": [512]}", "lengths");
+    expect_err("altered_numeric_qa", "{\"lengths\": [511]}", "lengths");
+    /* the error says what a length counts */
+    {
+        json_t *bad = pb_test_json("{\"lengths\": [100]}"), *none = NULL;
+        pb_err_t e = {{0}, {0}};
+        assert_int_equal(lc()->normalize("passkey", bad, &none, &e), PB_EINVAL);
+        assert_non_null(strstr(e.msg, "length units (tokens under the model's tokenizer, else "
+                                      "characters)"));
+        json_decref(bad);
+    }
 
     json_t *in = pb_test_json("{\"lengths\": [4096, 1024, 4096]}"), *out = NULL;
     pb_err_t err = {{0}, {0}};
@@ -575,13 +594,24 @@ static void test_params(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_object_get(sc, "lengths"), "min")),
                      512);
     json_decref(sc);
+    sc = lc()->schema("common_words");
+    json_t *len = json_object_get(sc, "lengths");
+    assert_int_equal(json_integer_value(json_object_get(len, "min")), 1024);
+    assert_non_null(strstr(json_string_value(json_object_get(len, "description")),
+                           "tokens under the model's tokenizer, else characters"));
+    json_decref(sc);
+    sc = lc()->schema("altered_numeric_qa");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(sc, "lengths"), "min")),
+                     512);
+    json_decref(sc);
     assert_non_null(lc()->breakdown);
     assert_string_equal(lc()->breakdown[0], "depth");
 }
 
 static void test_aggregate(void **state)
 {
-    ps_bucket_stat_t st[] = {{4096, 10, 9}, {1024, 10, 10}, {2048, 10, 8.6}, {8192, 10, 9.9}};
+    ps_bucket_stat_t st[] = {
+        {4096, 10, 9, NULL}, {1024, 10, 10, NULL}, {2048, 10, 8.6, NULL}, {8192, 10, 9.9, NULL}};
     json_t *p = pb_test_json("{\"lengths\": [1024, 2048, 4096, 8192], \"depths\": 11, "
                              "\"threshold\": 0.856}");
     json_t *agg = lc()->aggregate("passkey", p, st, 4);
@@ -607,5 +637,5 @@ int pb_test_longctx(void)
         cmocka_unit_test(test_determinism),       cmocka_unit_test(test_scorers),
         cmocka_unit_test(test_params),            cmocka_unit_test(test_aggregate),
     };
-    return cmocka_run_group_tests_name("longctx", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("longctx", tests, NULL, NULL) + pb__test_longctx_tasks();
 }

@@ -18,11 +18,14 @@ int pb_test_suites(void);
 int pb_test_lengthgen(void);
 int pb_test_table(void);
 int pb_test_longctx(void);
+int pb_test_retrieval(void);
+int pb_test_halluc(void);
 int pb_test_db(void);
 int pb_test_http(void);
 int pb_test_sched(void);
 int pb_test_worker(void);
 int pb_test_breakdown(void);
+int pb_test_datasets(void);
 
 /* Parse JSON text written in a test; fails the test on bad JSON. New reference. */
 json_t *pb_test_json(const char *text);
