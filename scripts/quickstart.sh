@@ -10,4 +10,5 @@ db=${POSBENCH_DB:-./posbench-quickstart.db}
 once=--once
 [ -t 0 ] && [ -t 1 ] && once=
 exec build/posbench up --workers 2 --db "$db" \
-  --submit examples/default-job.json --submit examples/default-random.json $once
+  --submit examples/default-job.json --submit examples/default-random.json \
+  --submit examples/default-bm25.json --submit examples/default-hashbow.json $once
