@@ -1,11 +1,14 @@
 /* User datasets over HTTP: POST /api/v1/datasets?suite=S&name=N stores a
  * JSONL body once every line checks (suites/dataset.h) under its SHA-256;
  * GET lists them, GET /{hash} is one record, GET /{hash}/content the bytes
- * workers fetch. Runs on the loop thread, like every handler. */
+ * workers fetch. The checks, the hash and the file of an upload run on
+ * libuv's thread pool (a 256 MiB body takes seconds, longer than workers
+ * wait for a heartbeat); the row goes in on the loop thread afterwards. */
 #include "coordinator/api_datasets.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/sha256.h"
+#include "db/store.h"
 #include "suites/dataset.h"
 #include "suites/suite.h"
 
@@ -54,13 +58,74 @@ static int query(const pb_http_req_t *req, pb_http_resp_t *resp, const char *nam
     return -1;
 }
 
+/* One upload between its handler and its answer. The body is owned here:
+ * the connection may close before the work ends. */
+typedef struct upload_job {
+    uv_work_t work;
+    pb_coord_t *c;
+    pb_http_deferred_t *reply; /* NULL: nobody waits for the answer */
+    char *body;
+    size_t len;
+    char suite[64], name[PB_DATASET_NAME_MAX + 1], hash[PB_SHA256_HEX], dir[PATH_MAX];
+    ps_dataset_stats_t st;
+    pb_err_t err;
+    int scan_rc, write_rc, had_file;
+} upload_job_t;
+
+/* Thread pool: nothing here touches the coordinator or the store's handle. */
+static void upload_work(uv_work_t *w)
+{
+    upload_job_t *j = w->data;
+    j->scan_rc = ps_dataset_scan(j->suite, j->body, j->len, &j->st, &j->err);
+    if (j->scan_rc)
+        return; /* the first bad line, and nothing stored */
+    pb_sha256_hex(j->body, j->len, j->hash);
+    j->write_rc = pdb_dataset_file_write(j->dir, j->hash, j->body, j->len, &j->had_file);
+}
+
+/* Loop thread: record the row and answer, then free the job. */
+static void upload_done(uv_work_t *w, int status)
+{
+    upload_job_t *j = w->data;
+    pb_http_resp_t resp;
+    json_t *rec = NULL;
+    int created = 0, rc;
+
+    pb_http_resp_init(&resp);
+    if (status != 0) {
+        pb_http_resp_error(&resp, 503, "the upload was cancelled (shutting down)", NULL);
+    } else if (j->scan_rc) {
+        pb_http_resp_error(&resp, 400, j->err.msg, j->err.field[0] ? j->err.field : NULL);
+    } else if (j->write_rc) {
+        reply_err(&resp, j->write_rc, "dataset");
+    } else {
+        pdb_dataset_meta_t m = {.hash = j->hash, .name = j->name[0] ? j->name : "dataset",
+                                .suite = j->suite, .lines = j->st.lines,
+                                .buckets = j->st.buckets, .counts = j->st.counts,
+                                .n_buckets = j->st.n_buckets};
+        rc = pdb_dataset_record(j->c->db, &m, j->len, j->had_file, &created, &rec);
+        if (rc)
+            reply_err(&resp, rc, "dataset");
+        else
+            reply(&resp, created ? 201 : 200, rec);
+        if (created)
+            pb_info("dataset %.16s stored: %s, %zu bytes, %llu lines", j->hash, j->suite, j->len,
+                    (unsigned long long)m.lines);
+    }
+    if (j->reply)
+        pb_http_complete(j->reply, &resp);
+    else
+        free(resp.body);
+    ps_dataset_stats_free(&j->st);
+    free(j->body);
+    free(j);
+}
+
 static void upload(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp)
 {
-    char suite[64], name[PB_DATASET_NAME_MAX + 1], hash[PB_SHA256_HEX];
-    ps_dataset_stats_t st;
-    pb_err_t err = {{0}, {0}};
-    json_t *rec = NULL;
-    int created = 0;
+    char suite[64], name[PB_DATASET_NAME_MAX + 1];
+    upload_job_t *j = NULL;
+    int rc;
 
     if (query(req, resp, "suite", suite, sizeof suite) || query(req, resp, "name", name, sizeof name))
         return;
@@ -76,22 +141,30 @@ static void upload(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp
     }
     if (req->body_len == 0)
         return pb_http_resp_error(resp, 400, "request body is empty: expected JSONL", "body");
-    if (ps_dataset_scan(suite, req->body, req->body_len, &st, &err)) {
-        /* the first bad line, and nothing stored */
-        return pb_http_resp_error(resp, 400, err.msg, err.field[0] ? err.field : NULL);
-    }
-    pb_sha256_hex(req->body, req->body_len, hash);
-    pdb_dataset_meta_t m = {.hash = hash, .name = name[0] ? name : "dataset", .suite = suite,
-                            .lines = st.lines, .buckets = st.buckets, .counts = st.counts,
-                            .n_buckets = st.n_buckets};
-    int rc = pdb_dataset_put(c->db, &m, req->body, req->body_len, &created, &rec);
-    ps_dataset_stats_free(&st);
-    if (rc)
+    if ((j = calloc(1, sizeof *j)) == NULL)
+        return pb_http_resp_error(resp, 503, "out of memory", NULL);
+    if ((rc = pdb_datasets_dir(c->db, j->dir, sizeof j->dir))) {
+        free(j);
         return reply_err(resp, rc, "dataset");
-    if (created)
-        pb_info("dataset %.16s stored: %s, %zu bytes, %llu lines", hash, suite, req->body_len,
-                (unsigned long long)m.lines);
-    reply(resp, created ? 201 : 200, rec);
+    }
+    j->c = c;
+    j->work.data = j;
+    snprintf(j->suite, sizeof j->suite, "%s", suite);
+    snprintf(j->name, sizeof j->name, "%s", name);
+    if ((j->body = pb_http_req_take_body(req, &j->len)) == NULL) {
+        free(j);
+        return pb_http_resp_error(resp, 503, "out of memory", NULL);
+    }
+    /* Queued first: upload_done cannot run before this handler returns (it
+     * runs on this thread), so j->reply is set in time. */
+    if ((rc = uv_queue_work(c->loop, &j->work, upload_work, upload_done)) != 0) {
+        free(j->body);
+        free(j);
+        return pb_http_resp_error(resp, 503, "cannot start the upload", NULL);
+    }
+    j->reply = pb_http_defer(req);
+    if (j->reply == NULL) /* the work still runs and stores; its answer is dropped */
+        pb_http_resp_error(resp, 503, "out of memory", NULL);
 }
 
 /* The stored bytes, read into a buffer the server sends and frees. */

@@ -1,6 +1,7 @@
 /* HTTP/1.1 server on a libuv loop (contract in http.h). One http_conn per TCP
  * connection; http-parser frames requests and is paused after each one so
- * the handler runs synchronously and pipelined answers leave in order. Caps
+ * the handler runs and pipelined answers leave in order; a deferred answer
+ * (pb_http_defer) holds the connection's input until it is sent. Caps
  * on head (431) and body (413), back-pressure on slow readers, lingering
  * close after errors. Response helpers and static files: http_util.c. */
 #include "coordinator/http.h"
@@ -29,6 +30,13 @@
 #define HTTP_BODY_KEEP (64u << 10) /* body buffer kept between keep-alive requests */
 
 typedef struct http_conn http_conn_t;
+
+/* Owned by the handler's work until pb_http_complete; conn is NULL once the
+ * connection closed, so a late completion only frees. */
+struct pb_http_deferred {
+    http_conn_t *conn;
+    int head_only, keep_alive;
+};
 
 struct pb_http_server {
     uv_loop_t *loop;
@@ -64,6 +72,8 @@ struct http_conn {
     char *stash;
     size_t stash_len;
     size_t pending_writes;
+    pb_http_deferred_t *deferred; /* the request whose answer is pending */
+    int req_head_only, req_keep_alive; /* of the request being dispatched */
     unsigned closing : 1, draining : 1, lingering : 1, reading : 1, paused : 1, eof : 1;
     unsigned in_head : 1; /* between the first byte of a request and its blank line */
 };
@@ -94,7 +104,7 @@ static void http_date(char out[40])
              mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-static void resp_init(pb_http_resp_t *resp)
+void pb_http_resp_init(pb_http_resp_t *resp)
 {
     memset(resp, 0, sizeof *resp);
     resp->status = 200;
@@ -352,6 +362,10 @@ static void conn_close(http_conn_t *c)
         srv->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    if (c->deferred) {
+        c->deferred->conn = NULL;
+        c->deferred = NULL;
+    }
     c->prev = c->next = NULL;
     srv->nconns--;
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -414,7 +428,8 @@ static void on_write(uv_write_t *req, int status)
     }
     c->pending_writes--;
     conn_timer_start(c, c->srv->limits.idle_timeout_ms);
-    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= HTTP_WQ_LOW)
+    if (c->paused && !c->deferred &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= HTTP_WQ_LOW)
         conn_resume(c);
     if (!c->closing && c->draining && !c->lingering && c->pending_writes == 0)
         conn_linger(c);
@@ -508,7 +523,7 @@ static void conn_respond(http_conn_t *c, pb_http_resp_t *resp, int head_only, in
 static void conn_error(http_conn_t *c, int status, const char *msg)
 {
     pb_http_resp_t resp;
-    resp_init(&resp);
+    pb_http_resp_init(&resp);
     pb_http_resp_error(&resp, status, msg, NULL);
     conn_respond(c, &resp, 0, 0);
 }
@@ -553,7 +568,7 @@ static void conn_dispatch(http_conn_t *c)
     int is_head = c->parser.method == HTTP_HEAD;
     int keep_alive = c->keep_alive && !c->parser.upgrade; /* no protocol switch here */
 
-    resp_init(&resp);
+    pb_http_resp_init(&resp);
     scratch = malloc(2 * ulen + 4);
     if (scratch == NULL) {
         pb_http_resp_error(&resp, 503, "out of memory", NULL);
@@ -589,7 +604,15 @@ static void conn_dispatch(http_conn_t *c)
         .body_len = c->body.len,
         .conn_private = c,
     };
+    c->req_head_only = is_head;
+    c->req_keep_alive = keep_alive;
     srv->fn(srv->ctx, &req, &resp);
+    if (c->deferred) { /* pb_http_complete answers; the idle timer waits too */
+        free(resp.body);
+        uv_timer_stop(&c->timer);
+        free(scratch);
+        return;
+    }
 send:
     conn_respond(c, &resp, is_head, keep_alive);
     free(scratch);
@@ -614,7 +637,7 @@ static void conn_feed(http_conn_t *c, const char *data, size_t len)
         conn_dispatch(c);
         if (c->closing || c->draining)
             return;
-        if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > HTTP_WQ_HIGH) {
+        if (c->deferred || uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > HTTP_WQ_HIGH) {
             c->paused = 1;
             conn_read_stop(c);
             if (len > 0) {
@@ -650,6 +673,58 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             c->draining = 1;
     }
     free(buf->base);
+}
+
+/* ---- deferred answers ---- */
+
+char *pb_http_req_take_body(const pb_http_req_t *req, size_t *len)
+{
+    http_conn_t *c = req ? req->conn_private : NULL;
+    char *body;
+    *len = 0;
+    if (c == NULL)
+        return NULL;
+    body = c->body.data ? c->body.data : calloc(1, 1);
+    if (body == NULL)
+        return NULL;
+    *len = c->body.len;
+    size_t limit = c->body.limit;
+    pb_buf_init(&c->body, limit);
+    return body;
+}
+
+pb_http_deferred_t *pb_http_defer(const pb_http_req_t *req)
+{
+    http_conn_t *c = req ? req->conn_private : NULL;
+    if (c == NULL || c->deferred || c->closing)
+        return NULL;
+    pb_http_deferred_t *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    d->conn = c;
+    d->head_only = c->req_head_only;
+    d->keep_alive = c->req_keep_alive;
+    c->deferred = d;
+    return d;
+}
+
+void pb_http_complete(pb_http_deferred_t *d, pb_http_resp_t *resp)
+{
+    http_conn_t *c = d ? d->conn : NULL;
+    if (c == NULL) { /* the connection is gone: nobody to answer */
+        free(resp->body);
+        resp->body = NULL;
+        free(d);
+        return;
+    }
+    c->deferred = NULL;
+    conn_respond(c, resp, d->head_only, d->keep_alive);
+    free(d);
+    /* Input that arrived behind the deferred request is parsed now, unless
+     * the client is slow to read this answer (on_write resumes then). */
+    if (!c->closing && !c->draining && c->paused &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= HTTP_WQ_LOW)
+        conn_resume(c);
 }
 
 /* ---- server ---- */
@@ -697,39 +772,6 @@ static void on_connection(uv_stream_t *ls, int status)
     conn_read_start(c);
 }
 
-static int bind_socket(const char *host, int port, int *fd_out)
-{
-    struct sockaddr_storage ss;
-    int fd = -1, one = 1, rc;
-    if (host == NULL || *host == '\0' || strcmp(host, "localhost") == 0)
-        host = "127.0.0.1";
-    memset(&ss, 0, sizeof ss);
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
-        pb_error("http: cannot parse listen address %s", host);
-        return PB_EINVAL;
-    }
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        rc = PB_ENET;
-        goto fail;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    socklen_t len =
-        ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
-        rc = PB_ENET;
-        goto fail;
-    }
-    *fd_out = fd;
-    return 0;
-fail:
-    pb_error("http: cannot listen on %s:%d: %s", host, port, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
 int pb_http_start(uv_loop_t *loop, const char *host, int port, const pb_http_limits_t *limits,
                   pb_http_handler_fn fn, void *ctx, pb_http_server_t **out)
 {
@@ -767,7 +809,7 @@ int pb_http_start(uv_loop_t *loop, const char *host, int port, const pb_http_lim
         srv->limits.upload_prefix = limits->upload_prefix;
         srv->limits.max_upload_bytes = limits->max_upload_bytes;
     }
-    rc = bind_socket(host, port, &fd);
+    rc = pb_http__bind(host, port, &fd);
     if (rc) {
         free(srv);
         return rc;

@@ -1,7 +1,8 @@
 /* HTTP/1.1 server on a libuv loop, parsing with Debian's http-parser:
  * keep-alive, header and body caps (431/413), strict framing (no request
  * with both Transfer-Encoding and Content-Length). Handlers run on the loop
- * thread and answer synchronously. Shared by the coordinator (and later
+ * thread and answer synchronously, or defer the answer (pb_http_defer) while
+ * slow work runs elsewhere. Shared by the coordinator (and later
  * posbench-serve); knows nothing about posbench's API. */
 #ifndef PB_HTTP_H
 #define PB_HTTP_H
@@ -57,6 +58,27 @@ void pb_http_resp_error(pb_http_resp_t *resp, int status, const char *msg, const
  * paths that leave root ("..", symlinks out of root) with 403/404, sets the
  * content type by extension. Returns the status it set. */
 int pb_http_serve_file(pb_http_resp_t *resp, const char *root, const char *path);
+
+/* Take the request body out of the connection: the caller owns the returned
+ * buffer (NUL-terminated, *len bytes; free it) and req->body must no longer
+ * be read. NULL when out of memory. Loop thread, inside the handler. */
+char *pb_http_req_take_body(const pb_http_req_t *req, size_t *len);
+
+/* Deferred answers. A handler that starts slow work (uv_queue_work) calls
+ * pb_http_defer before it returns; whatever it left in resp is then
+ * dropped, the connection reads no further request, and the answer is sent
+ * by pb_http_complete, later, on the loop thread. The connection may close
+ * meanwhile (client gone, server stopped): pb_http_complete then only frees.
+ * Take the body first if the work needs it: the connection's buffers are
+ * freed when it closes. NULL when out of memory (answer synchronously). */
+typedef struct pb_http_deferred pb_http_deferred_t;
+pb_http_deferred_t *pb_http_defer(const pb_http_req_t *req);
+/* Send resp (its body is taken, as from a handler; initialise resp with
+ * pb_http_resp_init) for a deferred request and free d. Loop thread only,
+ * never inside the handler that deferred. */
+void pb_http_complete(pb_http_deferred_t *d, pb_http_resp_t *resp);
+/* An empty 200 response. */
+void pb_http_resp_init(pb_http_resp_t *resp);
 
 typedef void (*pb_http_handler_fn)(void *ctx, const pb_http_req_t *req, pb_http_resp_t *resp);
 

@@ -10,4 +10,9 @@
  * escape or %00 (it would cut the C string), -2 when out is too small. */
 long pb_http__url_decode(const char *s, size_t n, int plus, char *out, size_t outlen);
 
+/* A bound, listening, non-blocking socket on host:port ("" or "localhost":
+ * 127.0.0.1) into *fd_out. PB_EINVAL for an unparsable address, PB_ENET
+ * (logged) when it cannot listen. */
+int pb_http__bind(const char *host, int port, int *fd_out);
+
 #endif

@@ -1,6 +1,7 @@
 /* HTTP helpers that do not touch a connection (contract in http.h): response
- * bodies and headers, JSON errors, static files confined to a web root, and
- * query-string decoding. The server itself lives in http.c. */
+ * bodies and headers, JSON errors, static files confined to a web root,
+ * query-string decoding, and the listening socket. The server itself lives
+ * in http.c. */
 #include "coordinator/http.h"
 
 #include <errno.h>
@@ -8,11 +9,13 @@
 #include <http_parser.h>
 #include <jansson.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -264,4 +267,39 @@ int pb_http_query_param(const pb_http_req_t *req, const char *name, char *out, s
             q++;
     }
     return 0;
+}
+
+/* ---- listening socket ---- */
+
+int pb_http__bind(const char *host, int port, int *fd_out)
+{
+    struct sockaddr_storage ss;
+    int fd = -1, one = 1, rc;
+    if (host == NULL || *host == '\0' || strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    memset(&ss, 0, sizeof ss);
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+        pb_error("http: cannot parse listen address %s", host);
+        return PB_EINVAL;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        rc = PB_ENET;
+        goto fail;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    socklen_t len =
+        ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+        rc = PB_ENET;
+        goto fail;
+    }
+    *fd_out = fd;
+    return 0;
+fail:
+    pb_error("http: cannot listen on %s:%d: %s", host, port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return rc;
 }

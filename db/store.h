@@ -223,6 +223,17 @@ int pdb_dataset_path(pdb_t *db, const char *hash, char *out, size_t n);
  * "lines"}], "created_at"}. */
 int pdb_dataset_put(pdb_t *db, const pdb_dataset_meta_t *m, const char *data, size_t len,
                     int *created, json_t **out);
+/* pdb_dataset_put in two halves, so the slow one runs off the loop thread.
+ * pdb_dataset_file_write needs no pdb_t (dir from pdb_datasets_dir) and is
+ * thread-safe: "<dir>/<hash>.jsonl" through a temporary file, fsync, rename;
+ * *had_file tells whether that file existed before. On failure nothing new
+ * is left. pdb_dataset_record then inserts the row (or finds the same hash
+ * stored before: *created = 0) for the len bytes written; when that fails
+ * and !had_file the file is removed again. */
+int pdb_dataset_file_write(const char *dir, const char *hash, const char *data, size_t len,
+                           int *had_file);
+int pdb_dataset_record(pdb_t *db, const pdb_dataset_meta_t *m, size_t len, int had_file,
+                       int *created, json_t **out);
 /* The record of one dataset; PB_ENOTFOUND when there is none. */
 int pdb_dataset_get(pdb_t *db, const char *hash, json_t **out);
 /* {"datasets": [records]}, newest first, at most 1000. */

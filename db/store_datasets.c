@@ -111,16 +111,19 @@ int pdb_datasets_list(pdb_t *db, json_t **out)
 }
 
 /* Write data to path through a temporary file in the same directory:
- * write, fsync, rename, fsync the directory. On failure nothing is left. */
+ * write, fsync, rename, fsync the directory. On failure nothing is left.
+ * mkstemp names the temporary file, so concurrent writers never share one. */
 static int write_whole(const char *dir, const char *path, const char *data, size_t len)
 {
-    static unsigned seq; /* only the coordinator's loop thread stores */
     char tmp[PATH_MAX + 64];
     int fd = -1, rc = PB_EIO;
-    snprintf(tmp, sizeof tmp, "%s/.upload-%ld-%u.tmp", dir, (long)getpid(), seq++);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.upload-XXXXXX", dir) >= sizeof tmp)
+        return PB_ETOOBIG;
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        pb_warn("store: cannot create a file in %s: %s", dir, strerror(errno));
         return PB_EIO;
+    }
     for (size_t off = 0; off < len;) {
         ssize_t w = write(fd, data + off, len - off);
         if (w < 0 && errno == EINTR)
@@ -129,7 +132,7 @@ static int write_whole(const char *dir, const char *path, const char *data, size
             goto out;
         off += (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0 || close(fd) != 0) {
         fd = -1;
         goto out;
     }
@@ -152,6 +155,22 @@ out:
     return rc;
 }
 
+int pdb_dataset_file_write(const char *dir, const char *hash, const char *data, size_t len,
+                           int *had_file)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    *had_file = 0;
+    if (!pb_sha256_is_hex(hash))
+        return PB_EINVAL;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.jsonl", dir, hash) >= sizeof path)
+        return PB_ETOOBIG;
+    /* A file without a row is left from a crash between rename and insert:
+     * its name is its content's hash, but write it again all the same. */
+    *had_file = stat(path, &st) == 0;
+    return write_whole(dir, path, data, len);
+}
+
 /* [[bucket, lines], ...] as text; NULL when out of memory. */
 static char *buckets_text(const int64_t *buckets, const uint64_t *counts, size_t n)
 {
@@ -167,14 +186,13 @@ static char *buckets_text(const int64_t *buckets, const uint64_t *counts, size_t
     return t;
 }
 
-int pdb_dataset_put(pdb_t *db, const pdb_dataset_meta_t *m, const char *data, size_t len,
-                    int *created, json_t **out)
+int pdb_dataset_record(pdb_t *db, const pdb_dataset_meta_t *m, size_t len, int had_file,
+                       int *created, json_t **out)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
+    char path[PATH_MAX];
     char *btext = NULL;
     sqlite3_stmt *s = NULL;
-    struct stat st;
-    int rc, had_file;
+    int rc;
 
     *out = NULL;
     *created = 0;
@@ -183,14 +201,6 @@ int pdb_dataset_put(pdb_t *db, const pdb_dataset_meta_t *m, const char *data, si
     rc = pdb_dataset_get(db, m->hash, out);
     if (rc != PB_ENOTFOUND)
         return rc; /* 0: the same content is already stored */
-    if ((rc = pdb_datasets_dir(db, dir, sizeof dir)) ||
-        (rc = pdb_dataset_path(db, m->hash, path, sizeof path)))
-        return rc;
-    /* A file without a row is left from a crash between rename and insert:
-     * its name is its content's hash, but write it again all the same. */
-    had_file = stat(path, &st) == 0;
-    if ((rc = write_whole(dir, path, data, len)))
-        return rc;
     btext = buckets_text(m->buckets, m->counts, m->n_buckets);
     if (btext == NULL) {
         rc = PB_ENOMEM;
@@ -217,9 +227,29 @@ int pdb_dataset_put(pdb_t *db, const pdb_dataset_meta_t *m, const char *data, si
 out:
     sqlite3_finalize(s);
     free(btext);
-    if (rc && rc != PB_EEXIST && !had_file)
+    if (rc && rc != PB_EEXIST && !had_file &&
+        pdb_dataset_path(db, m->hash, path, sizeof path) == 0)
         unlink(path); /* no row, no file: nothing half-stored */
     return rc;
+}
+
+int pdb_dataset_put(pdb_t *db, const pdb_dataset_meta_t *m, const char *data, size_t len,
+                    int *created, json_t **out)
+{
+    char dir[PATH_MAX];
+    int rc, had_file = 0;
+
+    *out = NULL;
+    *created = 0;
+    if (!pb_sha256_is_hex(m->hash))
+        return PB_EINVAL;
+    rc = pdb_dataset_get(db, m->hash, out);
+    if (rc != PB_ENOTFOUND)
+        return rc; /* 0: the same content is already stored */
+    if ((rc = pdb_datasets_dir(db, dir, sizeof dir)) ||
+        (rc = pdb_dataset_file_write(dir, m->hash, data, len, &had_file)))
+        return rc;
+    return pdb_dataset_record(db, m, len, had_file, created, out);
 }
 
 int pdb_dataset_ref(pdb_t *db, const char *hash, char *suite, size_t suite_len,

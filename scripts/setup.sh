@@ -2,6 +2,8 @@
 # Installs what posbench needs to build (Debian packages, only those that are
 # missing) and builds it in ./build. Used by the quickstart and test commands.
 #   scripts/setup.sh [--test-deps] [--sanitizers]
+# With --test-deps (the test command) a compiler warning fails the build:
+# the tree must build -Wall -Wextra clean.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -13,9 +15,10 @@ test_pkgs="python3 python3-pytest python3-zmq python3-numpy sqlite3"
 want="$build_pkgs"
 builddir=build
 configure_flags=()
+strict=0
 for arg in "$@"; do
   case "$arg" in
-    --test-deps) want="$want $test_pkgs" ;;
+    --test-deps) want="$want $test_pkgs"; strict=1 ;;
     --sanitizers) builddir=build-asan; configure_flags+=(--enable-sanitizers) ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
@@ -47,6 +50,15 @@ if [ ! -f Makefile ] || [ ../configure -nt Makefile ]; then
   "$root/configure" -q "${configure_flags[@]}"
 fi
 echo "==> make ($builddir)"
-make -s -j"$(nproc)" all >/dev/null
-make -s -j"$(nproc)" check TESTS= >/dev/null
+# Compiler output is kept to look for warnings (only what this make rebuilt).
+log=build-warnings.log
+status=0
+{ make -s -j"$(nproc)" all >/dev/null && make -s -j"$(nproc)" check TESTS= >/dev/null; } \
+  2>"$log" || status=$?
+cat "$log" >&2
+[ "$status" -eq 0 ] || exit "$status"
+if [ "$strict" = 1 ] && grep -q "warning:" "$log"; then
+  echo "setup.sh: compiler warnings above: the tree must build -Wall -Wextra clean" >&2
+  exit 1
+fi
 echo "==> built in $root/$builddir"

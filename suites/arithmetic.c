@@ -198,20 +198,17 @@ static int ar_buckets(const char *task, const json_t *params, int64_t **out, siz
     return ps__range_buckets(p.lo, p.hi, out, n);
 }
 
+/* ar_parse as ps__prepare_parsed calls it. */
+static int ar_parse_state(const char *task, const json_t *params, void *out)
+{
+    return ar_parse(task, params, out, NULL);
+}
+
 static int ar_prepare(ps_run_t *run)
 {
     if (ps__lg_is_task(run->task))
         return ps__lg_prepare(run);
-    ar_params_t *p = malloc(sizeof *p);
-    if (p == NULL)
-        return PB_ENOMEM;
-    int rc = ar_parse(run->task, run->params, p, NULL);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    run->state = p;
-    return 0;
+    return ps__prepare_parsed(run, sizeof(ar_params_t), ar_parse_state);
 }
 
 /* Operand lengths for item idx of bucket d: idx cycles over the 2(d-lo)+1

@@ -1,9 +1,12 @@
 /* User dataset lines (suites/dataset.h). A generate-mode line is
  * {"prompt", "references" | "reference", "metadata"?, "bucket"?, "id"?}, or
  * for halluc {"parts", "references" one per part, ...}; a retrieval line is
- * {"type": "doc" | "query" | "qrel", ...}. Every error names the line. */
+ * {"type": "doc" | "query" | "qrel", ...}, checked by dataset_retrieval.c
+ * line by line and as a whole. Every error names the line. */
 #include "suites/dataset.h"
+#include "suites/dataset_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +50,17 @@ static int line_err(pb_err_t *err, size_t lineno, const char *fmt, const char *a
     return pb_err_set(err, PB_EINVAL, field, "%s: %s", field, msg);
 }
 
+int ps__ds_line_errf(pb_err_t *err, size_t lineno, const char *fmt, ...)
+{
+    char field[32], msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(field, sizeof field, "line %zu", lineno);
+    return pb_err_set(err, PB_EINVAL, field, "%s: %s", field, msg);
+}
+
 static int suite_multi_ref(const char *suite)
 {
     /* longctx's string_match_all reads one expected value per line; the
@@ -67,23 +81,6 @@ static int str_array(const json_t *a, size_t max)
             return 0;
     }
     return 1;
-}
-
-static int check_retrieval(const json_t *o, size_t lineno, pb_err_t *err)
-{
-    const char *type = json_string_value(json_object_get(o, "type"));
-    if (type == NULL)
-        return line_err(err, lineno, "\"type\" must be \"doc\", \"query\" or \"qrel\"%s", NULL);
-    if (strcmp(type, "qrel") == 0)
-        return 0;
-    if (strcmp(type, "doc") && strcmp(type, "query"))
-        return line_err(err, lineno, "unknown type \"%.40s\" (doc, query or qrel)", type);
-    const json_t *id = json_object_get(o, "id");
-    if (!json_is_string(id) && !json_is_integer(id))
-        return line_err(err, lineno, "a %s needs an \"id\" (string or integer)", type);
-    if (!json_is_string(json_object_get(o, "text")))
-        return line_err(err, lineno, "a %s needs a \"text\" string", type);
-    return 0;
 }
 
 static int check_generate(const char *suite, const json_t *o, size_t lineno, pb_err_t *err)
@@ -154,7 +151,7 @@ static int line_bucket(const json_t *o, size_t lineno, int64_t *bucket, pb_err_t
 }
 
 /* Parse and check one line; *out is the object (new reference). */
-static int parse_line(const char *suite, const char *line, size_t n, size_t lineno,
+int ps__ds_parse_line(const char *suite, const char *line, size_t n, size_t lineno,
                       json_t **out, int64_t *bucket, pb_err_t *err)
 {
     json_error_t jerr;
@@ -168,7 +165,7 @@ static int parse_line(const char *suite, const char *line, size_t n, size_t line
     if (!json_is_object(o))
         rc = line_err(err, lineno, "a line must be a JSON object%s", NULL);
     else if (strcmp(suite, PS_DATASET_RETRIEVAL) == 0)
-        rc = check_retrieval(o, lineno, err);
+        rc = ps__ds_check_retrieval(o, lineno, err);
     else
         rc = check_generate(suite, o, lineno, err);
     if (rc == 0)
@@ -184,7 +181,7 @@ int ps_dataset_check_line(const char *suite, const char *line, size_t n, size_t 
                           int64_t *bucket, pb_err_t *err)
 {
     json_t *o = NULL;
-    int rc = parse_line(suite, line, n, lineno, &o, bucket, err);
+    int rc = ps__ds_parse_line(suite, line, n, lineno, &o, bucket, err);
     json_decref(o);
     return rc;
 }
@@ -233,6 +230,8 @@ int ps_dataset_scan(const char *suite, const char *data, size_t len, ps_dataset_
     const char *line;
     int rc = 0;
     memset(st, 0, sizeof *st);
+    if (strcmp(suite, PS_DATASET_RETRIEVAL) == 0)
+        return ps__ds_scan_retrieval(data, len, st, err);
     while (ps_dataset_next_line(data, len, &pos, &line, &n, &lineno)) {
         int64_t b;
         if ((rc = ps_dataset_check_line(suite, line, n, lineno, &b, err)))
@@ -318,10 +317,10 @@ int ps_dataset_item(const ps_run_t *run, const char *line, size_t n, size_t line
     memset(out, 0, sizeof *out);
     if (strcmp(run->suite->name, PS_DATASET_RETRIEVAL) == 0)
         /* corpus + queries + qrels are not one item per line: the retrieval
-         * suite reads them itself */
+         * suite reads the whole file (ps_run_open_data) and makes the items */
         return pb_err_set(err, PB_EUNSUPPORTED, "dataset",
-                          "retrieval datasets are not wired to items yet");
-    rc = parse_line(run->suite->name, line, n, lineno, &o, &bucket, err);
+                          "retrieval items come from the suite, not from single lines");
+    rc = ps__ds_parse_line(run->suite->name, line, n, lineno, &o, &bucket, err);
     if (rc)
         return rc;
     rc = PB_ENOMEM;

@@ -52,4 +52,40 @@ void ps_dataset_stats_free(ps_dataset_stats_t *st);
 int ps_dataset_item(const ps_run_t *run, const char *line, size_t n, size_t lineno, uint64_t idx,
                     ps_item_t *out, pb_err_t *err);
 
+/* ---- retrieval datasets ----
+ * One file holds the corpus, the queries and the qrels (README "User
+ * datasets"): {"type": "doc", "id", "text"}, {"type": "query", "id",
+ * "text", "hard_negatives"?: [doc ids]}, {"type": "qrel", "query", "doc",
+ * "grade"}. It is one bucket, the corpus size, whose items are the queries
+ * in file order. */
+#define PS_RDATA_ID_MAX 128          /* bytes of one id */
+#define PS_RDATA_MAX_DOCS 1000000
+#define PS_RDATA_MAX_QUERIES 100000
+#define PS_RDATA_MAX_HARD 64         /* hard negatives of one query */
+#define PS_RDATA_MAX_GRADE 100
+
+/* A parsed retrieval dataset; every string and array is owned. The corpus
+ * is sorted by docno (strcmp ascending), so corpus order is trec_eval's
+ * tie order reversed, as for the generated corpus. */
+typedef struct ps_rdata {
+    size_t n_docs, n_queries, lines;
+    char **docno, **doc_text;  /* n_docs */
+    char **qid, **q_text;      /* n_queries, file order */
+    size_t *q_line;            /* each query's line number */
+    /* Query q's qrels are [qrel_at[q], qrel_at[q + 1]): corpus indices
+     * ascending and their grades (0 = judged non-relevant); its hard
+     * negatives [hard_at[q], hard_at[q + 1]) in the file's order. */
+    size_t *qrel_at, *hard_at;
+    uint32_t *qrel_doc, *hard_doc;
+    int *qrel_grade;
+} ps_rdata_t;
+
+/* Parse and check a whole retrieval dataset: each line (first bad line
+ * wins), then across lines: duplicate doc, query or qrel ids, qrels naming
+ * unknown ids, hard negatives unknown or judged relevant, queries without a
+ * relevant (grade >= 1) qrel. Errors as ps_dataset_check_line's ("line N");
+ * out is empty on failure. */
+int ps_rdata_parse(const char *data, size_t len, ps_rdata_t *out, pb_err_t *err);
+void ps_rdata_free(ps_rdata_t *d);
+
 #endif

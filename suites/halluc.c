@@ -362,25 +362,18 @@ static int hl_buckets(const char *task, const json_t *params, int64_t **out, siz
     int rc = hl_parse(task, params, &p, NULL);
     if (rc)
         return rc;
-    if ((*out = malloc(sizeof **out * (size_t)p.n_lengths)) == NULL)
-        return PB_ENOMEM;
-    memcpy(*out, p.lengths, sizeof **out * (size_t)p.n_lengths);
-    *n = (size_t)p.n_lengths;
-    return 0;
+    return ps__copy_buckets(p.lengths, (size_t)p.n_lengths, out, n);
+}
+
+/* hl_parse as ps__prepare_parsed calls it. */
+static int hl_parse_state(const char *task, const json_t *params, void *out)
+{
+    return hl_parse(task, params, out, NULL);
 }
 
 static int hl_prepare(ps_run_t *run)
 {
-    hl_params_t *p = malloc(sizeof *p);
-    if (p == NULL)
-        return PB_ENOMEM;
-    int rc = hl_parse(run->task, run->params, p, NULL);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    run->state = p;
-    return 0;
+    return ps__prepare_parsed(run, sizeof(hl_params_t), hl_parse_state);
 }
 
 /* ---- generation ---- */

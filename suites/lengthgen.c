@@ -144,18 +144,15 @@ int ps__lg_buckets(const char *task, const json_t *params, int64_t **out, size_t
 }
 
 /* The state is one malloc'd struct, freed by ps__release_state. */
+/* lg_parse as ps__prepare_parsed calls it. */
+static int lg_parse_state(const char *task, const json_t *params, void *out)
+{
+    return lg_parse(task, params, out, NULL);
+}
+
 int ps__lg_prepare(ps_run_t *run)
 {
-    lg_params_t *p = malloc(sizeof *p);
-    if (p == NULL)
-        return PB_ENOMEM;
-    int rc = lg_parse(run->task, run->params, p, NULL);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    run->state = p;
-    return 0;
+    return ps__prepare_parsed(run, sizeof(lg_params_t), lg_parse_state);
 }
 
 /* Input values of one item: poly is x then (coefficient, degree) per term,

@@ -226,25 +226,18 @@ static int lc_buckets(const char *task, const json_t *params, int64_t **out, siz
     int rc = lc_parse(task, params, &p, NULL);
     if (rc)
         return rc;
-    if ((*out = malloc(sizeof **out * (size_t)p.n_lengths)) == NULL)
-        return PB_ENOMEM;
-    memcpy(*out, p.lengths, sizeof **out * (size_t)p.n_lengths);
-    *n = (size_t)p.n_lengths;
-    return 0;
+    return ps__copy_buckets(p.lengths, (size_t)p.n_lengths, out, n);
+}
+
+/* lc_parse as ps__prepare_parsed calls it. */
+static int lc_parse_state(const char *task, const json_t *params, void *out)
+{
+    return lc_parse(task, params, out, NULL);
 }
 
 static int lc_prepare(ps_run_t *run)
 {
-    lc_params_t *p = malloc(sizeof *p);
-    if (p == NULL)
-        return PB_ENOMEM;
-    int rc = lc_parse(run->task, run->params, p, NULL);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    run->state = p;
-    return 0;
+    return ps__prepare_parsed(run, sizeof(lc_params_t), lc_parse_state);
 }
 
 /* ---- generation ---- */

@@ -96,6 +96,12 @@ json_t *ps_registry_json(void)
 int ps_run_open(ps_run_t *run, const ps_suite_t *suite, const char *task, json_t *params,
                 int64_t bucket, uint64_t seed)
 {
+    return ps_run_open_data(run, suite, task, params, bucket, seed, NULL, 0);
+}
+
+int ps_run_open_data(ps_run_t *run, const ps_suite_t *suite, const char *task, json_t *params,
+                     int64_t bucket, uint64_t seed, const char *data, size_t data_len)
+{
     memset(run, 0, sizeof *run);
     const ps_task_def_t *def = ps_suite_task(suite, task);
     if (def == NULL || params == NULL)
@@ -117,6 +123,8 @@ int ps_run_open(ps_run_t *run, const ps_suite_t *suite, const char *task, json_t
     run->bucket = bucket;
     run->seed = seed;
     run->key = h;
+    run->data = data;
+    run->data_len = data_len;
     if (suite->prepare) {
         int rc = suite->prepare(run);
         if (rc) {
@@ -316,6 +324,31 @@ void ps__item_finish(ps_item_t *out, const ps_run_t *run, uint64_t idx, int64_t 
     out->prompt = prompt->data;
     out->reference = ref->data;
     prompt->data = ref->data = NULL; /* now owned by the item */
+}
+
+int ps__prepare_parsed(ps_run_t *run, size_t size,
+                       int (*parse)(const char *task, const json_t *params, void *out))
+{
+    void *p = malloc(size);
+    if (p == NULL)
+        return PB_ENOMEM;
+    int rc = parse(run->task, run->params, p);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    run->state = p;
+    return 0;
+}
+
+int ps__copy_buckets(const int64_t *v, size_t n, int64_t **out, size_t *n_out)
+{
+    *n_out = 0;
+    if ((*out = malloc(sizeof **out * (n ? n : 1))) == NULL)
+        return PB_ENOMEM;
+    memcpy(*out, v, sizeof **out * n);
+    *n_out = n;
+    return 0;
 }
 
 int ps__range_buckets(int lo, int hi, int64_t **out, size_t *n)

@@ -3,8 +3,10 @@
  * with graded qrels, controlled hard negatives and a sample of easy ones.
  * The worker ranks the corpus with the model (worker/rank.c) and scores the
  * ranking here: nDCG@10, MRR@10, Recall@{1,10,100}, MAP (trec_eval
- * conventions, retrieval_metrics.c) and teacher-student Kendall tau-b. */
-#include "suites/suite.h"
+ * conventions, retrieval_metrics.c) and teacher-student Kendall tau-b.
+ * Params live in retrieval_params.c, runs over a user's file in
+ * retrieval_data.c. */
+#include "suites/retrieval_int.h"
 #include "suites/suite_int.h"
 
 #include <stdio.h>
@@ -14,64 +16,6 @@
 #include "common/json.h"
 #include "common/rng.h"
 #include "common/util.h"
-
-/* Corpus shape. A document is about one topic: its topic word (tf 1-2),
- * RT_M distinct key words from that topic's pool of RT_P, and 20-60 filler
- * words drawn by Zipf's law from RT_F. A query asks about a topic through
- * RT_K key words of one "anchor" document plus two of its filler words
- * (so easy negatives share some words with it and their order is not all
- * ties). Grades: same topic and all RT_K key words 2, same topic and
- * RT_K - 1 of them 1, anything else 0. A hard negative is a near-duplicate
- * of the anchor whose topic word (the fact the query asks about) is another
- * topic's, with some key words doubled and some filler dropped: it matches
- * every key word, so lexical models rank it above partial matches. */
-#define RT_K 3
-#define RT_M 5
-#define RT_P 24
-#define RT_F 2000
-#define RT_TOPIC_DOCS 50   /* documents per topic, on average */
-#define RT_MAX_WORDS 80    /* topic 2 + keys 2 * RT_M + filler 60, rounded up */
-#define RT_DEPTH 100       /* the ranking is cut here, as trec_eval -M 100 */
-#define RT_SYL 80          /* syllables: 16 consonants x 5 vowels */
-#define RT_CODES (RT_SYL * RT_SYL * RT_SYL)
-#define RT_MIN_DOCS 100
-#define RT_MAX_DOCS 100000
-#define RT_MAX_SIZES 8
-
-typedef struct rt_params {
-    int64_t sizes[RT_MAX_SIZES];
-    size_t n_sizes;
-    int hard, easy, pool;
-} rt_params_t;
-
-/* One query, rebuilt from (run, idx) whenever it is needed. */
-typedef struct rt_query {
-    uint32_t topic, cluster;
-    uint32_t words[RT_K + 3];
-    size_t n_words;
-    uint32_t keys[RT_K];
-    uint32_t *rel; /* docs with grade > 0 (malloc'd) */
-    int *grade;
-    size_t n_rel;
-} rt_query_t;
-
-/* The run state: parsed params and the corpus. Cluster c's anchor is doc
- * cl_doc[c * (hard + 1)], its hard negatives the next `hard` entries. */
-typedef struct rt_state {
-    rt_params_t p;
-    size_t n, n_topics, n_clusters;
-    uint64_t code_b; /* the run's word code offset */
-    char **docno, **text;
-    char *docno_block, *text_block;
-    uint32_t *topic;     /* n */
-    uint32_t *keys;      /* n x RT_M global word ids */
-    uint32_t *cl_doc;    /* n_clusters x (hard + 1) */
-    uint32_t *anchor_fill; /* n_clusters x RT_MAX_WORDS filler words of anchors */
-    uint8_t *anchor_nfill;
-    uint32_t *by_topic, *topic_start; /* docs grouped by topic */
-    double zipf[RT_F];   /* cumulative */
-    ps_corpus_t corpus;
-} rt_state_t;
 
 static const ps_task_def_t rt_tasks[] = {
     {"synthetic", "coded-word corpus with topics, graded qrels (2 exact, 1 partial), hard "
@@ -90,116 +34,6 @@ void ps_rank_sets_clear(ps_rank_sets_t *s)
     free(s->hard);
     free(s->easy);
     memset(s, 0, sizeof *s);
-}
-
-/* ---- params ---- */
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int rt_parse(const char *task, const json_t *params, rt_params_t *p, pb_err_t *err)
-{
-    static const char *const keys[] = {"corpus_sizes", "hard_negatives", "easy_negatives", "pool",
-                                       NULL};
-    int64_t v;
-    int rc;
-    memset(p, 0, sizeof *p);
-    if (task == NULL || strcmp(task, "synthetic") != 0)
-        return pb_err_set(err, PB_EINVAL, "", "unknown retrieval task \"%s\"", task ? task : "");
-    if (params != NULL && !json_is_object(params))
-        return pb_err_set(err, PB_EINVAL, "", "params must be an object");
-    if ((rc = pb_json_only_keys(params, keys, "", err)))
-        return rc;
-    const json_t *s = params ? json_object_get(params, "corpus_sizes") : NULL;
-    if (s == NULL || json_is_null(s)) {
-        p->sizes[0] = 1000;
-        p->sizes[1] = 10000;
-        p->n_sizes = 2;
-    } else {
-        if (!json_is_array(s) || json_array_size(s) == 0 || json_array_size(s) > RT_MAX_SIZES)
-            return pb_err_set(err, PB_EINVAL, "corpus_sizes",
-                              "corpus_sizes must be an array of 1 to %d integers", RT_MAX_SIZES);
-        for (size_t i = 0; i < json_array_size(s); i++) {
-            if (pb_json_as_int(json_array_get(s, i), &v) || v < RT_MIN_DOCS || v > RT_MAX_DOCS)
-                return pb_err_set(err, PB_EINVAL, "corpus_sizes",
-                                  "corpus_sizes[%zu] must be an integer in [%d, %d]", i,
-                                  RT_MIN_DOCS, RT_MAX_DOCS);
-            p->sizes[p->n_sizes++] = v;
-        }
-        qsort(p->sizes, p->n_sizes, sizeof p->sizes[0], cmp_i64);
-        for (size_t i = 1; i < p->n_sizes; i++)
-            if (p->sizes[i] == p->sizes[i - 1])
-                return pb_err_set(err, PB_EINVAL, "corpus_sizes",
-                                  "corpus_sizes lists %lld twice", (long long)p->sizes[i]);
-    }
-    if ((rc = pb_json_int(params, "hard_negatives", 5, 2, 16, &v, "", err)))
-        return rc;
-    p->hard = (int)v;
-    if ((rc = pb_json_int(params, "easy_negatives", 16, 2, 64, &v, "", err)))
-        return rc;
-    p->easy = (int)v;
-    if ((rc = pb_json_int(params, "pool", 200, 20, 5000, &v, "", err)))
-        return rc;
-    p->pool = (int)v;
-    return 0;
-}
-
-static json_t *rt_schema(const char *task)
-{
-    if (task == NULL || strcmp(task, "synthetic") != 0)
-        return NULL;
-    return json_pack(
-        "{s:{s:s, s:[i,i], s:s, s:i, s:i}, s:{s:s, s:i, s:s, s:i, s:i},"
-        " s:{s:s, s:i, s:s, s:i, s:i}, s:{s:s, s:i, s:s, s:i, s:i}}",
-        "corpus_sizes", "type", "list", "default", 1000, 10000, "description",
-        "corpus sizes in documents, one bucket each; every shard of a bucket ranks the same "
-        "corpus",
-        "min", RT_MIN_DOCS, "max", RT_MAX_DOCS,
-        "hard_negatives", "type", "int", "default", 5, "description",
-        "near-duplicates of the relevant document per query (tau_hard is over these)", "min", 2,
-        "max", 16,
-        "easy_negatives", "type", "int", "default", 16, "description",
-        "easy negatives sampled per query (tau_easy is over these)", "min", 2, "max", 64,
-        "pool", "type", "int", "default", 200, "description",
-        "candidates a cross encoder (score_pairs) scores per query: the judged documents, the "
-        "hard and easy negatives, then random filler",
-        "min", 20, "max", 5000);
-}
-
-static int rt_normalize(const char *task, const json_t *params, json_t **out, pb_err_t *err)
-{
-    rt_params_t p;
-    *out = NULL;
-    int rc = rt_parse(task, params, &p, err);
-    if (rc)
-        return rc;
-    json_t *sizes = json_array();
-    for (size_t i = 0; sizes && i < p.n_sizes; i++)
-        if (json_array_append_new(sizes, json_integer(p.sizes[i]))) {
-            json_decref(sizes);
-            sizes = NULL;
-        }
-    *out = json_pack("{s:o*, s:i, s:i, s:i}", "corpus_sizes", sizes, "hard_negatives", p.hard,
-                     "easy_negatives", p.easy, "pool", p.pool);
-    return *out ? 0 : pb_err_set(err, PB_ENOMEM, "", "out of memory");
-}
-
-static int rt_buckets(const char *task, const json_t *params, int64_t **out, size_t *n)
-{
-    rt_params_t p;
-    *out = NULL;
-    *n = 0;
-    int rc = rt_parse(task, params, &p, NULL);
-    if (rc)
-        return rc;
-    if ((*out = malloc(sizeof **out * p.n_sizes)) == NULL)
-        return PB_ENOMEM;
-    memcpy(*out, p.sizes, sizeof **out * p.n_sizes);
-    *n = p.n_sizes;
-    return 0;
 }
 
 /* ---- the corpus ---- */
@@ -338,6 +172,9 @@ static void rt_free_state(rt_state_t *s)
     free(s->anchor_nfill);
     free(s->by_topic);
     free(s->topic_start);
+    if (s->data)
+        ps_rdata_free(s->data);
+    free(s->data);
     free(s);
 }
 
@@ -470,10 +307,12 @@ static int rt_prepare(ps_run_t *run)
     rt_state_t *s = calloc(1, sizeof *s);
     if (s == NULL)
         return PB_ENOMEM;
-    int rc = rt_parse(run->task, run->params, &s->p, NULL);
-    if (rc == 0 && (run->bucket < RT_MIN_DOCS || run->bucket > RT_MAX_DOCS))
+    int rc = ps__rt_parse(run->task, run->params, &s->p, NULL);
+    if (rc == 0 && run->data)
+        rc = ps__rt_prepare_data(s, run);
+    else if (rc == 0 && (run->bucket < RT_MIN_DOCS || run->bucket > RT_MAX_DOCS))
         rc = PB_EINVAL;
-    if (rc == 0) {
+    else if (rc == 0) {
         s->n = (size_t)run->bucket;
         rc = build_corpus(s, run->key);
     }
@@ -493,7 +332,7 @@ static const ps_corpus_t *rt_corpus(const ps_run_t *run)
 
 /* ---- queries ---- */
 
-static void query_clear(rt_query_t *q)
+void ps__rt_query_clear(rt_query_t *q)
 {
     free(q->rel);
     free(q->grade);
@@ -502,7 +341,7 @@ static void query_clear(rt_query_t *q)
 
 /* Query idx of the run: a cluster's anchor, RT_K of its key words, its topic
  * word and two of its filler words; qrels from the topic's documents. */
-static int rt_query(const rt_state_t *s, uint64_t key, uint64_t idx, rt_query_t *q)
+static int query_synth(const rt_state_t *s, uint64_t key, uint64_t idx, rt_query_t *q)
 {
     pb_rng_t r;
     uint32_t pick[RT_M];
@@ -537,7 +376,7 @@ static int rt_query(const rt_state_t *s, uint64_t key, uint64_t idx, rt_query_t 
     q->rel = malloc((hi - lo) * sizeof *q->rel);
     q->grade = malloc((hi - lo) * sizeof *q->grade);
     if (q->rel == NULL || q->grade == NULL) {
-        query_clear(q);
+        ps__rt_query_clear(q);
         return PB_ENOMEM;
     }
     for (size_t i = lo; i < hi; i++) {
@@ -552,6 +391,12 @@ static int rt_query(const rt_state_t *s, uint64_t key, uint64_t idx, rt_query_t 
         }
     }
     return 0;
+}
+
+/* Query idx: generated, or a dataset's. */
+static int rt_query(const rt_state_t *s, uint64_t key, uint64_t idx, rt_query_t *q)
+{
+    return s->data ? ps__rt_query_data(s, idx, q) : query_synth(s, key, idx, q);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -588,6 +433,8 @@ static int rt_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out)
     pb_buf_init(&prompt, 0);
     pb_buf_init(&ref, 0);
     rc = PB_ENOMEM;
+    if (s->data && pb_buf_puts(&prompt, s->data->q_text[idx]))
+        goto out;
     for (size_t i = 0; i < q.n_words; i++) {
         word_text(s, q.words[i], w);
         if ((i && pb_buf_puts(&prompt, " ")) || pb_buf_puts(&prompt, w))
@@ -595,19 +442,31 @@ static int rt_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out)
     }
     if ((grades = json_object()) == NULL)
         goto out;
-    for (int g = 2; g >= 1; g--)
+    int top = 0, n_rel = 0;
+    for (size_t i = 0; i < q.n_rel; i++) {
+        top = q.grade[i] > top ? q.grade[i] : top;
+        n_rel += q.grade[i] >= 1;
+    }
+    for (int g = top; g >= 1; g--)
         for (size_t i = 0; i < q.n_rel; i++) {
             if (q.grade[i] != g)
                 continue;
             pb_hash_hex(pb_hash_str(PB_HASH_INIT, s->text[q.rel[i]]), hex);
-            if (pb_buf_printf(&ref, "%s%s %d", ref.len ? "\n" : "", s->docno[q.rel[i]], g) ||
+            if (pb_buf_printf(&ref, "%s%s %d", ref.len ? "\n" : "", s->docno[q.rel[i]], g))
+                goto out;
+            /* equal texts: the oracle gives them the better grade */
+            if (json_object_get(grades, hex) == NULL &&
                 json_object_set_new(grades, hex, json_integer(g)))
                 goto out;
         }
     if (pb_buf_cstr(&prompt) || pb_buf_cstr(&ref))
         goto out;
-    out->meta = json_pack("{s:i, s:i, s:O}", "n_rel", (int)q.n_rel, "cluster", (int)q.cluster,
-                          "grades", grades);
+    if (s->data)
+        out->meta = json_pack("{s:i, s:s, s:I, s:O}", "n_rel", n_rel, "id", s->data->qid[idx],
+                              "line", (json_int_t)s->data->q_line[idx], "grades", grades);
+    else
+        out->meta = json_pack("{s:i, s:i, s:O}", "n_rel", n_rel, "cluster", (int)q.cluster,
+                              "grades", grades);
     if (out->meta == NULL)
         goto out;
     ps__item_finish(out, run, idx, -1, &prompt, &ref);
@@ -616,14 +475,13 @@ out:
     json_decref(grades);
     pb_buf_free(&prompt);
     pb_buf_free(&ref);
-    query_clear(&q);
+    ps__rt_query_clear(&q);
     if (rc)
         ps_item_clear(out);
     return rc;
 }
 
-/* Add d to the set unless taken. */
-static void take(uint8_t *taken, uint32_t *arr, size_t *n, uint32_t d)
+void ps__rt_take(uint8_t *taken, uint32_t *arr, size_t *n, uint32_t d)
 {
     if (taken[d / 8] & (1u << (d % 8)))
         return;
@@ -641,6 +499,8 @@ static int rt_rank_sets(const ps_run_t *run, const ps_item_t *item, ps_rank_sets
     int rc;
 
     memset(out, 0, sizeof *out);
+    if (s->data)
+        return ps__rt_rank_sets_data(s, run, item->idx, out);
     if ((rc = rt_query(s, run->key, item->idx, &q)))
         return rc;
     size_t want = (size_t)s->p.pool;
@@ -656,12 +516,12 @@ static int rt_rank_sets(const ps_run_t *run, const ps_item_t *item, ps_rank_sets
     if (!taken || !out->pool || !out->hard || !out->easy)
         goto out;
     for (size_t i = 0; i < q.n_rel; i++)
-        take(taken, out->pool, &out->n_pool, q.rel[i]);
+        ps__rt_take(taken, out->pool, &out->n_pool, q.rel[i]);
     const uint32_t *cl = &s->cl_doc[q.cluster * per];
-    take(taken, out->pool, &out->n_pool, cl[0]); /* the anchor, judged already */
+    ps__rt_take(taken, out->pool, &out->n_pool, cl[0]); /* the anchor, judged already */
     for (size_t h = 1; h < per; h++) {
         out->hard[out->n_hard++] = cl[h];
-        take(taken, out->pool, &out->n_pool, cl[h]);
+        ps__rt_take(taken, out->pool, &out->n_pool, cl[h]);
     }
     /* Easy negatives: other topics' documents, outside the cluster. Their
      * own stream, so the query's draws stay as generate made them. */
@@ -671,17 +531,17 @@ static int rt_rank_sets(const ps_run_t *run, const ps_item_t *item, ps_rank_sets
         if (s->topic[d] == q.topic || (taken[d / 8] & (1u << (d % 8))))
             continue;
         out->easy[out->n_easy++] = d;
-        take(taken, out->pool, &out->n_pool, d);
+        ps__rt_take(taken, out->pool, &out->n_pool, d);
     }
     /* Filler: random documents, then (a pool near the corpus size) the rest in order. */
     for (size_t tries = 0; out->n_pool < want && tries < 4 * want; tries++)
-        take(taken, out->pool, &out->n_pool, (uint32_t)pb_rng_below(&r, n));
+        ps__rt_take(taken, out->pool, &out->n_pool, (uint32_t)pb_rng_below(&r, n));
     for (uint32_t d = 0; out->n_pool < want && d < n; d++)
-        take(taken, out->pool, &out->n_pool, d);
+        ps__rt_take(taken, out->pool, &out->n_pool, d);
     rc = 0;
 out:
     free(taken);
-    query_clear(&q);
+    ps__rt_query_clear(&q);
     if (rc)
         ps_rank_sets_clear(out);
     return rc;
@@ -743,7 +603,7 @@ static int rt_score_ranking(const ps_run_t *run, const ps_item_t *item, const ps
     if (rc)
         return rc;
     rc = score_docs(s, &q, r->docs, r->scores, r->n, prediction, m);
-    query_clear(&q);
+    ps__rt_query_clear(&q);
     if (rc)
         return rc;
     if (r->teacher_hard && r->student_hard)
@@ -754,6 +614,24 @@ static int rt_score_ranking(const ps_run_t *run, const ps_item_t *item, const ps
     if (metrics)
         memcpy(metrics, m, sizeof m);
     return 0;
+}
+
+static int docno_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, *(char *const *)elem);
+}
+
+/* The corpus index of docno word[0, len), or s->n when there is none. Both
+ * corpora are in ascending docno order. */
+static size_t doc_index(const rt_state_t *s, const char *word, size_t len)
+{
+    char id[PS_RDATA_ID_MAX + 1];
+    if (len == 0 || len > PS_RDATA_ID_MAX)
+        return s->n;
+    memcpy(id, word, len);
+    id[len] = '\0';
+    char **p = bsearch(id, s->docno, s->n, sizeof *s->docno, docno_cmp);
+    return p ? (size_t)(p - s->docno) : s->n;
 }
 
 /* A listwise answer (a generating model naming documents): the docnos in
@@ -774,9 +652,8 @@ static int rt_score(const ps_run_t *run, const ps_item_t *item, const char *pred
         return PB_ENOMEM;
     for (const char *p = prediction; *p && n < RT_DEPTH;) {
         size_t len = strcspn(p, " \t\r\n,;");
-        char *end;
-        unsigned long d = len == 7 && p[0] == 'd' ? strtoul(p + 1, &end, 10) : (unsigned long)-1;
-        if (d < s->n && end == p + len && !(seen[d / 8] & (1u << (d % 8)))) {
+        size_t d = doc_index(s, p, len);
+        if (d < s->n && !(seen[d / 8] & (1u << (d % 8)))) {
             seen[d / 8] |= (uint8_t)(1u << (d % 8));
             docs[n] = (uint32_t)d;
             sc[n] = -(double)n;
@@ -790,7 +667,7 @@ static int rt_score(const ps_run_t *run, const ps_item_t *item, const char *pred
     if (rc)
         return rc;
     rc = score_docs(s, &q, docs, sc, n, &pred, m);
-    query_clear(&q);
+    ps__rt_query_clear(&q);
     free(pred);
     if (rc)
         return rc;
@@ -835,9 +712,9 @@ const ps_suite_t ps__suite_retrieval = {
     .tasks = rt_tasks,
     .n_tasks = PB_ARRAY_LEN(rt_tasks),
     .metrics = rt_metrics,
-    .schema = rt_schema,
-    .normalize = rt_normalize,
-    .buckets = rt_buckets,
+    .schema = ps__rt_schema,
+    .normalize = ps__rt_normalize,
+    .buckets = ps__rt_buckets,
     .prepare = rt_prepare,
     .release = rt_release,
     .generate = rt_generate,

@@ -61,6 +61,11 @@ typedef struct ps_run {
     uint64_t key;
     void *state;          /* suite-private parsed params (suite->prepare) */
     ps_tokenizer_t *tok;  /* NULL: lengths are characters (bytes) */
+    /* A dataset run of a suite that reads the whole file (retrieval builds
+     * its corpus from it): the file's bytes, borrowed for the run's life
+     * (ps_run_open_data); NULL otherwise. */
+    const char *data;
+    size_t data_len;
 } ps_run_t;
 
 /* The length of text[0, len) in the run's unit: tokens under run->tok,
@@ -197,6 +202,9 @@ json_t *ps_registry_json(void);
  * the key and calls prepare. On failure run is cleared. */
 int ps_run_open(ps_run_t *run, const ps_suite_t *suite, const char *task, json_t *params,
                 int64_t bucket, uint64_t seed);
+/* ps_run_open with a dataset's bytes in run->data before prepare. */
+int ps_run_open_data(ps_run_t *run, const ps_suite_t *suite, const char *task, json_t *params,
+                     int64_t bucket, uint64_t seed, const char *data, size_t data_len);
 void ps_run_close(ps_run_t *run);
 
 /* Number of names in suite->metrics. */

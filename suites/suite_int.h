@@ -162,4 +162,14 @@ int ps__range_buckets(int lo, int hi, int64_t **out, size_t *n);
 /* The release callback of suites whose run state is one malloc'd block. */
 void ps__release_state(ps_run_t *run);
 
+/* The prepare of such suites: run->state becomes a malloc'd block of size
+ * bytes that parse(run->task, run->params, block) fills; on failure nothing
+ * is left behind and parse's code is returned. */
+int ps__prepare_parsed(ps_run_t *run, size_t size,
+                       int (*parse)(const char *task, const json_t *params, void *out));
+
+/* *out = a malloc'd copy of v[0, n) (buckets already parsed into a list),
+ * *n_out = n; PB_ENOMEM. */
+int ps__copy_buckets(const int64_t *v, size_t n, int64_t **out, size_t *n_out);
+
 #endif

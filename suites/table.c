@@ -254,18 +254,15 @@ static int tb_buckets(const char *task, const json_t *params, int64_t **out, siz
     return 0;
 }
 
+/* tb_parse as ps__prepare_parsed calls it. */
+static int tb_parse_state(const char *task, const json_t *params, void *out)
+{
+    return tb_parse(task, params, out, NULL);
+}
+
 static int tb_prepare(ps_run_t *run)
 {
-    tb_params_t *p = malloc(sizeof *p);
-    if (p == NULL)
-        return PB_ENOMEM;
-    int rc = tb_parse(run->task, run->params, p, NULL);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    run->state = p;
-    return 0;
+    return ps__prepare_parsed(run, sizeof(tb_params_t), tb_parse_state);
 }
 
 /* ---- rendering ---- */

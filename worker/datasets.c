@@ -1,7 +1,8 @@
 /* Worker-side user datasets (worker/datasets.h): one process-wide list of
- * open datasets under a mutex, so concurrent tasks of one dataset share a
- * single download and a single index. A file is mapped read-only; the
- * index is its lines sorted by (bucket, position). */
+ * open datasets under a mutex, and one "loading" entry per hash being
+ * fetched or indexed, so concurrent tasks of one dataset share a single
+ * download and index while other datasets load in parallel. A file is
+ * mapped read-only; the index is its lines sorted by (bucket, position). */
 #include "worker/datasets.h"
 
 #include <curl/curl.h>
@@ -39,8 +40,20 @@ struct pb_dataset {
     pb_dataset_t *next;
 };
 
+/* A hash one thread is loading (cache or download, then index) without
+ * ds_mu held; the other tasks of that hash wait on ds_cv for its outcome.
+ * Freed by whoever drops the last reference (loader or last waiter). */
+typedef struct ds_loading {
+    char hash[PB_SHA256_HEX];
+    int done, rc, refs;
+    pb_err_t err; /* the loader's error, handed to its waiters */
+    struct ds_loading *next;
+} ds_loading_t;
+
 static pthread_mutex_t ds_mu = PTHREAD_MUTEX_INITIALIZER;
-static pb_dataset_t *ds_open_list; /* guarded by ds_mu */
+static pthread_cond_t ds_cv = PTHREAD_COND_INITIALIZER;
+static pb_dataset_t *ds_open_list; /* guarded by ds_mu, as are the three below */
+static ds_loading_t *ds_loading_list;
 static uint64_t ds_clock, ds_fetches;
 
 void pb_datasets_default_cache(char *out, size_t n)
@@ -153,8 +166,9 @@ static int fetch(const char *url, const char *hash, const char *path, pb_err_t *
     pb_sha256_final(&ft.sha, d);
     pb_sha256_to_hex(d, got);
     if (strcmp(got, hash) != 0) {
-        rc = pb_err_set(err, PB_EIO, "dataset", "dataset %.16s: the download hashes to %.16s",
-                        hash, got);
+        rc = pb_err_set(err, PB_EIO, "dataset",
+                        "dataset %.16s: hash mismatch: the download from %.200s hashes to %.16s",
+                        hash, url, got);
         goto out;
     }
     if (fflush(ft.f) != 0 || fsync(fileno(ft.f)) != 0) {
@@ -275,12 +289,50 @@ static void trim(void)
     }
 }
 
+/* Cache, else download, then map and index: the slow part, run without
+ * ds_mu (only the fetch counter takes it). */
+static int ds_load(const char *dir, const char *url, const char *hash, pb_dataset_t **out,
+                   pb_err_t *err)
+{
+    char path[PATH_MAX + 80];
+    int rc, stale = 0;
+
+    *out = NULL;
+    snprintf(path, sizeof path, "%s/%s.jsonl", dir, hash);
+    if ((rc = make_dirs(dir)))
+        return pb_err_set(err, rc, "dataset", "cannot create the cache directory %s", dir);
+    rc = load(path, hash, out, &stale, err);
+    if (rc != PB_ENOTFOUND && !stale)
+        return rc;
+    if (stale)
+        pb_warn("dataset %.16s: cached copy %s is damaged; fetching it again", hash, path);
+    if (url == NULL || url[0] == '\0')
+        return pb_err_set(err, PB_EINVAL, "dataset_url",
+                          "dataset %.16s is not cached and the task gives no dataset_url", hash);
+    if ((rc = fetch(url, hash, path, err)))
+        return rc;
+    pthread_mutex_lock(&ds_mu);
+    ds_fetches++;
+    pthread_mutex_unlock(&ds_mu);
+    rc = load(path, hash, out, &stale, err);
+    if (stale)
+        rc = pb_err_set(err, PB_EIO, "dataset", "dataset %.16s changed on disk", hash);
+    return rc;
+}
+
+static void loading_unref(ds_loading_t *l)
+{
+    if (--l->refs == 0)
+        free(l);
+}
+
 int pb_dataset_open(const char *cache_dir, const char *url, const char *hash, pb_dataset_t **out,
                     pb_err_t *err)
 {
-    char dir[PATH_MAX], path[PATH_MAX + 80];
+    char dir[PATH_MAX];
     pb_dataset_t *ds = NULL;
-    int rc, stale = 0;
+    ds_loading_t *l = NULL, **pp;
+    int rc;
 
     *out = NULL;
     if (hash == NULL || !pb_sha256_is_hex(hash))
@@ -289,41 +341,59 @@ int pb_dataset_open(const char *cache_dir, const char *url, const char *hash, pb
         pb_datasets_default_cache(dir, sizeof dir);
     else
         snprintf(dir, sizeof dir, "%s", cache_dir);
-    snprintf(path, sizeof path, "%s/%s.jsonl", dir, hash);
-    /* One lock over lookup, download and indexing: tasks of one dataset
-     * that start together wait for the first one's download. */
     pthread_mutex_lock(&ds_mu);
-    for (ds = ds_open_list; ds; ds = ds->next)
-        if (strcmp(ds->hash, hash) == 0)
-            break;
-    if (ds) {
-        rc = 0;
-        goto out;
-    }
-    if ((rc = make_dirs(dir))) {
-        rc = pb_err_set(err, rc, "dataset", "cannot create the cache directory %s", dir);
-        goto out;
-    }
-    rc = load(path, hash, &ds, &stale, err);
-    if (rc == PB_ENOTFOUND || stale) {
-        if (stale)
-            pb_warn("dataset %.16s: cached copy %s is damaged; fetching it again", hash, path);
-        if (url == NULL || url[0] == '\0') {
-            rc = pb_err_set(err, PB_EINVAL, "dataset_url",
-                            "dataset %.16s is not cached and the task gives no dataset_url", hash);
+    for (;;) {
+        for (ds = ds_open_list; ds; ds = ds->next)
+            if (strcmp(ds->hash, hash) == 0)
+                break;
+        if (ds) {
+            rc = 0;
             goto out;
         }
-        if ((rc = fetch(url, hash, path, err)))
+        for (l = ds_loading_list; l; l = l->next)
+            if (strcmp(l->hash, hash) == 0)
+                break;
+        if (l == NULL)
+            break;
+        /* Another task loads it: wait for that one, then look again (its
+         * failure is ours too, rather than a download per waiting task). */
+        l->refs++;
+        while (!l->done)
+            pthread_cond_wait(&ds_cv, &ds_mu);
+        rc = l->rc;
+        if (rc && err)
+            *err = l->err;
+        loading_unref(l);
+        if (rc)
             goto out;
-        ds_fetches++;
-        rc = load(path, hash, &ds, &stale, err);
-        if (stale)
-            rc = pb_err_set(err, PB_EIO, "dataset", "dataset %.16s changed on disk", hash);
     }
-    if (rc)
+    l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
         goto out;
-    ds->next = ds_open_list;
-    ds_open_list = ds;
+    }
+    snprintf(l->hash, sizeof l->hash, "%s", hash);
+    l->refs = 1;
+    l->next = ds_loading_list;
+    ds_loading_list = l;
+    pthread_mutex_unlock(&ds_mu);
+
+    rc = ds_load(dir, url, hash, &ds, &l->err);
+
+    pthread_mutex_lock(&ds_mu);
+    for (pp = &ds_loading_list; *pp != l; pp = &(*pp)->next)
+        ;
+    *pp = l->next;
+    l->done = 1;
+    l->rc = rc;
+    if (rc && err)
+        *err = l->err;
+    if (rc == 0) {
+        ds->next = ds_open_list;
+        ds_open_list = ds;
+    }
+    pthread_cond_broadcast(&ds_cv);
+    loading_unref(l);
 out:
     if (rc == 0) {
         ds->refs++;
@@ -372,6 +442,12 @@ uint64_t pb_dataset_count(const pb_dataset_t *ds, int64_t bucket)
     size_t lo, hi;
     bucket_range(ds, bucket, &lo, &hi);
     return hi - lo;
+}
+
+void pb_dataset_bytes(const pb_dataset_t *ds, const char **data, size_t *len)
+{
+    *data = ds->map;
+    *len = ds->size;
 }
 
 int pb_dataset_item(const pb_dataset_t *ds, const ps_run_t *run, uint64_t idx, ps_item_t *out,

@@ -34,6 +34,10 @@ void pb_dataset_release(pb_dataset_t *ds);
 /* Lines of the dataset with this bucket. */
 uint64_t pb_dataset_count(const pb_dataset_t *ds, int64_t bucket);
 
+/* The whole file, mapped read-only while the handle is held: a ranking
+ * suite builds its corpus from it (ps_run_open_data). */
+void pb_dataset_bytes(const pb_dataset_t *ds, const char **data, size_t *len);
+
 /* Item idx of run (run->bucket's idx-th line) through ps_dataset_item.
  * PB_EINVAL when the bucket has no such line. */
 int pb_dataset_item(const pb_dataset_t *ds, const ps_run_t *run, uint64_t idx, ps_item_t *out,

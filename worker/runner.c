@@ -501,7 +501,12 @@ static int run_setup(run_ctx_t *c, const json_t *task, json_t **params, int *run
                      : check_bucket(c->suite, ts->task, *params, ts->bucket, err);
     if (rc)
         return rc;
-    rc = ps_run_open(&c->run, c->suite, ts->task, *params, ts->bucket, ts->seed);
+    const char *data = NULL;
+    size_t data_len = 0;
+    if (c->ds && c->suite->corpus)
+        pb_dataset_bytes(c->ds, &data, &data_len); /* the suite reads the whole file */
+    rc = ps_run_open_data(&c->run, c->suite, ts->task, *params, ts->bucket, ts->seed, data,
+                          data_len);
     if (rc)
         return pb_err_set(err, rc, "params", "cannot open the run: %s", pb_strerror(rc));
     *run_open = 1;

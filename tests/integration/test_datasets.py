@@ -3,12 +3,19 @@ its SHA-256 (201, then 200 for the same bytes), names the first bad line
 (400, nothing stored), refuses bodies over --max-dataset (413); a job that
 names a dataset runs its lines on the oracle backend (accuracy 1.0, each
 prediction its line's reference), and the worker fetches the file once into
-its cache for all of the job's tasks."""
+its cache for all of the job's tasks. A large upload is checked off the
+coordinator's event loop (/healthz keeps answering); a download whose bytes
+do not match the hash fails the task and leaves nothing in the cache."""
 
 import hashlib
+import http.client
+import http.server
 import json
 import os
+import re
 import socket
+import threading
+import time
 
 import pytest
 
@@ -128,6 +135,32 @@ def test_upload_limits(cluster):
     assert r.status == 400, r
 
 
+def test_pipelined_requests_behind_an_upload_answer_in_order(cluster):
+    body = jsonl([{"prompt": f"{a}-0=", "reference": str(a)} for a in range(7)])
+    req = (b"POST /api/v1/datasets?suite=arithmetic&name=pipe HTTP/1.1\r\nHost: x\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(body) + body +
+           b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /api/v1/datasets/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+           % hashlib.sha256(body).hexdigest().encode())
+    data = b""
+    with socket.create_connection(("127.0.0.1", cluster.http_port), timeout=t(10)) as s:
+        s.sendall(req)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answers = []
+    while data:  # status line, headers, Content-Length bytes of body
+        head, _, rest = data.partition(b"\r\n\r\n")
+        n = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+        answers.append((head.split(b" ")[1], json.loads(rest[:n])))
+        data = rest[n:]
+    assert [a[0] for a in answers] == [b"201", b"200", b"200"], answers
+    assert answers[0][1]["name"] == "pipe" and answers[1][1]["status"] == "ok", answers
+    assert answers[2][1] == answers[0][1]
+
+
 def test_job_on_a_dataset_is_perfect_on_oracle_and_fetched_once(cluster):
     api = cluster.api
     body = jsonl(LONGCTX)
@@ -223,3 +256,130 @@ def test_cli_upload_and_list(cluster, tmp_path):
     bad = subprocess.run(cli + ["dataset", "upload", str(f), "--suite", "arithmetic"],
                          capture_output=True, text=True, timeout=t(30))
     assert bad.returncode == 1 and "line 5" in bad.stderr, bad
+
+
+def own_cluster(tmp_path, coord_extra=()):
+    c = pbutil.Cluster(tmp_path)
+    try:
+        c.start_coordinator(list(coord_extra))
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
+def close_cluster(c):
+    problems = c.close()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+# ~48 MB: long enough that checking, hashing and fsync'ing it on the loop
+# thread stalled every other request for seconds.
+BIG_LINES = 240_000
+
+
+def test_large_upload_does_not_stall_the_loop(tmp_path):
+    c = own_cluster(tmp_path)
+    try:
+        c.start_worker("w1", extra=["--cache", os.path.join(str(tmp_path), "cache")])
+        c.wait_workers(1)
+        pad = "y" * 150
+        body = "".join(f'{{"prompt": "{i}+{i}= {pad}", "reference": "{2 * i}", '
+                       f'"bucket": {i % 3}}}\n' for i in range(BIG_LINES)).encode()
+        assert len(body) > 40 << 20
+        out = {}
+
+        def send():
+            conn = http.client.HTTPConnection("127.0.0.1", c.http_port, timeout=t(120))
+            try:
+                conn.request("POST", "/api/v1/datasets?suite=arithmetic&name=big", body=body,
+                             headers={"Content-Type": "application/x-ndjson"})
+                r = conn.getresponse()
+                out["status"], out["body"] = r.status, r.read()
+            except Exception as e:  # reported below
+                out["error"] = e
+            finally:
+                conn.close()
+
+        th = threading.Thread(target=send)
+        th.start()
+        lat = []
+        while th.is_alive():
+            t0 = time.monotonic()
+            r = c.api.get("/healthz")
+            lat.append(time.monotonic() - t0)
+            assert r.status == 200, r
+            time.sleep(0.02)
+        th.join()
+        assert "error" not in out, out
+        assert out["status"] == 201, out
+        rec = json.loads(out["body"])
+        assert rec["hash"] == hashlib.sha256(body).hexdigest()
+        assert (rec["lines"], rec["bytes"]) == (BIG_LINES, len(body))
+        with open(os.path.join(c.db + "-datasets", rec["hash"] + ".jsonl"), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == rec["hash"]
+        print(f"upload: {len(lat)} /healthz polls, max {max(lat) * 1000:.0f} ms")
+        assert len(lat) >= 3, "the upload finished before it could be observed"
+        assert max(lat) < t(0.5), f"/healthz took {max(lat):.2f} s during the upload"
+        assert c.connected_workers() == 1
+        # a bad line deep in a large body is still found, off the loop
+        bad = body + b'{"prompt": "x"}\n'
+        r = upload(c.api, bad, "arithmetic")
+        assert r.status == 400 and r.json()["field"] == f"line {BIG_LINES + 1}", r
+        # a client that hangs up while its upload is checked: no answer to
+        # send, the coordinator carries on and the dataset is stored
+        other = body[: len(body) // 2]
+        with socket.create_connection(("127.0.0.1", c.http_port), timeout=t(30)) as s:
+            s.sendall(b"POST /api/v1/datasets?suite=arithmetic HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(other) + other)
+        h = hashlib.sha256(other).hexdigest()
+        pbutil.wait_for(lambda: c.api.get(f"/api/v1/datasets/{h}").status == 200, t(30), 0.05,
+                        "the abandoned upload stored")
+        c.check_alive()
+    finally:
+        close_cluster(c)
+
+
+class _WrongBytes(http.server.BaseHTTPRequestHandler):
+    """Serves the same JSONL with one byte changed, whatever the path."""
+    payload = b""
+    hits = 0
+
+    def do_GET(self):
+        type(self).hits += 1
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_download_hash_mismatch_fails_and_keeps_nothing(tmp_path):
+    body = jsonl([{"prompt": f"{a}+{a}=", "reference": str(2 * a)} for a in range(4)])
+    _WrongBytes.payload = body.replace(b"0+0=", b"0+1=")
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WrongBytes)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    c = own_cluster(tmp_path)
+    cache = os.path.join(str(tmp_path), "cache")
+    try:
+        c.start_worker("w1", extra=["--cache", cache, "--http",
+                                    f"http://127.0.0.1:{srv.server_address[1]}"])
+        c.wait_workers(1)
+        h = upload(c.api, body, "arithmetic").json()["hash"]
+        job = c.api.submit({"model": {"name": "oracle", "backend": "oracle"},
+                            "runs": [{"suite": "arithmetic", "task": "add", "dataset": h}]})
+        state = c.api.wait_job(job, t(60), states=("failed",))
+        assert state["state"] == "failed", state
+        errors = [e for (e,) in c.sql("SELECT error FROM tasks WHERE job_id=?", (job,))]
+        wrong = hashlib.sha256(_WrongBytes.payload).hexdigest()
+        assert errors and all(e and "hash mismatch" in e and h[:16] in e and wrong[:16] in e
+                              for e in errors), errors
+        assert _WrongBytes.hits >= 1
+        assert not os.path.isdir(cache) or os.listdir(cache) == [], os.listdir(cache)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        close_cluster(c)

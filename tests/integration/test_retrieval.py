@@ -5,6 +5,8 @@ carry nDCG@10, MRR@10, Recall@k, MAP and the teacher-student taus; oracle is
 perfect, bm25 and hashbow lie strictly between random and oracle; queries
 split over shards rank the same corpus as queries in one shard."""
 
+import json
+import math
 import re
 
 import pytest
@@ -122,3 +124,77 @@ def test_unknown_backend_and_bad_params_rejected(shared_cluster):
     spec["runs"][0]["params"]["corpus_sizes"] = [10]
     r = api.post("/api/v1/jobs", spec)
     assert r.status == 400 and "corpus_sizes" in r.json()["field"], r
+
+
+# ---- a user's retrieval dataset ----
+
+def _rdata():
+    """Seven docs, two queries (the unit test's dataset): bm25 ranks q1's
+    relevant doc first and q2's second (a score tie broken by docno)."""
+    docs = {"d1": "red apple fruit", "d2": "green apple pie", "d3": "zebra stripes animal",
+            "d4": "blue sky", "d5": "red car fast", "d6": "zebra crossing road",
+            "d7": "ocean wave"}
+    rows = [{"type": "doc", "id": k, "text": v} for k, v in docs.items()]
+    rows += [{"type": "query", "id": "q1", "text": "zebra stripes",
+              "hard_negatives": ["d6", "d4"]},
+             {"type": "query", "id": 2, "text": "red", "hard_negatives": ["d5"]},
+             {"type": "qrel", "query": "q1", "doc": "d3", "grade": 2},
+             {"type": "qrel", "query": "q1", "doc": "d4", "grade": 0},
+             {"type": "qrel", "query": 2, "doc": "d1", "grade": 1}]
+    return rows
+
+
+def _upload(api, rows):
+    body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    return api.post("/api/v1/datasets?suite=retrieval&name=rd", body,
+                    headers={"Content-Type": "application/x-ndjson"})
+
+
+def _ds_run(api, h, model):
+    job = api.submit({"name": "rd-" + model, "model": {"name": model, "backend": model},
+                      "runs": [{"suite": "retrieval", "dataset": h}], "shard_size": 1})
+    assert api.wait_job(job, t(60))["items_total"] == 2
+    (run,) = api.get_json(f"/api/v1/jobs/{job}/results")["runs"]
+    items, _ = api.all_items(job)
+    return run, sorted(items, key=lambda it: it["idx"])
+
+
+def test_dataset_oracle_and_bm25(shared_cluster):
+    api = shared_cluster.api
+    r = _upload(api, _rdata())
+    assert r.status in (200, 201), r
+    rec = r.json()
+    assert rec["suite"] == "retrieval"
+    assert rec["buckets"] == [{"bucket": 7, "lines": 2}]  # the corpus size; its queries
+    h = rec["hash"]
+    run, items = _ds_run(api, h, "oracle")
+    assert [(b["bucket"], b["n"]) for b in run["buckets"]] == [(7, 2)]
+    for k in ("ndcg@10", "mrr@10", "map", "recall@10"):
+        assert run["metrics"][k] == pytest.approx(1.0), (k, run["metrics"])
+    assert [it["reference"] for it in items] == ["d3 2", "d1 1"]
+    assert [it["meta"]["id"] for it in items] == ["q1", "2"]
+    bm, items = _ds_run(api, h, "bm25")
+    m = bm["metrics"]
+    assert 0 < m["ndcg@10"] < 1
+    assert m["ndcg@10"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
+    assert m["mrr@10"] == pytest.approx(0.75) and m["map"] == pytest.approx(0.75)
+    assert m["tau_hard"] == pytest.approx(0.5)  # q1: d6 > d4 agree; q2: one doc, no pair
+    assert [it["prediction"].split()[:2] for it in items] == [["d3", "d6"], ["d5", "d1"]]
+    again, items2 = _ds_run(api, h, "bm25")
+    assert again["metrics"] == m
+    assert [(a["prediction"], a["score"]) for a in items] == \
+        [(b["prediction"], b["score"]) for b in items2]
+
+
+@pytest.mark.parametrize("bad,line,what", [
+    ({"type": "qrel", "query": "q1", "doc": "d9", "grade": 1}, 13, 'unknown doc "d9"'),
+    ({"type": "qrel", "query": "q1", "doc": "d3", "grade": -1}, 13, '"grade"'),
+    ({"type": "qrel", "query": "q1", "doc": "d3", "grade": 1}, 13, "duplicate qrel"),
+])
+def test_dataset_bad_qrel_names_the_line(shared_cluster, bad, line, what):
+    api = shared_cluster.api
+    r = _upload(api, _rdata() + [bad])
+    assert r.status == 400, r
+    err = r.json()
+    assert err["field"] == f"line {line}", err
+    assert err["error"].startswith(f"line {line}: ") and what in err["error"], err

@@ -1,13 +1,20 @@
 /* Unit tests for user datasets: SHA-256 against the FIPS 180-4 vectors,
  * line checks that name the first bad line, a line turned into an item,
  * plans that expand a dataset's buckets, the store's record and file, and
- * the worker's cache, index and runner on a cached dataset (no network). */
+ * the worker's cache, index and runner on a cached dataset, and its
+ * downloads from a tiny loopback HTTP server: one per hash however many
+ * tasks ask, other hashes not held up, a wrong download refused. */
 #include "tests/unit/unit.h"
 
+#include <dirent.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/sha256.h"
@@ -142,12 +149,108 @@ static void test_line_errors(void **state)
     ps_dataset_stats_free(&st);
     /* an empty file is no dataset */
     assert_int_equal(ps_dataset_scan("arithmetic", "\n \n", 3, &st, &err), PB_EINVAL);
+    /* a retrieval dataset is one bucket, its corpus size, of its queries */
     const char *ret = "{\"type\": \"doc\", \"id\": \"d1\", \"text\": \"t\"}\n"
                       "{\"type\": \"query\", \"id\": 7, \"text\": \"q\"}\n"
-                      "{\"type\": \"qrel\", \"query\": 7, \"doc\": \"d1\", \"relevance\": 2}\n";
+                      "{\"type\": \"doc\", \"id\": 5, \"text\": \"u\"}\n"
+                      "{\"type\": \"qrel\", \"query\": 7, \"doc\": \"d1\", \"grade\": 2}\n";
     assert_int_equal(ps_dataset_scan("retrieval", ret, strlen(ret), &st, &err), 0);
-    assert_int_equal(st.lines, 3);
+    assert_int_equal(st.lines, 4);
+    assert_int_equal(st.n_buckets, 1);
+    assert_int_equal(st.buckets[0], 2);
+    assert_int_equal(st.counts[0], 1);
     ps_dataset_stats_free(&st);
+}
+
+/* ---- retrieval datasets: the whole-file checks ---- */
+
+#define D(id, text) "{\"type\": \"doc\", \"id\": " id ", \"text\": \"" text "\"}\n"
+#define Q(id, text) "{\"type\": \"query\", \"id\": " id ", \"text\": \"" text "\"}\n"
+#define QH(id, text, hard)                                                                         \
+    "{\"type\": \"query\", \"id\": " id ", \"text\": \"" text "\", \"hard_negatives\": " hard    \
+    "}\n"
+#define R(q, d, g) "{\"type\": \"qrel\", \"query\": " q ", \"doc\": " d ", \"grade\": " g "}\n"
+
+static void test_retrieval_errors(void **state)
+{
+    (void)state;
+    const char *base = D("\"a\"", "x") D("\"b\"", "y") Q("1", "q");
+    char text[2048];
+    struct {
+        const char *extra, *field, *what;
+    } cases[] = {
+        {R("1", "\"a\"", "1") R("2", "\"a\"", "1"), "line 5", "unknown query \"2\""},
+        {R("1", "\"zz\"", "1"), "line 4", "unknown doc \"zz\""},
+        {R("1", "\"a\"", "1") D("\"b\"", "again"), "line 5",
+         "duplicate doc id \"b\" (also line 2)"},
+        {R("1", "\"a\"", "1") Q("1", "again"), "line 5", "duplicate query id \"1\""},
+        {R("1", "\"a\"", "1") "\n" R("1", "\"a\"", "2"), "line 6", "duplicate qrel"},
+        {R("1", "\"a\"", "0"), "line 3", "no qrel with grade >= 1"},
+        {R("1", "\"a\"", "1") QH("2", "q2", "[\"b\", \"nope\"]") R("2", "\"a\"", "1"), "line 5",
+         "hard negative \"nope\" is not a doc id"},
+        {R("1", "\"a\"", "1") QH("2", "q2", "[\"a\"]") R("2", "\"a\"", "3"), "line 5",
+         "judged relevant (grade 3)"},
+        {R("1", "\"a\"", "1") QH("2", "q2", "[\"b\", \"b\"]") R("2", "\"a\"", "1"), "line 5",
+         "listed twice"},
+        {R("1", "\"a\"", "-1"), "line 4", "\"grade\""},
+        {R("1", "\"a\"", "1.5"), "line 4", "\"grade\""},
+        {R("1", "\"a\"", "101"), "line 4", "\"grade\""},
+        {"{\"type\": \"qrel\", \"query\": 1, \"doc\": \"a\", \"grade\": 1, \"bucket\": 3}\n",
+         "line 4", "unknown key \"bucket\""},
+        {D("\"has space\"", "t"), "line 4", "\"id\""},
+        {D("\"a,b\"", "t"), "line 4", "\"id\""},
+        {Q("\"q9\"", ""), "line 4", "\"text\""},
+        {QH("\"q9\"", "t", "\"a\""), "line 4", "hard_negatives"},
+        {QH("\"q9\"", "t", "[1.5]"), "line 4", "hard_negatives[0]"},
+    };
+    for (size_t i = 0; i < PB_ARRAY_LEN(cases); i++) {
+        snprintf(text, sizeof text, "%s%s", base, cases[i].extra);
+        scan_fails("retrieval", text, cases[i].field, cases[i].what);
+    }
+    /* No query at all; no docs then no relevant qrel either. */
+    ps_dataset_stats_t st;
+    pb_err_t err = {{0}, {0}};
+    const char *docs = D("\"a\"", "x");
+    assert_int_equal(ps_dataset_scan("retrieval", docs, strlen(docs), &st, &err), PB_EINVAL);
+    assert_string_equal(err.field, "body");
+}
+
+static void test_retrieval_parse(void **state)
+{
+    (void)state;
+    /* qrels before their docs and queries; ids integers and strings */
+    const char *text = R("\"q\"", "10", "2") R("\"q\"", "\"b\"", "0") R("3", "\"a\"", "1")
+        D("\"b\"", "bee") D("10", "ten") "\r\n" QH("\"q\"", "first", "[\"a\"]") D("\"a\"", "ay")
+            Q("3", "second");
+    ps_rdata_t d;
+    pb_err_t err = {{0}, {0}};
+    assert_int_equal(ps_rdata_parse(text, strlen(text), &d, &err), 0);
+    assert_int_equal(d.lines, 8);
+    assert_int_equal(d.n_docs, 3);
+    /* the corpus in docno order (strcmp: "10" < "a" < "b") */
+    assert_string_equal(d.docno[0], "10");
+    assert_string_equal(d.docno[1], "a");
+    assert_string_equal(d.docno[2], "b");
+    assert_string_equal(d.doc_text[2], "bee");
+    /* the queries in file order */
+    assert_int_equal(d.n_queries, 2);
+    assert_string_equal(d.qid[0], "q");
+    assert_string_equal(d.q_text[1], "second");
+    assert_int_equal(d.q_line[0], 7);
+    assert_int_equal(d.q_line[1], 9);
+    /* query "q": docs 10 (grade 2) and b (0), ascending corpus index; hard a */
+    assert_int_equal(d.qrel_at[0], 0);
+    assert_int_equal(d.qrel_at[1], 2);
+    assert_int_equal(d.qrel_doc[0], 0);
+    assert_int_equal(d.qrel_grade[0], 2);
+    assert_int_equal(d.qrel_doc[1], 2);
+    assert_int_equal(d.qrel_grade[1], 0);
+    assert_int_equal(d.qrel_at[2], 3);
+    assert_int_equal(d.qrel_doc[2], 1);
+    assert_int_equal(d.hard_at[1], 1);
+    assert_int_equal(d.hard_doc[0], 1);
+    assert_int_equal(d.hard_at[2], 1);
+    ps_rdata_free(&d);
 }
 
 /* ---- line -> item ---- */
@@ -415,12 +518,230 @@ static void test_worker_cache(void **state)
     rmdir(dir);
 }
 
+/* ---- worker: downloads ---- */
+
+/* A loopback server: GET /slow sends SLOW once slow_go is set (or after
+ * 5 s), /bad sends SLOW with one byte changed, anything else sends DATA2
+ * after 100 ms. Neither was opened by an earlier test (opens are shared). */
+static const char SLOW[] = "{\"prompt\": \"5+5=\", \"reference\": \"10\", \"bucket\": 1}\n"
+                           "{\"prompt\": \"6+6=\", \"reference\": \"12\", \"bucket\": 1}\n";
+static const char DATA2[] = "{\"prompt\": \"3+3=\", \"reference\": \"6\", \"bucket\": 4}\n";
+static pthread_mutex_t srv_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t srv_cv = PTHREAD_COND_INITIALIZER;
+static int srv_fd = -1, srv_active, slow_go, hits_slow, hits_other;
+
+static void *srv_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char req[2048], head[128], bad[sizeof SLOW];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof req - 1 && (r = recv(fd, req + n, sizeof req - 1 - n, 0)) > 0) {
+        n += (size_t)r;
+        req[n] = '\0';
+        if (strstr(req, "\r\n\r\n"))
+            break;
+    }
+    req[n] = '\0';
+    const char *body = DATA2;
+    if (strncmp(req, "GET /slow ", 10) == 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        pthread_mutex_lock(&srv_mu);
+        hits_slow++;
+        pthread_cond_broadcast(&srv_cv);
+        while (!slow_go && pthread_cond_timedwait(&srv_cv, &srv_mu, &until) == 0)
+            ;
+        pthread_mutex_unlock(&srv_mu);
+        body = SLOW;
+    } else if (strncmp(req, "GET /bad ", 9) == 0) {
+        memcpy(bad, SLOW, sizeof SLOW);
+        bad[2] = 'q';
+        body = bad;
+    } else {
+        pthread_mutex_lock(&srv_mu);
+        hits_other++;
+        pthread_mutex_unlock(&srv_mu);
+        usleep(100 * 1000); /* long enough for a second task to ask too */
+    }
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.0 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                      strlen(body));
+    if (send(fd, head, (size_t)hn, MSG_NOSIGNAL) == hn)
+        send(fd, body, strlen(body), MSG_NOSIGNAL);
+    close(fd);
+    pthread_mutex_lock(&srv_mu);
+    srv_active--;
+    pthread_cond_broadcast(&srv_cv);
+    pthread_mutex_unlock(&srv_mu);
+    return NULL;
+}
+
+static void *srv_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int fd = accept(srv_fd, NULL, NULL);
+        if (fd < 0)
+            return NULL; /* shut down */
+        pthread_t t;
+        pthread_mutex_lock(&srv_mu);
+        srv_active++;
+        pthread_mutex_unlock(&srv_mu);
+        if (pthread_create(&t, NULL, srv_conn, (void *)(intptr_t)fd) == 0)
+            pthread_detach(t);
+        else
+            srv_conn((void *)(intptr_t)fd);
+    }
+}
+
+typedef struct opener {
+    pthread_t t;
+    const char *dir, *hash;
+    char url[128];
+    pb_dataset_t *ds;
+    pb_err_t err;
+    int rc, done;
+} opener_t;
+
+static void *opener_run(void *arg)
+{
+    opener_t *o = arg;
+    o->rc = pb_dataset_open(o->dir, o->url, o->hash, &o->ds, &o->err);
+    pthread_mutex_lock(&srv_mu);
+    o->done = 1;
+    pthread_mutex_unlock(&srv_mu);
+    return NULL;
+}
+
+static void opener_start(opener_t *o, const char *dir, const char *hash, int port, const char *p)
+{
+    memset(o, 0, sizeof *o);
+    o->dir = dir;
+    o->hash = hash;
+    snprintf(o->url, sizeof o->url, "http://127.0.0.1:%d/%s", port, p);
+    assert_int_equal(pthread_create(&o->t, NULL, opener_run, o), 0);
+}
+
+static int opener_done(opener_t *o)
+{
+    pthread_mutex_lock(&srv_mu);
+    int d = o->done;
+    pthread_mutex_unlock(&srv_mu);
+    return d;
+}
+
+static void test_worker_fetch(void **state)
+{
+    (void)state;
+    char dir[256], file[400], hash[PB_SHA256_HEX], hash2[PB_SHA256_HEX];
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof sa;
+    pthread_t srv;
+    opener_t slow, fast, same[2], bad;
+
+    pb_test_tmpdir(dir, sizeof dir);
+    pb_sha256_hex(SLOW, strlen(SLOW), hash);
+    pb_sha256_hex(DATA2, strlen(DATA2), hash2);
+    srv_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(srv_fd >= 0);
+    assert_int_equal(bind(srv_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(srv_fd, 16), 0);
+    assert_int_equal(getsockname(srv_fd, (struct sockaddr *)&sa, &salen), 0);
+    int port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&srv, NULL, srv_main, NULL), 0);
+    uint64_t fetches = pb_datasets_fetches();
+
+    /* a download that hangs does not hold up another dataset's tasks: two
+     * of hash2 wait for one download while hash's is still going */
+    opener_start(&slow, dir, hash, port, "slow");
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&srv_mu);
+        int hit = hits_slow;
+        pthread_mutex_unlock(&srv_mu);
+        if (hit)
+            break;
+        usleep(10 * 1000);
+    }
+    assert_int_equal(hits_slow, 1);
+    opener_start(&same[0], dir, hash2, port, "two");
+    opener_start(&same[1], dir, hash2, port, "two");
+    pthread_join(same[0].t, NULL);
+    pthread_join(same[1].t, NULL);
+    assert_false(opener_done(&slow));
+    assert_int_equal(same[0].rc, 0);
+    assert_int_equal(same[1].rc, 0);
+    assert_ptr_equal(same[0].ds, same[1].ds);
+    assert_int_equal(pb_dataset_count(same[0].ds, 4), 1);
+    assert_int_equal(hits_other, 1);
+    assert_int_equal(pb_datasets_fetches(), fetches + 1);
+    /* a task of the hanging dataset waits for that download, not a second */
+    opener_start(&fast, dir, hash, port, "slow");
+    usleep(50 * 1000);
+    pthread_mutex_lock(&srv_mu);
+    slow_go = 1;
+    pthread_cond_broadcast(&srv_cv);
+    pthread_mutex_unlock(&srv_mu);
+    pthread_join(slow.t, NULL);
+    pthread_join(fast.t, NULL);
+    assert_int_equal(slow.rc, 0);
+    assert_int_equal(fast.rc, 0);
+    assert_ptr_equal(slow.ds, fast.ds);
+    assert_int_equal(pb_dataset_count(slow.ds, 1), 2);
+    assert_int_equal(hits_slow, 1);
+    assert_int_equal(pb_datasets_fetches(), fetches + 2);
+    pb_dataset_release(same[0].ds);
+    pb_dataset_release(same[1].ds);
+    pb_dataset_release(slow.ds);
+    pb_dataset_release(fast.ds);
+
+    /* bytes that do not hash to the name: an error that says so, nothing kept */
+    char bad_hash[PB_SHA256_HEX];
+    const char *bad_data = "{\"prompt\": \"9+9=\", \"reference\": \"18\"}\n";
+    pb_sha256_hex(bad_data, strlen(bad_data), bad_hash);
+    opener_start(&bad, dir, bad_hash, port, "bad");
+    pthread_join(bad.t, NULL);
+    assert_int_equal(bad.rc, PB_EIO);
+    assert_null(bad.ds);
+    assert_non_null(strstr(bad.err.msg, "hash mismatch"));
+    snprintf(file, sizeof file, "%.16s", bad_hash);
+    assert_non_null(strstr(bad.err.msg, file));
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t files = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        files++;
+        assert_null(strstr(e->d_name, bad_hash));
+        assert_null(strstr(e->d_name, "partial"));
+    }
+    closedir(d);
+    assert_int_equal(files, 2);
+
+    shutdown(srv_fd, SHUT_RDWR);
+    close(srv_fd);
+    pthread_join(srv, NULL);
+    pthread_mutex_lock(&srv_mu);
+    while (srv_active > 0)
+        pthread_cond_wait(&srv_cv, &srv_mu);
+    pthread_mutex_unlock(&srv_mu);
+    snprintf(file, sizeof file, "%s/%s.jsonl", dir, hash);
+    unlink(file);
+    snprintf(file, sizeof file, "%s/%s.jsonl", dir, hash2);
+    unlink(file);
+    rmdir(dir);
+}
+
 int pb_test_datasets(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_line_errors),
+        cmocka_unit_test(test_retrieval_errors), cmocka_unit_test(test_retrieval_parse),
         cmocka_unit_test(test_line_item),      cmocka_unit_test(test_plan),
         cmocka_unit_test(test_store),          cmocka_unit_test(test_worker_cache),
+        cmocka_unit_test(test_worker_fetch),
     };
     return cmocka_run_group_tests_name("datasets", tests, NULL, NULL);
 }

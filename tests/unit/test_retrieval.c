@@ -2,7 +2,8 @@
  * values on rankings with ties (trec_eval conventions), Kendall tau-b with
  * ties, params, deterministic corpus and queries (byte-identical across
  * runs and item order), the bm25/hashbow baselines, and whole tasks through
- * the runner: oracle 1.0, random near the floor, bm25 and hashbow between. */
+ * the runner: oracle 1.0, random near the floor, bm25 and hashbow between;
+ * a small hand-made dataset whose bm25 metrics are checked by hand. */
 #include "tests/unit/unit.h"
 
 #include <math.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "common/rng.h"
+#include "common/sha256.h"
 #include "common/util.h"
 #include "suites/suite_int.h"
 #include "worker/backend.h"
@@ -463,6 +465,177 @@ static void test_task_errors(void **state)
     }
 }
 
+/* ---- a user's dataset ---- */
+
+/* Seven docs, two queries. bm25 ranks q1 "zebra stripes": d3 (both words),
+ * d6 (zebra), then the rest at 0; q2 "red": d1 and d5 tie (same length,
+ * same tf) and trec_eval's rule puts d5 first, so the one relevant doc d1
+ * is second: nDCG@10 = (1 / log2 3) / 1, RR = 1/2, AP = 1/2, R@1 = 0. */
+static const char RDATA[] =
+    "{\"type\": \"qrel\", \"query\": \"q1\", \"doc\": \"d3\", \"grade\": 2}\n"
+    "{\"type\": \"qrel\", \"query\": \"q1\", \"doc\": \"d4\", \"grade\": 0}\n"
+    "{\"type\": \"qrel\", \"query\": 2, \"doc\": \"d1\", \"grade\": 1}\n"
+    "{\"type\": \"doc\", \"id\": \"d1\", \"text\": \"red apple fruit\"}\n"
+    "{\"type\": \"doc\", \"id\": \"d2\", \"text\": \"green apple pie\"}\n"
+    "{\"type\": \"doc\", \"id\": \"d3\", \"text\": \"zebra stripes animal\"}\n"
+    "{\"type\": \"doc\", \"id\": \"d4\", \"text\": \"blue sky\"}\n"
+    "\n"
+    "{\"type\": \"doc\", \"id\": \"d5\", \"text\": \"red car fast\"}\n"
+    "{\"type\": \"doc\", \"id\": \"d6\", \"text\": \"zebra crossing road\"}\n"
+    "{\"type\": \"doc\", \"id\": \"d7\", \"text\": \"ocean wave\"}\n"
+    "{\"type\": \"query\", \"id\": \"q1\", \"text\": \"zebra stripes\","
+    " \"hard_negatives\": [\"d6\", \"d4\"]}\n"
+    "{\"type\": \"query\", \"id\": 2, \"text\": \"red\", \"hard_negatives\": [\"d5\"]}\n";
+
+/* RDATA as a cached dataset in a fresh directory; hash gets its SHA-256. */
+static void rdata_cache(char *dir, size_t n, char *hash)
+{
+    char path[1024];
+    pb_test_tmpdir(dir, n);
+    pb_sha256_hex(RDATA, strlen(RDATA), hash);
+    snprintf(path, sizeof path, "%s/%s.jsonl", dir, hash);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(RDATA, 1, strlen(RDATA), f), strlen(RDATA));
+    fclose(f);
+}
+
+/* Run RDATA's queries [lo, hi) on model; per-metric sums into sums (by
+ * rt_metrics order) and the items' JSON into *items_out (new reference). */
+static void run_rdata(const char *model, int lo, int hi, double *sums, json_t **items_out)
+{
+    static const char *const names[] = {"ndcg@10", "mrr@10", "recall@1", "recall@10",
+                                        "recall@100", "map", "tau_hard", "tau_easy"};
+    char dir[512], hash[PB_SHA256_HEX], text[2048];
+    rdata_cache(dir, sizeof dir, hash);
+    snprintf(text, sizeof text,
+             "{\"suite\": \"retrieval\", \"task\": \"synthetic\", \"bucket\": 7, \"item_lo\": %d,"
+             " \"item_hi\": %d, \"seed\": 3, \"dataset\": \"%s\", \"dataset_cache\": \"%s\","
+             " \"model\": %s}",
+             lo, hi, hash, dir, model);
+    json_t *task = pb_test_json(text), *res = NULL;
+    pb_buf_t items;
+    pb_err_t err = {{0}, {0}};
+    pb_buf_init(&items, 0);
+    if (pb_runner_run(task, NULL, NULL, NULL, &res, &items, &err))
+        fail_msg("%s: %s (%s)", model, err.msg, err.field);
+    json_t *agg = json_object_get(res, "aggregate");
+    assert_int_equal(json_number_value(json_object_get(agg, "n")), hi - lo);
+    size_t i;
+    json_t *g;
+    for (size_t k = 0; k < PB_ARRAY_LEN(names); k++)
+        sums[k] = NAN;
+    json_array_foreach(json_object_get(agg, "groups"), i, g)
+    {
+        for (size_t k = 0; k < PB_ARRAY_LEN(names); k++)
+            if (strcmp(json_string_value(json_array_get(g, 0)), "@metric") == 0 &&
+                strcmp(json_string_value(json_array_get(g, 1)), names[k]) == 0)
+                sums[k] = json_number_value(json_array_get(g, 3));
+    }
+    *items_out = json_loadb(items.data, items.len, 0, NULL);
+    assert_non_null(*items_out);
+    json_decref(res);
+    json_decref(task);
+    pb_buf_free(&items);
+}
+
+static void test_dataset_bm25_hand_checked(void **state)
+{
+    (void)state;
+    double m[8], o[8], again[8];
+    json_t *items, *oitems, *items2, *tail;
+    run_rdata("{\"backend\": \"bm25\"}", 0, 2, m, &items);
+    double l3 = 1.0 / log2(3.0);
+    assert_double_equal(m[0], 1.0 + l3, 1e-9); /* nDCG@10: q1 1, q2 1/log2(3) */
+    assert_double_equal(m[1], 1.5, 1e-9);      /* RR */
+    assert_double_equal(m[2], 1.0, 1e-9);      /* R@1: q1 only */
+    assert_double_equal(m[3], 2.0, 1e-9);      /* R@10 */
+    assert_double_equal(m[5], 1.5, 1e-9);      /* AP */
+    /* bm25 is its own teacher: q1's hard negatives d6 > d4 agree (1); q2 has
+     * one hard negative, no pair (0). */
+    assert_double_equal(m[6], 1.0, 1e-9);
+    assert_int_equal(json_array_size(items), 2);
+    const json_t *q1 = json_array_get(items, 0), *q2 = json_array_get(items, 1);
+    /* items: [idx, hash, prediction, reference, score, latency, tokens, meta, error] */
+    assert_string_equal(json_string_value(json_array_get(q1, 2)), "d3 d6 d7 d5 d4 d2 d1");
+    assert_string_equal(json_string_value(json_array_get(q2, 2)), "d5 d1 d7 d6 d4 d3 d2");
+    assert_string_equal(json_string_value(json_array_get(q1, 3)), "d3 2");
+    assert_string_equal(json_string_value(json_array_get(q2, 3)), "d1 1");
+    json_t *meta = pb_test_json(json_string_value(json_array_get(q2, 7)));
+    assert_string_equal(json_string_value(json_object_get(meta, "id")), "2");
+    assert_int_equal(json_integer_value(json_object_get(meta, "line")), 13);
+    json_decref(meta);
+    /* the oracle reads grades from the items' meta: perfect */
+    run_rdata("{\"backend\": \"oracle\"}", 0, 2, o, &oitems);
+    assert_double_equal(o[0], 2.0, 1e-9);
+    assert_double_equal(o[1], 2.0, 1e-9);
+    assert_double_equal(o[5], 2.0, 1e-9);
+    /* deterministic, and one query alone is the same query */
+    run_rdata("{\"backend\": \"bm25\"}", 0, 2, again, &items2);
+    for (size_t i = 0; i < 2; i++)
+        for (size_t k = 0; k < 8; k++)
+            if (k != 5) /* the latency */
+                assert_true(json_equal(json_array_get(json_array_get(items, i), k),
+                                       json_array_get(json_array_get(items2, i), k)));
+    run_rdata("{\"backend\": \"bm25\"}", 1, 2, again, &tail);
+    for (size_t k = 0; k < 8; k++)
+        if (k != 5)
+            assert_true(json_equal(json_array_get(json_array_get(tail, 0), k),
+                                   json_array_get(q2, k)));
+    json_decref(items);
+    json_decref(oitems);
+    json_decref(items2);
+    json_decref(tail);
+}
+
+static void test_dataset_rank_sets(void **state)
+{
+    (void)state;
+    ps_run_t run;
+    ps_item_t it;
+    ps_rank_sets_t sets;
+    json_t *params = pb_test_norm(rsuite(), "synthetic", "{\"easy_negatives\": 3}");
+    /* the bucket is the corpus size */
+    assert_int_equal(ps_run_open_data(&run, rsuite(), "synthetic", params, 8, 3, RDATA,
+                                      strlen(RDATA)),
+                     PB_EINVAL);
+    assert_int_equal(ps_run_open_data(&run, rsuite(), "synthetic", params, 7, 3, RDATA,
+                                      strlen(RDATA)),
+                     0);
+    const ps_corpus_t *c = rsuite()->corpus(&run);
+    assert_int_equal(c->n, 7);
+    assert_string_equal(c->docno[2], "d3");
+    assert_string_equal(c->text[2], "zebra stripes animal");
+    pb_test_gen(&run, 0, &it);
+    assert_string_equal(it.prompt, "zebra stripes");
+    assert_int_equal(rsuite()->rank_sets(&run, &it, &sets), 0);
+    /* judged d3, d4; hard d6, d4; three easy ones from d1 d2 d5 d7; pool all 7 */
+    assert_int_equal(sets.n_hard, 2);
+    assert_int_equal(sets.hard[0], 5);
+    assert_int_equal(sets.hard[1], 3);
+    assert_int_equal(sets.n_easy, 3);
+    for (size_t i = 0; i < sets.n_easy; i++)
+        assert_true(sets.easy[i] == 0 || sets.easy[i] == 1 || sets.easy[i] == 4 ||
+                    sets.easy[i] == 6);
+    assert_int_equal(sets.n_pool, 7);
+    assert_int_equal(sets.pool[0], 2);
+    assert_int_equal(sets.pool[1], 3);
+    ps_rank_sets_t again;
+    assert_int_equal(rsuite()->rank_sets(&run, &it, &again), 0);
+    assert_memory_equal(sets.easy, again.easy, sets.n_easy * sizeof *sets.easy);
+    ps_rank_sets_clear(&again);
+    ps_rank_sets_clear(&sets);
+    /* a listwise answer names the user's ids */
+    double score = 0, m[PS_MAX_METRICS] = {0};
+    assert_int_equal(rsuite()->score(&run, &it, "d6, d3 nope", &score, m), 0);
+    assert_double_equal(score, 2.0 / log2(3.0) / 2.0, 1e-9);
+    ps_item_clear(&it);
+    ps_item_t bad;
+    assert_int_equal(rsuite()->generate(&run, 2, &bad), PB_EINVAL);
+    ps_run_close(&run);
+    json_decref(params);
+}
+
 int pb_test_retrieval(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +649,8 @@ int pb_test_retrieval(void)
         cmocka_unit_test(test_bm25_and_hashbow),
         cmocka_unit_test(test_tasks_oracle_random_baselines),
         cmocka_unit_test(test_task_errors),
+        cmocka_unit_test(test_dataset_bm25_hand_checked),
+        cmocka_unit_test(test_dataset_rank_sets),
     };
     return cmocka_run_group_tests_name("retrieval", tests, NULL, NULL);
 }
