@@ -154,12 +154,15 @@ static void add_accuracy(json_t *o, double n, double sum)
     json_object_set_new(o, "ci_high", json_real(hi));
 }
 
-/* {name: sum / n} for each of the suite's metrics; NULL when out of memory. */
-static json_t *metric_means(const ps_suite_t *suite, size_t nm, const double *sum, double n)
+/* {name: sum / n} for each of the suite's metrics, n counting the items the
+ * metric was defined for (null when none); NULL when out of memory. */
+static json_t *metric_means(const ps_suite_t *suite, size_t nm, const double *sum,
+                            const double *n)
 {
     json_t *o = json_object();
     for (size_t k = 0; o && k < nm; k++)
-        if (json_object_set_new(o, suite->metrics[k], n > 0 ? json_real(sum[k] / n) : json_null())) {
+        if (json_object_set_new(o, suite->metrics[k],
+                                n[k] > 0 ? json_real(sum[k] / n[k]) : json_null())) {
             json_decref(o);
             return NULL;
         }
@@ -178,14 +181,16 @@ static int decorate_run(json_t *run)
     json_t *buckets = json_object_get(run, "buckets");
     size_t nb = json_array_size(buckets), nm = ps_suite_n_metrics(suite), i;
     ps_bucket_stat_t *stats = calloc(nb ? nb : 1, sizeof *stats);
-    double *msum = calloc((nb + 1) * (nm ? nm : 1), sizeof *msum); /* row nb: the run's */
+    /* Per bucket (row nb: the run's) metric sums and counts. */
+    double *msum = calloc((nb + 1) * (nm ? nm : 1), sizeof *msum);
+    double *mn = calloc((nb + 1) * (nm ? nm : 1), sizeof *mn);
     double n = 0, sum = 0;
     const char *unit = NULL;
     int have_metrics = 0, rc = PB_ENOMEM;
     json_t *b;
 
-    if (stats == NULL || msum == NULL ||
-        pb_api_breakdown_reserved(run, suite ? suite->metrics : NULL, nm, msum, &unit,
+    if (stats == NULL || msum == NULL || mn == NULL ||
+        pb_api_breakdown_reserved(run, suite ? suite->metrics : NULL, nm, msum, mn, &unit,
                                   &have_metrics))
         goto out;
     json_array_foreach(buckets, i, b)
@@ -200,9 +205,13 @@ static int decorate_run(json_t *run)
         stats[i].score_sum = bs;
         if (have_metrics) {
             stats[i].metric_sum = &msum[i * nm];
-            for (size_t k = 0; k < nm; k++)
+            stats[i].metric_n = &mn[i * nm];
+            for (size_t k = 0; k < nm; k++) {
                 msum[nb * nm + k] += msum[i * nm + k];
-            if (json_object_set_new(b, "metrics", metric_means(suite, nm, &msum[i * nm], bn)))
+                mn[nb * nm + k] += mn[i * nm + k];
+            }
+            if (json_object_set_new(b, "metrics",
+                                    metric_means(suite, nm, &msum[i * nm], &mn[i * nm])))
                 goto out;
         }
     }
@@ -210,7 +219,7 @@ static int decorate_run(json_t *run)
     json_object_set_new(run, "score_sum", json_real(sum));
     add_accuracy(run, n, sum);
     if (have_metrics &&
-        json_object_set_new(run, "metrics", metric_means(suite, nm, &msum[nb * nm], n)))
+        json_object_set_new(run, "metrics", metric_means(suite, nm, &msum[nb * nm], &mn[nb * nm])))
         goto out;
     if (suite) {
         /* A length-sized task ("chars") counts tokens under a tokenizer. */
@@ -228,6 +237,7 @@ static int decorate_run(json_t *run)
 out:
     free(stats);
     free(msum);
+    free(mn);
     return rc;
 }
 

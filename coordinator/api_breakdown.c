@@ -266,7 +266,7 @@ static long bucket_index(const json_t *buckets, int64_t b)
 }
 
 int pb_api_breakdown_reserved(json_t *run, const char *const *metrics, size_t n_metrics,
-                              double *sums, const char **unit, int *have_metrics)
+                              double *sums, double *ns, const char **unit, int *have_metrics)
 {
     json_t *rows = json_object_get(run, "breakdown_rows"), *row;
     const json_t *buckets = json_object_get(run, "buckets");
@@ -295,6 +295,7 @@ int pb_api_breakdown_reserved(json_t *run, const char *const *metrics, size_t n_
                 if (strcmp(metrics[k], value) == 0) {
                     sums[(size_t)j * n_metrics + k] +=
                         json_number_value(json_object_get(row, "score_sum"));
+                    ns[(size_t)j * n_metrics + k] += json_number_value(json_object_get(row, "n"));
                     *have_metrics = 1;
                 }
         } else if (json_array_append(keep, row)) {

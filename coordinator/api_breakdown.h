@@ -18,13 +18,14 @@ int pb_api_breakdown_render(json_t *run);
 
 /* Take the rows of the reserved keys (common/proto.h) out of run's
  * "breakdown_rows" before pb_api_breakdown_render sees them: PB_GROUP_METRIC
- * rows add their score_sum to sums[j * n_metrics + k], j being the row's
- * bucket's index in run's "buckets" and k its value's index in metrics (rows
- * of other buckets or names are dropped); *unit is the PB_GROUP_UNIT value
+ * rows add their score_sum to sums[j * n_metrics + k] and their n to
+ * ns[j * n_metrics + k], j being the row's bucket's index in run's
+ * "buckets" and k its value's index in metrics (rows of other buckets or
+ * names are dropped); *unit is the PB_GROUP_UNIT value
  * when every row agrees, "mixed" when they differ, NULL when there is none.
  * *have_metrics is set when some metric row was taken. 0 or PB_ENOMEM. */
 int pb_api_breakdown_reserved(json_t *run, const char *const *metrics, size_t n_metrics,
-                              double *sums, const char **unit, int *have_metrics);
+                              double *sums, double *ns, const char **unit, int *have_metrics);
 
 /* The value order above: < 0, 0 (same string), > 0. */
 int pb_api_breakdown_cmp(const char *a, const char *b);

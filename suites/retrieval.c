@@ -9,6 +9,7 @@
 #include "suites/retrieval_int.h"
 #include "suites/suite_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -606,6 +607,8 @@ static int rt_score_ranking(const ps_run_t *run, const ps_item_t *item, const ps
     ps__rt_query_clear(&q);
     if (rc)
         return rc;
+    /* Without a teacher there is no agreement to measure: undefined. */
+    m[M_TAU_HARD] = m[M_TAU_EASY] = NAN;
     if (r->teacher_hard && r->student_hard)
         m[M_TAU_HARD] = ps__ir_tau_b(r->student_hard, r->teacher_hard, r->n_hard);
     if (r->teacher_easy && r->student_easy)
@@ -681,20 +684,22 @@ static int rt_score(const ps_run_t *run, const ps_item_t *item, const char *pred
 static json_t *rt_aggregate(const char *task, const json_t *params, const ps_bucket_stat_t *stats,
                             size_t n)
 {
-    double cnt = 0, sum[M_N] = {0};
-    int have = 0;
+    double cnt = 0, sum[M_N] = {0}, defined[M_N] = {0};
     (void)task;
     (void)params;
     for (size_t i = 0; i < n; i++) {
         cnt += stats[i].n;
-        for (int k = 0; stats[i].metric_sum && k < M_N; k++)
+        for (int k = 0; stats[i].metric_sum && stats[i].metric_n && k < M_N; k++) {
             sum[k] += stats[i].metric_sum[k];
-        have |= stats[i].metric_sum != NULL;
+            defined[k] += stats[i].metric_n[k];
+        }
     }
+    /* A mean over the queries the metric is defined for (undefined taus
+     * are left out); null when there are none. */
     json_t *o = json_pack("{s:f}", "n", cnt);
     for (int k = 0; o && k < M_N; k++)
         if (json_object_set_new(o, rt_metrics[k],
-                                have && cnt > 0 ? json_real(sum[k] / cnt) : json_null())) {
+                                defined[k] > 0 ? json_real(sum[k] / defined[k]) : json_null())) {
             json_decref(o);
             o = NULL;
         }

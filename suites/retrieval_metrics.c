@@ -101,5 +101,5 @@ double ps__ir_tau_b(const double *x, const double *y, size_t n)
                 q++;
         }
     double den = sqrt((p + q + tx) * (p + q + ty));
-    return den > 0 ? (p - q) / den : 0.0;
+    return den > 0 ? (p - q) / den : NAN;
 }

@@ -82,9 +82,11 @@ typedef struct ps_bucket_stat {
     double n;         /* items scored */
     double score_sum; /* sum of item scores (exact match: number correct) */
     /* Sums of the suite's per-item metrics over the same items, in the
-     * order of suite->metrics; NULL when the suite has none or none were
-     * recorded. */
+     * order of suite->metrics, and how many items each metric was defined
+     * for (a metric's mean is metric_sum[k] / metric_n[k]); both NULL when
+     * the suite has none or none were recorded. */
     const double *metric_sum;
+    const double *metric_n;
 } ps_bucket_stat_t;
 
 /* ---- Ranking suites (retrieval) ----
@@ -168,7 +170,9 @@ struct ps_suite {
     int (*generate)(const ps_run_t *run, uint64_t idx, ps_item_t *out);
     /* Score a prediction for item: *score in [0, 1] (1 = correct), and
      * metrics[k] for each of suite->metrics (the caller zeroes them; NULL
-     * when the suite has none). */
+     * when the suite has none). A metric that is undefined for this item
+     * (Kendall tau over fewer than two distinct scores) is NAN: it is left
+     * out of that metric's sums and counts, not averaged in as a zero. */
     int (*score)(const ps_run_t *run, const ps_item_t *item, const char *prediction,
                  double *score, double *metrics);
     /* Ranking suites only (all three set, or all NULL): the run's corpus

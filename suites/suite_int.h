@@ -132,8 +132,9 @@ double ps__ir_rr(const ps_ir_doc_t *run, size_t n, size_t k);
 double ps__ir_recall(const ps_ir_doc_t *run, size_t n, size_t n_rel, size_t k);
 double ps__ir_ap(const ps_ir_doc_t *run, size_t n, size_t n_rel);
 /* Kendall tau-b of x and y (n each) as scipy.stats.kendalltau computes it;
- * pairs tied in both are left out. 0 when undefined (n < 2, or x or y
- * constant), where scipy says nan: a mean over queries needs a number. */
+ * pairs tied in both are left out. NAN when undefined (n < 2, or x or y
+ * constant), as scipy: such a query is left out of the metric's mean
+ * (suite.h, score). */
 double ps__ir_tau_b(const double *x, const double *y, size_t n);
 
 /* The halluc suite's scoring (halluc_score.c). ps__hl_parse_answer reads a

@@ -6,6 +6,7 @@
 
 #include "common/items.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,8 @@ static int record_item(run_ctx_t *c, ps_item_t *it, const pb_gen_req_t *q, doubl
                           rc == PB_ETOOBIG ? "results too large" : "out of memory");
     rc = pb_breakdown_add_item(&c->bd, it->meta, sc, err);
     for (size_t k = 0; rc == 0 && k < c->n_metrics; k++) {
+        if (isnan(m[k]))
+            continue; /* undefined for this item: counted nowhere */
         rc = pb_breakdown_add(&c->bd, PB_GROUP_METRIC, c->suite->metrics[k], m[k], err);
         c->metric_sum[k] += m[k];
     }
@@ -333,7 +336,9 @@ static int record_item(run_ctx_t *c, ps_item_t *it, const pb_gen_req_t *q, doubl
             return pb_err_set(err, vrc, "", "breakdown value of item %llu too long",
                               (unsigned long long)it->idx);
         for (size_t k = 0; rc == 0 && k < c->n_metrics; k++)
-            rc = pb_breakdown_add(&c->bd, c->metric_keys[e * c->n_metrics + k], value, m[k], err);
+            if (!isnan(m[k]))
+                rc = pb_breakdown_add(&c->bd, c->metric_keys[e * c->n_metrics + k], value, m[k],
+                                      err);
     }
     if (rc == 0)
         rc = pb_breakdown_add(&c->bd, PB_GROUP_UNIT, ps_run_unit(&c->run), 0, err);

@@ -76,9 +76,11 @@ def test_baselines_between_floor_and_oracle(shared_cluster):
         assert m["random"][k] < 0.2, (k, m["random"])
         for model in ("bm25", "hashbow"):
             assert m["random"][k] < m[model][k] < m["oracle"][k], (k, model, m)
-    # bm25 is its own (default) teacher; the oracle ties every negative.
+    # bm25 is its own (default) teacher; the oracle ties every negative, so
+    # its tau is undefined for every query: no mean at all, not a zero.
     assert m["bm25"]["tau_hard"] == pytest.approx(1.0)
-    assert m["oracle"]["tau_hard"] == 0.0
+    assert m["oracle"]["tau_hard"] is None
+    assert runs["oracle"]["aggregate"]["tau_hard"] is None
     assert -1.0 <= m["hashbow"]["tau_hard"] < 1.0
 
     items, _ = api.all_items(jobs["bm25"], query="&run=0&bucket=1000")
@@ -178,7 +180,8 @@ def test_dataset_oracle_and_bm25(shared_cluster):
     assert 0 < m["ndcg@10"] < 1
     assert m["ndcg@10"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
     assert m["mrr@10"] == pytest.approx(0.75) and m["map"] == pytest.approx(0.75)
-    assert m["tau_hard"] == pytest.approx(0.5)  # q1: d6 > d4 agree; q2: one doc, no pair
+    # q1: d6 > d4 agree (tau 1); q2 has one hard negative, no pair: left out
+    assert m["tau_hard"] == pytest.approx(1.0)
     assert [it["prediction"].split()[:2] for it in items] == [["d3", "d6"], ["d5", "d1"]]
     again, items2 = _ds_run(api, h, "bm25")
     assert again["metrics"] == m

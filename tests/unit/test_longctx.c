@@ -611,7 +611,8 @@ static void test_params(void **state)
 static void test_aggregate(void **state)
 {
     ps_bucket_stat_t st[] = {
-        {4096, 10, 9, NULL}, {1024, 10, 10, NULL}, {2048, 10, 8.6, NULL}, {8192, 10, 9.9, NULL}};
+        PB_TEST_STAT(4096, 10, 9), PB_TEST_STAT(1024, 10, 10), PB_TEST_STAT(2048, 10, 8.6),
+        PB_TEST_STAT(8192, 10, 9.9)};
     json_t *p = pb_test_json("{\"lengths\": [1024, 2048, 4096, 8192], \"depths\": 11, "
                              "\"threshold\": 0.856}");
     json_t *agg = lc()->aggregate("passkey", p, st, 4);

@@ -565,7 +565,8 @@ static void test_aggregate(void **state)
 {
     /* accuracies 1.0, 0.95, 0.92, 0.5, 0.95 over 20 items each */
     ps_bucket_stat_t st[5] = {
-        {1, 20, 20, NULL}, {2, 20, 19, NULL}, {3, 25, 23, NULL}, {4, 20, 10, NULL}, {5, 20, 19, NULL},
+        PB_TEST_STAT(1, 20, 20), PB_TEST_STAT(2, 20, 19), PB_TEST_STAT(3, 25, 23),
+        PB_TEST_STAT(4, 20, 10), PB_TEST_STAT(5, 20, 19),
     };
     json_t *a = agg(NULL, st, 5);
     assert_int_equal(json_integer_value(json_object_get(a, "effective_length")), 3);

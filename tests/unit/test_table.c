@@ -538,7 +538,7 @@ static void test_score_and_aggregate(void **state)
     assert_string_equal(bd[2], "rows,cols");
     assert_null(bd[3]);
 
-    ps_bucket_stat_t st[] = {{16, 10, 10, NULL}, {64, 10, 5, NULL}};
+    ps_bucket_stat_t st[] = {PB_TEST_STAT(16, 10, 10), PB_TEST_STAT(64, 10, 5)};
     json_t *agg = table()->aggregate("cell_lookup", NULL, st, 2);
     assert_non_null(agg);
     assert_true(json_real_value(json_object_get(agg, "accuracy")) == 0.75);

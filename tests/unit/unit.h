@@ -43,4 +43,7 @@ void pb_test_open_run(ps_run_t *run, const ps_suite_t *suite, const char *task,
 /* Generate item idx or fail; the item has a prompt, a reference and meta. */
 void pb_test_gen(const ps_run_t *run, uint64_t idx, ps_item_t *it);
 
+/* A ps_bucket_stat_t of bucket b: n items scoring sum, no metrics. */
+#define PB_TEST_STAT(b, n_, sum) {.bucket = (b), .n = (n_), .score_sum = (sum)}
+
 #endif
