@@ -23,11 +23,13 @@
 static const int tb_sizes[] = {4, 8, 16, 32, 64};
 
 enum { TK_CELL, TK_REVERSE, TK_COLAGG, TK_ROWAGG, TK_POS, TK_TWOHOP };
-enum { TB_MARKDOWN, TB_CSV, TB_HTML, TB_KV_ROW, TB_KV_COL };
+enum { TB_MARKDOWN, TB_CSV, TB_HTML, TB_KV_ROW, TB_KV_COL, TB_ALL_FORMATS };
 enum { TB_INT, TB_WORD, TB_MIXED };
 enum { TB_SQUARE, TB_ALL };
 
-static const char *const tb_format_names[] = {"markdown", "csv", "html", "kv_row", "kv_col"};
+/* "all" (TB_ALL_FORMATS) is a param value only: item i uses format i mod 5. */
+static const char *const tb_format_names[] = {"markdown", "csv", "html", "kv_row", "kv_col",
+                                              "all"};
 static const char *const tb_cell_names[] = {"int", "word", "mixed"};
 static const char *const tb_shape_names[] = {"square", "all"};
 static const char *const tb_op_names[] = {"sum", "max", "min", "count_gt"};
@@ -164,9 +166,9 @@ static int tb_parse(const char *task, const json_t *params, tb_params_t *p, pb_e
         return rc;
     if ((rc = parse_enum(params, "cells", "int", tb_cell_names, 3,
                          "\"int\", \"word\" or \"mixed\"", &p->cells, err)) ||
-        (rc = parse_enum(params, "format", "markdown", tb_format_names, 5,
-                         "\"markdown\", \"csv\", \"html\", \"kv_row\" or \"kv_col\"", &p->format,
-                         err)) ||
+        (rc = parse_enum(params, "format", "markdown", tb_format_names, 6,
+                         "\"markdown\", \"csv\", \"html\", \"kv_row\", \"kv_col\" or \"all\"",
+                         &p->format, err)) ||
         (rc = parse_enum(params, "shapes", "square", tb_shape_names, 2,
                          "\"square\" or \"all\"", &p->shapes, err)))
         return rc;
@@ -187,7 +189,7 @@ static json_t *tb_schema(const char *task)
         return NULL;
     return json_pack(
         "{s:{s:s, s:[i,i], s:s, s:i, s:i}, s:{s:s, s:[i,i], s:s, s:i, s:i},"
-        " s:{s:s, s:s, s:[s,s,s], s:s}, s:{s:s, s:s, s:[s,s,s,s,s], s:s},"
+        " s:{s:s, s:s, s:[s,s,s], s:s}, s:{s:s, s:s, s:[s,s,s,s,s,s], s:s},"
         " s:{s:s, s:s, s:[s,s], s:s}}",
         "rows", "type", "range", "default", 4, 32, "description",
         "row counts [lo, hi] (or one of 4, 8, 16, 32, 64); the sweep uses the powers of two "
@@ -201,9 +203,10 @@ static json_t *tb_schema(const char *task)
         "int: integers in [0, 10000); word: short words (lookups and position_probe only); "
         "mixed: each column one or the other, at least one of each",
         "format", "type", "enum", "default", "markdown", "values", "markdown", "csv", "html",
-        "kv_row", "kv_col", "description",
+        "kv_row", "kv_col", "all", "description",
         "table serialisation; kv_row and kv_col are \"<row>, <column>: <value>\" lines, "
-        "row-major and column-major",
+        "row-major and column-major; all: item i uses the (i mod 5)-th of the five, so one "
+        "run compares them (results broken down by format)",
         "shapes", "type", "enum", "default", "square", "values", "square", "all",
         "description",
         "square: rows = cols; all: every (rows, cols) pair, drawn per item among the pairs "
@@ -610,11 +613,12 @@ static int tb_generate(const ps_run_t *run, uint64_t idx, ps_item_t *out)
     const int *shape = shapes[match[pb_rng_below(&rng, nm)]];
     draw_table(&rng, p, shape[0], shape[1], t);
     draw_query(&rng, p->task, t, &q);
-    if ((rc = tb_render_bufs(t, p->format, p->task, &q, &prompt, &ref)))
+    int format = p->format == TB_ALL_FORMATS ? (int)(idx % TB_ALL_FORMATS) : p->format;
+    if ((rc = tb_render_bufs(t, format, p->task, &q, &prompt, &ref)))
         goto out;
     /* row and col: where the answer is (1-based); an aggregate has one axis */
     out->meta = json_pack("{s:i, s:i, s:s}", "rows", t->rows, "cols", t->cols, "format",
-                          tb_format_names[p->format]);
+                          tb_format_names[format]);
     if (out->meta == NULL) {
         rc = PB_ENOMEM;
         goto out;
@@ -663,7 +667,7 @@ static json_t *tb_aggregate(const char *task, const json_t *params, const ps_buc
 }
 
 /* Accuracy by the target's row, its column and the table's shape. */
-static const char *const tb_breakdown[] = {"row", "col", "rows,cols", NULL};
+static const char *const tb_breakdown[] = {"row", "col", "rows,cols", "format", NULL};
 
 const ps_suite_t ps__suite_table = {
     .name = "table",

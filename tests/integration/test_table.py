@@ -86,3 +86,24 @@ def test_oracle_is_perfect_and_random_is_not(shared_cluster):
     assert len(items) == SAMPLES
     for it in items:
         assert it["prediction"] == it["reference"], it
+
+
+def test_all_formats_in_one_run(shared_cluster):
+    """format "all" cycles the five serialisations by item index, so one
+    run is broken down by format, every format equally often."""
+    api = shared_cluster.api
+    spec = {"name": "table-formats", "model": {"name": "oracle", "backend": "oracle"},
+            "runs": [{"suite": "table", "task": "cell_lookup",
+                      "params": {"format": "all", "rows": [4, 8], "cols": [4, 8]},
+                      "samples": 10}],
+            "seed": 11}
+    job = api.submit(spec)
+    api.wait_job(job, t(60))
+    (run,) = api.get_json(f"/api/v1/jobs/{job}/results")["runs"]
+    groups = run["breakdown"]["format"]["groups"]
+    assert [g["value"] for g in groups] == ["csv", "html", "kv_col", "kv_row", "markdown"]
+    assert all(g["n"] == 2 * 2 and g["accuracy"] == 1.0 for g in groups), groups
+    items, _ = api.all_items(job)
+    fmts = {it["idx"]: it["meta"]["format"] for it in items if it["bucket"] == 16}
+    want = ["markdown", "csv", "html", "kv_row", "kv_col"]
+    assert fmts == {i: want[i % 5] for i in range(10)}, fmts

@@ -418,6 +418,33 @@ static void test_determinism(void **state)
     }
 }
 
+/* format "all": item i is rendered exactly as a run of format (i mod 5)
+ * would render it, and says so in its meta. */
+static void test_all_formats(void **state)
+{
+    static const char *const formats[] = {"markdown", "csv", "html", "kv_row", "kv_col"};
+    ps_run_t all;
+    open_run(&all, "cell_lookup", "{\"format\": \"all\"}", 64, 77);
+    for (uint64_t i = 0; i < 10; i++) {
+        const char *f = formats[i % 5];
+        char params[64];
+        snprintf(params, sizeof params, "{\"format\": \"%s\"}", f);
+        ps_run_t one;
+        ps_item_t a, b;
+        open_run(&one, "cell_lookup", params, 64, 77);
+        gen(&all, i, &a);
+        gen(&one, i, &b);
+        /* the run keys differ (other params), so compare the shape, not the text */
+        assert_string_equal(json_string_value(json_object_get(a.meta, "format")), f);
+        assert_int_equal(strstr(a.prompt, "<table") != NULL, strstr(b.prompt, "<table") != NULL);
+        assert_int_equal(strchr(a.prompt, '|') != NULL, strchr(b.prompt, '|') != NULL);
+        ps_item_clear(&a);
+        ps_item_clear(&b);
+        ps_run_close(&one);
+    }
+    ps_run_close(&all);
+}
+
 static void expect_param_error(const char *task, const char *params, const char *field)
 {
     json_t *in = pb_test_json(params);
@@ -536,7 +563,8 @@ static void test_score_and_aggregate(void **state)
     assert_string_equal(bd[0], "row");
     assert_string_equal(bd[1], "col");
     assert_string_equal(bd[2], "rows,cols");
-    assert_null(bd[3]);
+    assert_string_equal(bd[3], "format");
+    assert_null(bd[4]);
 
     ps_bucket_stat_t st[] = {PB_TEST_STAT(16, 10, 10), PB_TEST_STAT(64, 10, 5)};
     json_t *agg = table()->aggregate("cell_lookup", NULL, st, 2);
@@ -553,7 +581,7 @@ int pb_test_table(void)
         cmocka_unit_test(test_questions),
         cmocka_unit_test(test_generated_items),
         cmocka_unit_test(test_word_cells),
-        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_determinism), cmocka_unit_test(test_all_formats),
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_buckets),
         cmocka_unit_test(test_score_and_aggregate),
