@@ -176,7 +176,9 @@ int pdb_workers_reset(pdb_t *db);
 
 /* Per (suite, task, model name) the latest done run:
  * {"entries": [{"suite", "task", "model", "backend", "job_id", "run", "date",
- *   "n", "score_sum", "params", "buckets": [{"bucket","n","score_sum"}]}]}
+ *   "n", "score_sum", "params", "buckets": [{"bucket","n","score_sum"}],
+ *   "breakdown_rows"?: the run's reserved rows (per-item metric sums and the
+ *   length unit, common/proto.h) as pdb_job_results gives them}]}
  * suite may be NULL (all). The caller ranks and adds intervals. */
 int pdb_leaderboard(pdb_t *db, const char *suite, json_t **out);
 

@@ -425,15 +425,19 @@ out:
     return rc;
 }
 
-/* Each run's breakdown rows, as "breakdown_rows" on the runs that have any. */
-static int breakdown_rows(pdb_t *db, int64_t job_id, json_t *runs)
+/* Breakdown rows as "breakdown_rows" on the runs that have any: every row
+ * of the job (run < 0; runs indexed by run_idx), or only the reserved rows
+ * of one run (runs then holds that run alone). */
+static int breakdown_rows(pdb_t *db, int64_t job_id, int64_t run, json_t *runs)
 {
     int rc = 0, src;
-    sqlite3_stmt *s = pdb__st(db, PDB_ST_JOB_BREAKDOWNS);
+    sqlite3_stmt *s = pdb__st(db, run < 0 ? PDB_ST_JOB_BREAKDOWNS : PDB_ST_RUN_RESERVED);
 
     sqlite3_bind_int64(s, 1, job_id);
+    if (run >= 0)
+        sqlite3_bind_int64(s, 2, run);
     while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        json_t *r = json_array_get(runs, (size_t)sqlite3_column_int64(s, 0));
+        json_t *r = json_array_get(runs, run < 0 ? (size_t)sqlite3_column_int64(s, 0) : 0);
         if (r == NULL)
             continue;
         json_t *rows = json_object_get(r, "breakdown_rows");
@@ -467,7 +471,7 @@ int pdb_job_results(pdb_t *db, int64_t job_id, json_t **out)
     if (rc == 0)
         rc = runs_with_buckets(db, job_id, 1, &runs);
     if (rc == 0)
-        rc = breakdown_rows(db, job_id, runs);
+        rc = breakdown_rows(db, job_id, -1, runs);
     if (rc) {
         json_decref(runs);
         return rc;
@@ -654,6 +658,12 @@ int pdb_leaderboard(pdb_t *db, const char *suite, json_t **out)
             rc = PB_ENOMEM;
             goto out;
         }
+        /* its metric sums and unit, as the results have them */
+        json_t *one = json_pack("[O]", e);
+        rc = one ? breakdown_rows(db, job_id, run, one) : PB_ENOMEM;
+        json_decref(one);
+        if (rc)
+            goto out;
     }
     if (src != SQLITE_DONE) {
         rc = pdb__err(db, src);

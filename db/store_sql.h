@@ -66,6 +66,10 @@
                    "ORDER BY run_idx, bucket")                                                \
     X(JOB_BREAKDOWNS, "SELECT run_idx, key, value, bucket, n, score_sum FROM breakdowns "    \
                       "WHERE job_id = ?1 ORDER BY run_idx, key, bucket, value")               \
+    /* one run's reserved rows (per-item metric sums, length unit) */                       \
+    X(RUN_RESERVED, "SELECT run_idx, key, value, bucket, n, score_sum FROM breakdowns "      \
+                    "WHERE job_id = ?1 AND run_idx = ?2 AND key IN ('@metric', '@unit') "    \
+                    "ORDER BY key, bucket, value")                                           \
     X(JOB_FAILED_TASKS, "SELECT id, bucket, attempt, error FROM tasks "                       \
                         "WHERE state = 'failed' AND job_id = ?1 ORDER BY id LIMIT 100")       \
     X(JOB_STATE, "SELECT state FROM jobs WHERE id = ?1")                                      \

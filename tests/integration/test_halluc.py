@@ -136,6 +136,19 @@ def test_random_is_a_coin_per_caption(shared_cluster):
     for aspect, vals in by_aspect.items():
         assert groups[aspect]["metrics"]["in_acc"] == pytest.approx(sum(vals) / len(vals)), aspect
 
+    # the leaderboard entry carries the same metrics and SAH ratio
+    spec = _spec("halluc-random-lb", "random", 40, buckets=[6000])
+    spec["model"]["name"] = "coin-for-leaderboard"
+    job2 = api.submit(spec)
+    api.wait_job(job2, t(120))
+    run2 = _run(api, job2, buckets=[6000])
+    (e,) = [e for e in api.get_json("/api/v1/leaderboard?suite=halluc")["entries"]
+            if e["model"] == "coin-for-leaderboard"]
+    assert e["metrics"] == pytest.approx(run2["metrics"]), (e, run2["metrics"])
+    assert e["aggregate"]["sah_ratio"] == pytest.approx(run2["aggregate"]["sah_ratio"])
+    assert e["score"] == pytest.approx(run2["accuracy"])
+    assert "breakdown_rows" not in e
+
 
 def test_tokenizer_sizes_in_tokens(shared_cluster):
     api = shared_cluster.api
