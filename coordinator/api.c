@@ -24,9 +24,9 @@
 
 /* ---- helpers ---- */
 
-static void reply_json(pb_http_resp_t *resp, int status, json_t *body)
+void pb_api_reply_json(pb_http_resp_t *resp, int status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (text == NULL) {
         pb_http_resp_error(resp, 500, "out of memory", NULL);
@@ -36,7 +36,7 @@ static void reply_json(pb_http_resp_t *resp, int status, json_t *body)
     free(text);
 }
 
-static void reply_rc(pb_http_resp_t *resp, int rc, const char *what)
+void pb_api_reply_rc(pb_http_resp_t *resp, int rc, const char *what)
 {
     char msg[256];
     switch (rc) {
@@ -60,7 +60,7 @@ static void reply_rc(pb_http_resp_t *resp, int rc, const char *what)
 
 /* String query parameter: absent -> ""; a malformed or oversized one is
  * a 400 naming it. */
-static int query_str(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name, char *out,
+int pb_api_query_str(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name, char *out,
                      size_t n)
 {
     out[0] = '\0';
@@ -246,7 +246,7 @@ static void api_results(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
     json_t *out = NULL;
     int rc = pdb_job_results(c->db, id, &out);
     if (rc) {
-        reply_rc(resp, rc, "job");
+        pb_api_reply_rc(resp, rc, "job");
         return;
     }
     size_t i;
@@ -259,7 +259,7 @@ static void api_results(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
             return;
         }
     }
-    reply_json(resp, 200, out);
+    pb_api_reply_json(resp, 200, out);
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -283,8 +283,8 @@ static int entry_cmp(const void *a, const void *b)
 static void api_leaderboard(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp)
 {
     char suite[64], task[64];
-    if (query_str(req, resp, "suite", suite, sizeof suite) ||
-        query_str(req, resp, "task", task, sizeof task))
+    if (pb_api_query_str(req, resp, "suite", suite, sizeof suite) ||
+        pb_api_query_str(req, resp, "task", task, sizeof task))
         return;
     if (suite[0] && ps_suite_find(suite) == NULL) {
         char msg[128];
@@ -295,7 +295,7 @@ static void api_leaderboard(pb_coord_t *c, const pb_http_req_t *req, pb_http_res
     json_t *raw = NULL;
     int rc = pdb_leaderboard(c->db, suite[0] ? suite : NULL, &raw);
     if (rc) {
-        reply_rc(resp, rc, "leaderboard");
+        pb_api_reply_rc(resp, rc, "leaderboard");
         return;
     }
     json_t *entries = json_object_get(raw, "entries");
@@ -338,7 +338,7 @@ static void api_leaderboard(pb_coord_t *c, const pb_http_req_t *req, pb_http_res
     }
     free(v);
     json_decref(raw);
-    reply_json(resp, 200, json_pack("{so}", "entries", ranked));
+    pb_api_reply_json(resp, 200, json_pack("{so}", "entries", ranked));
 }
 
 /* ---- jobs ---- */
@@ -393,7 +393,7 @@ static void api_submit(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *
         return;
     }
     if (existing) {
-        reply_json(resp, 200, json_pack("{sIsb}", "id", (json_int_t)id, "existing", 1));
+        pb_api_reply_json(resp, 200, json_pack("{sIsb}", "id", (json_int_t)id, "existing", 1));
         return;
     }
     json_t *job = NULL;
@@ -401,7 +401,8 @@ static void api_submit(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *
     char loc[64];
     snprintf(loc, sizeof loc, "/api/v1/jobs/%lld", (long long)id);
     pb_http_resp_header(resp, "Location", loc);
-    reply_json(resp, 201, json_pack("{sIso}", "id", (json_int_t)id, "job", job ? job : json_null()));
+    pb_api_reply_json(resp, 201,
+                      json_pack("{sIso}", "id", (json_int_t)id, "job", job ? job : json_null()));
 }
 
 static void api_jobs_list(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp)
@@ -409,7 +410,7 @@ static void api_jobs_list(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_
     static const char *const states[] = {"queued", "running", "done", "failed", "cancelled", NULL};
     char state[32];
     int64_t limit, before;
-    if (query_str(req, resp, "state", state, sizeof state))
+    if (pb_api_query_str(req, resp, "state", state, sizeof state))
         return;
     if (state[0]) {
         int ok = 0;
@@ -428,9 +429,9 @@ static void api_jobs_list(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_
     json_t *out = NULL;
     int rc = pdb_jobs_list(c->db, state[0] ? state : NULL, before, (int)limit, &out);
     if (rc)
-        reply_rc(resp, rc, "jobs");
+        pb_api_reply_rc(resp, rc, "jobs");
     else
-        reply_json(resp, 200, out);
+        pb_api_reply_json(resp, 200, out);
 }
 
 static void api_cancel(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
@@ -438,7 +439,7 @@ static void api_cancel(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
     json_t *leased = NULL;
     int rc = pdb_job_cancel(c->db, id, &leased);
     if (rc) {
-        reply_rc(resp, rc, "job");
+        pb_api_reply_rc(resp, rc, "job");
         return;
     }
     size_t dropped = pb_sched_drop_job(c->sched, id);
@@ -453,7 +454,7 @@ static void api_cancel(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
     json_decref(leased);
     pb_info("job %lld cancelled (%zu tasks)", (long long)id, n);
     pb_broker_dispatch(c);
-    reply_json(resp, 200, json_pack("{sIsssI}", "id", (json_int_t)id, "state", "cancelled",
+    pb_api_reply_json(resp, 200, json_pack("{sIsssI}", "id", (json_int_t)id, "state", "cancelled",
                                     "cancelled_tasks", (json_int_t)n));
 }
 
@@ -461,7 +462,8 @@ static void api_items(pb_coord_t *c, int64_t id, const pb_http_req_t *req, pb_ht
 {
     int64_t run, bucket, limit;
     char after[64];
-    if (query_str(req, resp, "after", after, sizeof after) || query_int(req, resp, "run", -1, -1, 1000000, &run) ||
+    if (pb_api_query_str(req, resp, "after", after, sizeof after) ||
+        query_int(req, resp, "run", -1, -1, 1000000, &run) ||
         query_int(req, resp, "bucket", -1, -1, INT64_MAX / 2, &bucket) ||
         query_int(req, resp, "limit", 100, 1, 1000, &limit))
         return;
@@ -476,9 +478,9 @@ static void api_items(pb_coord_t *c, int64_t id, const pb_http_req_t *req, pb_ht
     json_t *out = NULL;
     int rc = pdb_job_items(c->db, id, (int)run, bucket, after[0] ? after : NULL, (int)limit, &out);
     if (rc)
-        reply_rc(resp, rc, "job");
+        pb_api_reply_rc(resp, rc, "job");
     else
-        reply_json(resp, 200, out);
+        pb_api_reply_json(resp, 200, out);
 }
 
 static void api_job(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp, const char *rest)
@@ -497,9 +499,9 @@ static void api_job(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *res
         json_t *job = NULL;
         int rc = pdb_job_get(c->db, id, &job);
         if (rc)
-            reply_rc(resp, rc, "job");
+            pb_api_reply_rc(resp, rc, "job");
         else
-            reply_json(resp, 200, job);
+            pb_api_reply_json(resp, 200, job);
     } else if (strcmp(sub, "cancel") == 0) {
         if (!method_is(req, "POST"))
             return method_not_allowed(resp, "POST");
@@ -555,12 +557,13 @@ static void api_schedule_create(pb_coord_t *c, const pb_http_req_t *req, pb_http
     int rc = pdb_schedule_insert(c->db, name, cron, tmpl, enabled, next, &id);
     json_decref(body);
     if (rc) {
-        reply_rc(resp, rc, "a schedule with this name");
+        pb_api_reply_rc(resp, rc, "a schedule with this name");
         return;
     }
     json_t *s = NULL;
     pdb_schedule_get(c->db, id, &s);
-    reply_json(resp, 201, json_pack("{sIso}", "id", (json_int_t)id, "schedule", s ? s : json_null()));
+    pb_api_reply_json(resp, 201, json_pack("{sIso}", "id", (json_int_t)id, "schedule",
+                                           s ? s : json_null()));
     return;
 bad:
     json_decref(body);
@@ -581,7 +584,7 @@ static void api_schedule(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t
     json_t *s = NULL;
     int rc = pdb_schedule_get(c->db, id, &s);
     if (rc) {
-        reply_rc(resp, rc, "schedule");
+        pb_api_reply_rc(resp, rc, "schedule");
         return;
     }
     if (*sub == '\0') {
@@ -589,7 +592,7 @@ static void api_schedule(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t
             json_decref(s);
             return method_not_allowed(resp, "GET");
         }
-        reply_json(resp, 200, s);
+        pb_api_reply_json(resp, 200, s);
         return;
     }
     int enable = strcmp(sub, "enable") == 0;
@@ -612,9 +615,9 @@ static void api_schedule(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t
     if (rc == 0)
         rc = pdb_schedule_get(c->db, id, &s);
     if (rc)
-        reply_rc(resp, rc, "schedule");
+        pb_api_reply_rc(resp, rc, "schedule");
     else
-        reply_json(resp, 200, s);
+        pb_api_reply_json(resp, 200, s);
 }
 
 void pb_api_fire_schedules(pb_coord_t *c)
@@ -726,24 +729,24 @@ static void api_route(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *r
     } else if (strcmp(p, "suites") == 0) {
         if (!method_is(req, "GET"))
             return method_not_allowed(resp, "GET");
-        reply_json(resp, 200, ps_registry_json());
+        pb_api_reply_json(resp, 200, ps_registry_json());
     } else if (strcmp(p, "workers") == 0) {
         if (!method_is(req, "GET"))
             return method_not_allowed(resp, "GET");
         json_t *out = NULL;
         int rc = pdb_workers_list(c->db, &out);
         if (rc)
-            reply_rc(resp, rc, "workers");
+            pb_api_reply_rc(resp, rc, "workers");
         else
-            reply_json(resp, 200, out);
+            pb_api_reply_json(resp, 200, out);
     } else if (strcmp(p, "schedules") == 0) {
         if (method_is(req, "GET")) {
             json_t *out = NULL;
             int rc = pdb_schedules_list(c->db, &out);
             if (rc)
-                reply_rc(resp, rc, "schedules");
+                pb_api_reply_rc(resp, rc, "schedules");
             else
-                reply_json(resp, 200, out);
+                pb_api_reply_json(resp, 200, out);
         } else if (method_is(req, "POST")) {
             api_schedule_create(c, req, resp);
         } else {
@@ -768,7 +771,7 @@ void pb_api_handle(void *ctx, const pb_http_req_t *req, pb_http_resp_t *resp)
         return;
     }
     if (strcmp(path, "/healthz") == 0) {
-        reply_json(resp, 200,
+        pb_api_reply_json(resp, 200,
                    json_pack("{sssssIsIsf}", "status", "ok", "version", PACKAGE_VERSION, "workers",
                              (json_int_t)c->n_peers, "queue_depth",
                              (json_int_t)pb_sched_depth(c->sched), "uptime_s",

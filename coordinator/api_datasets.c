@@ -21,43 +21,6 @@
 #include "suites/dataset.h"
 #include "suites/suite.h"
 
-static void reply(pb_http_resp_t *resp, int status, json_t *body)
-{
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (text == NULL) {
-        pb_http_resp_error(resp, 500, "out of memory", NULL);
-        return;
-    }
-    pb_http_resp_set(resp, status, "application/json", text, strlen(text));
-    free(text);
-}
-
-static void reply_err(pb_http_resp_t *resp, int rc, const char *what)
-{
-    char msg[160];
-    if (rc == PB_ENOTFOUND) {
-        snprintf(msg, sizeof msg, "%s not found", what);
-        pb_http_resp_error(resp, 404, msg, NULL);
-        return;
-    }
-    snprintf(msg, sizeof msg, "internal error: %s", pb_strerror(rc));
-    pb_http_resp_error(resp, 500, msg, NULL);
-}
-
-/* A query parameter into out; -1 (with the 400 sent) when malformed. */
-static int query(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name, char *out,
-                 size_t n)
-{
-    out[0] = '\0';
-    if (pb_http_query_param(req, name, out, n) >= 0)
-        return 0;
-    char msg[128];
-    snprintf(msg, sizeof msg, "query parameter %s is malformed or too long", name);
-    pb_http_resp_error(resp, 400, msg, name);
-    return -1;
-}
-
 /* One upload between its handler and its answer. The body is owned here:
  * the connection may close before the work ends. */
 typedef struct upload_job {
@@ -97,7 +60,7 @@ static void upload_done(uv_work_t *w, int status)
     } else if (j->scan_rc) {
         pb_http_resp_error(&resp, 400, j->err.msg, j->err.field[0] ? j->err.field : NULL);
     } else if (j->write_rc) {
-        reply_err(&resp, j->write_rc, "dataset");
+        pb_api_reply_rc(&resp, j->write_rc, "dataset");
     } else {
         pdb_dataset_meta_t m = {.hash = j->hash, .name = j->name[0] ? j->name : "dataset",
                                 .suite = j->suite, .lines = j->st.lines,
@@ -105,9 +68,9 @@ static void upload_done(uv_work_t *w, int status)
                                 .n_buckets = j->st.n_buckets};
         rc = pdb_dataset_record(j->c->db, &m, j->len, j->had_file, &created, &rec);
         if (rc)
-            reply_err(&resp, rc, "dataset");
+            pb_api_reply_rc(&resp, rc, "dataset");
         else
-            reply(&resp, created ? 201 : 200, rec);
+            pb_api_reply_json(&resp, created ? 201 : 200, rec);
         if (created)
             pb_info("dataset %.16s stored: %s, %zu bytes, %llu lines", j->hash, j->suite, j->len,
                     (unsigned long long)m.lines);
@@ -127,7 +90,8 @@ static void upload(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp
     upload_job_t *j = NULL;
     int rc;
 
-    if (query(req, resp, "suite", suite, sizeof suite) || query(req, resp, "name", name, sizeof name))
+    if (pb_api_query_str(req, resp, "suite", suite, sizeof suite) ||
+        pb_api_query_str(req, resp, "name", name, sizeof name))
         return;
     if (suite[0] == '\0')
         return pb_http_resp_error(resp, 400,
@@ -145,7 +109,7 @@ static void upload(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp
         return pb_http_resp_error(resp, 503, "out of memory", NULL);
     if ((rc = pdb_datasets_dir(c->db, j->dir, sizeof j->dir))) {
         free(j);
-        return reply_err(resp, rc, "dataset");
+        return pb_api_reply_rc(resp, rc, "dataset");
     }
     j->c = c;
     j->work.data = j;
@@ -178,9 +142,9 @@ static void content(pb_coord_t *c, const char *hash, pb_http_resp_t *resp)
     int rc = pdb_dataset_get(c->db, hash, &rec);
     json_decref(rec);
     if (rc)
-        return reply_err(resp, rc, "dataset");
+        return pb_api_reply_rc(resp, rc, "dataset");
     if ((rc = pdb_dataset_path(c->db, hash, path, sizeof path)))
-        return reply_err(resp, rc, "dataset");
+        return pb_api_reply_rc(resp, rc, "dataset");
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0 || (buf = malloc((size_t)st.st_size + 1)) == NULL)
         goto fail;
@@ -229,7 +193,7 @@ void pb_api_datasets(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *re
             return not_allowed(resp, "GET, POST");
         json_t *out = NULL;
         int rc = pdb_datasets_list(c->db, &out);
-        return rc ? reply_err(resp, rc, "datasets") : reply(resp, 200, out);
+        return rc ? pb_api_reply_rc(resp, rc, "datasets") : pb_api_reply_json(resp, 200, out);
     }
     if (rest[0] != '/' || strlen(rest + 1) < 64)
         return pb_http_resp_error(resp, 404, "no such API endpoint", NULL);
@@ -245,7 +209,7 @@ void pb_api_datasets(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *re
         return content(c, hash, resp);
     json_t *rec = NULL;
     int rc = pdb_dataset_get(c->db, hash, &rec);
-    return rc ? reply_err(resp, rc, "dataset") : reply(resp, 200, rec);
+    return rc ? pb_api_reply_rc(resp, rc, "dataset") : pb_api_reply_json(resp, 200, rec);
 }
 
 int pb_api_dataset_resolve(void *ctx, const char *hash, ps_dataset_ref_t *out)

@@ -116,5 +116,13 @@ int pb_api_submit(pb_coord_t *c, const json_t *spec, const char *idem_key, int64
                   int64_t *job_id, int *existing, pb_err_t *err);
 /* Fire due schedules (called from the tick). */
 void pb_api_fire_schedules(pb_coord_t *c);
+/* Reply helpers the API's files share: body as JSON with status (body is
+ * consumed; NULL is a 500); a PB_E* code as its status (404 "<what> not
+ * found", 409, else 500); a string query parameter into out (absent: ""),
+ * -1 with a 400 naming it when malformed or longer than n - 1. */
+void pb_api_reply_json(pb_http_resp_t *resp, int status, json_t *body);
+void pb_api_reply_rc(pb_http_resp_t *resp, int rc, const char *what);
+int pb_api_query_str(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name, char *out,
+                     size_t n);
 
 #endif
