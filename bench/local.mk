@@ -1,5 +1,5 @@
 # bench/: benchmarks that print figures (not pass/fail).
-EXTRA_DIST += bench/throughput.py
+EXTRA_DIST += bench/throughput.py bench/dashboard_load.py
 # The kernels benchmark: machine ceilings, then every kernel as a ratio.
 noinst_PROGRAMS += bench/bench_kernels
 bench_bench_kernels_SOURCES = bench/kernels.c

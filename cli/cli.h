@@ -163,6 +163,10 @@ int pb_cli_cmd_schedule(pb_cli_t *c, int argc, char **argv);
 
 int pb_cli_cmd_dataset(pb_cli_t *c, int argc, char **argv);
 
+/* ---- export.c ---- */
+
+int pb_cli_cmd_export(pb_cli_t *c, int argc, char **argv);
+
 /* ---- up.c ---- */
 
 int pb_cli_cmd_up(pb_cli_t *c, int argc, char **argv);

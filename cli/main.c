@@ -47,6 +47,13 @@ static const command_t commands[] = {
      "       posbench dataset list [--json]\n"
      "  upload prints the dataset's hash, which a job run names as \"dataset\";\n"
      "  a bad line is reported by its number and nothing is stored.\n"},
+    {"export", pb_cli_cmd_export, "write a static snapshot of the leaderboard and model pages",
+     "export --out DIR [--url URL] [--web DIR] [--chartjs FILE]\n"
+     "  Writes the dashboard's files, Chart.js (vendor/chart.js), static.js and\n"
+     "  the JSON the leaderboard and model pages read (data/leaderboard.json,\n"
+     "  data/suites.json, data/jobs/ID/results.json per leaderboard job) into DIR,\n"
+     "  for any static file host. --web: the dashboard files (default: the ones\n"
+     "  the coordinator serves); --chartjs: default configure's. Progress on stderr.\n"},
     {"up", pb_cli_cmd_up, "run a coordinator and workers in the foreground",
      "up [--workers N] [--listen HOST:PORT] [--broker tcp://HOST:PORT] [--db PATH]\n"
      "          [--slots N] [--web DIR] [--submit FILE]... [--once]\n"

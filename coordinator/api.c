@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "coordinator/api_breakdown.h"
 #include "coordinator/api_datasets.h"
+#include "coordinator/api_items.h"
 #include "coordinator/cron.h"
 #include "suites/jobspec.h"
 #include "suites/suite.h"
@@ -409,9 +410,14 @@ static void api_jobs_list(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_
 {
     static const char *const states[] = {"queued", "running", "done", "failed", "cancelled", NULL};
     char state[32];
-    int64_t limit, before;
-    if (pb_api_query_str(req, resp, "state", state, sizeof state))
+    int64_t limit, before, schedule;
+    if (pb_api_query_str(req, resp, "state", state, sizeof state) ||
+        query_int(req, resp, "schedule", 0, 1, INT64_MAX / 2, &schedule))
         return;
+    if (schedule && state[0]) {
+        pb_http_resp_error(resp, 400, "state and schedule cannot be combined", "schedule");
+        return;
+    }
     if (state[0]) {
         int ok = 0;
         for (const char *const *s = states; *s; s++)
@@ -427,7 +433,8 @@ static void api_jobs_list(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_
         query_int(req, resp, "before", 0, 0, INT64_MAX / 2, &before))
         return;
     json_t *out = NULL;
-    int rc = pdb_jobs_list(c->db, state[0] ? state : NULL, before, (int)limit, &out);
+    int rc = schedule ? pdb_jobs_list_schedule(c->db, schedule, before, (int)limit, &out)
+                      : pdb_jobs_list(c->db, state[0] ? state : NULL, before, (int)limit, &out);
     if (rc)
         pb_api_reply_rc(resp, rc, "jobs");
     else
@@ -514,6 +521,8 @@ static void api_job(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *res
         if (!method_is(req, "GET"))
             return method_not_allowed(resp, "GET");
         api_items(c, id, req, resp);
+    } else if (strncmp(sub, "items/", 6) == 0) {
+        pb_api_item_prompt(c, id, req, resp, sub + 6);
     } else {
         pb_http_resp_error(resp, 404, "no such job resource", NULL);
     }
@@ -788,5 +797,21 @@ void pb_api_handle(void *ctx, const pb_http_req_t *req, pb_http_resp_t *resp)
     }
     if (!method_is(req, "GET"))
         return method_not_allowed(resp, "GET, HEAD");
-    pb_http_serve_file(resp, c->cfg.web_root, path);
+    if (strcmp(path, "/vendor/chart.js") == 0) {
+        /* Debian's libjs-chart.js, outside the web root; versioned by the
+         * package, so browsers may keep it for an hour. */
+        if (pb_http_serve_one(resp, c->cfg.chartjs, "public, max-age=3600") == 404)
+            pb_http_resp_error(resp, 404,
+                               "Chart.js is not installed on the coordinator "
+                               "(install libjs-chart.js or pass --chartjs FILE)",
+                               NULL);
+        return;
+    }
+    if (pb_http_serve_file(resp, c->cfg.web_root, path) == 404 && strcmp(path, "/static.js") == 0) {
+        /* The pages load static.js, which only a `posbench export` snapshot
+         * has; live, answer the "not a snapshot" script instead of a 404. */
+        static const char live[] = "window.PB_STATIC = false; /* live coordinator */\n";
+        pb_http_resp_set(resp, 200, "text/javascript; charset=utf-8", live, sizeof live - 1);
+        pb_http_resp_header(resp, "Cache-Control", "no-cache");
+    }
 }

@@ -61,6 +61,7 @@ typedef struct pb_coord_config {
     char broker[512];
     char db_path[PATH_MAX];
     char web_root[PATH_MAX];
+    char chartjs[PATH_MAX]; /* served at /vendor/chart.js; empty: 404 */
     int heartbeat_ms;
     pb_http_limits_t http_limits;
 } pb_coord_config_t;

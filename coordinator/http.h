@@ -58,6 +58,10 @@ void pb_http_resp_error(pb_http_resp_t *resp, int status, const char *msg, const
  * paths that leave root ("..", symlinks out of root) with 403/404, sets the
  * content type by extension. Returns the status it set. */
 int pb_http_serve_file(pb_http_resp_t *resp, const char *root, const char *path);
+/* Serve one configured file (not a request path: the caller vouches for it),
+ * typed by its extension, with Cache-Control cache_control (NULL: none).
+ * 404 when file is empty or absent. Returns the status it set. */
+int pb_http_serve_one(pb_http_resp_t *resp, const char *file, const char *cache_control);
 
 /* Take the request body out of the connection: the caller owns the returned
  * buffer (NUL-terminated, *len bytes; free it) and req->body must no longer

@@ -127,10 +127,13 @@ static const char *content_type_for(const char *name)
     } types[] = {
         {".html", "text/html; charset=utf-8"},
         {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
         {".css", "text/css; charset=utf-8"},
         {".json", "application/json"},
         {".svg", "image/svg+xml"},
         {".png", "image/png"},
+        {".jpg", "image/jpeg"},
+        {".woff2", "font/woff2"},
         {".ico", "image/x-icon"},
         {".txt", "text/plain; charset=utf-8"},
         {".map", "application/json"},
@@ -160,36 +163,15 @@ static int file_error(pb_http_resp_t *resp, int status, const char *msg)
     return status;
 }
 
-int pb_http_serve_file(pb_http_resp_t *resp, const char *root, const char *path)
+/* Read one regular file (already vetted by the caller) into resp. */
+static int send_file(pb_http_resp_t *resp, const char *file, const char *ctype,
+                     const char *cache_control)
 {
-    char rroot[PATH_MAX], want[PATH_MAX], rfile[PATH_MAX];
     char *data = NULL;
     int fd = -1, status;
     struct stat st;
 
-    if (path == NULL || *path == '\0')
-        path = "/";
-    if (path[0] != '/')
-        return file_error(resp, 404, "not found");
-    if (has_dotdot_segment(path))
-        return file_error(resp, 403, "forbidden: path leaves the web root");
-    if (realpath(root, rroot) == NULL) {
-        pb_warn("http: web root %s: %s", root, strerror(errno));
-        return file_error(resp, 404, "not found");
-    }
-    const char *index = path[strlen(path) - 1] == '/' ? "index.html" : "";
-    int n = snprintf(want, sizeof want, "%s%s%s", rroot, path, index);
-    if (n < 0 || (size_t)n >= sizeof want)
-        return file_error(resp, 404, "not found");
-    if (realpath(want, rfile) == NULL)
-        return errno == EACCES ? file_error(resp, 403, "forbidden")
-                               : file_error(resp, 404, "not found");
-    /* Symlinks may point anywhere: the resolved file must still be under root. */
-    size_t rl = strlen(rroot);
-    if (strncmp(rfile, rroot, rl) != 0 || (rl > 1 && rfile[rl] != '/'))
-        return file_error(resp, 403, "forbidden: path leaves the web root");
-
-    fd = open(rfile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         status = file_error(resp, errno == EACCES ? 403 : 404,
                             errno == EACCES ? "forbidden" : "not found");
@@ -227,13 +209,50 @@ int pb_http_serve_file(pb_http_resp_t *resp, const char *root, const char *path)
     resp->body_len = got;
     data = NULL;
     resp->status = status = 200;
-    resp->content_type = content_type_for(want);
-    pb_http_resp_header(resp, "Cache-Control", "no-cache");
+    resp->content_type = ctype;
+    if (cache_control)
+        pb_http_resp_header(resp, "Cache-Control", cache_control);
 out:
     free(data);
     if (fd >= 0)
         close(fd);
     return status;
+}
+
+int pb_http_serve_file(pb_http_resp_t *resp, const char *root, const char *path)
+{
+    char rroot[PATH_MAX], want[PATH_MAX], rfile[PATH_MAX];
+
+    if (path == NULL || *path == '\0')
+        path = "/";
+    if (path[0] != '/')
+        return file_error(resp, 404, "not found");
+    if (has_dotdot_segment(path))
+        return file_error(resp, 403, "forbidden: path leaves the web root");
+    if (realpath(root, rroot) == NULL) {
+        pb_warn("http: web root %s: %s", root, strerror(errno));
+        return file_error(resp, 404, "not found");
+    }
+    const char *index = path[strlen(path) - 1] == '/' ? "index.html" : "";
+    int n = snprintf(want, sizeof want, "%s%s%s", rroot, path, index);
+    if (n < 0 || (size_t)n >= sizeof want)
+        return file_error(resp, 404, "not found");
+    if (realpath(want, rfile) == NULL)
+        return errno == EACCES ? file_error(resp, 403, "forbidden")
+                               : file_error(resp, 404, "not found");
+    /* Symlinks may point anywhere: the resolved file must still be under root. */
+    size_t rl = strlen(rroot);
+    if (strncmp(rfile, rroot, rl) != 0 || (rl > 1 && rfile[rl] != '/'))
+        return file_error(resp, 403, "forbidden: path leaves the web root");
+
+    return send_file(resp, rfile, content_type_for(want), "no-cache");
+}
+
+int pb_http_serve_one(pb_http_resp_t *resp, const char *file, const char *cache_control)
+{
+    if (file == NULL || *file == '\0')
+        return file_error(resp, 404, "not found");
+    return send_file(resp, file, content_type_for(file), cache_control);
 }
 
 /* ---- query strings ---- */

@@ -13,6 +13,7 @@ libpbcoord_la_SOURCES = \
 	coordinator/api.c \
 	coordinator/api_breakdown.h coordinator/api_breakdown.c \
 	coordinator/api_datasets.h coordinator/api_datasets.c \
+	coordinator/api_items.h coordinator/api_items.c \
 	coordinator/cron.h coordinator/cron.c \
 	coordinator/zloop.h coordinator/zloop.c
 libpbcoord_la_CFLAGS = $(AM_CFLAGS) $(UV_CFLAGS) $(ZMQ_CFLAGS) $(JANSSON_CFLAGS)

@@ -27,12 +27,15 @@ static void usage(FILE *f)
             "  --broker ENDPOINT    ZeroMQ endpoint workers connect to (default tcp://127.0.0.1:5555)\n"
             "  --db PATH            SQLite database (default ./posbench.db)\n"
             "  --web DIR            static dashboard files (default: the installed web/)\n"
+            "  --chartjs FILE       Chart.js served at /vendor/chart.js (default: configure's,\n"
+            "                       %s)\n"
             "  --heartbeat-ms N     heartbeat interval (default 1000; a worker is dead after 5)\n"
             "  --max-body BYTES     request body limit (default 8388608)\n"
             "  --max-dataset BYTES  dataset upload limit (default 268435456 = 256 MiB)\n"
             "  --log-level L        debug, info, warn or error (default info; or PB_LOG)\n"
             "  --version            print the version\n"
-            "  -h, --help           this help\n");
+            "  -h, --help           this help\n",
+            PB_CHARTJS[0] ? PB_CHARTJS : "none");
 }
 
 static int is_dir(const char *p)
@@ -67,18 +70,20 @@ static void find_web_root(char *out, size_t n)
 static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
 {
     enum { O_LISTEN = 1000, O_BROKER, O_DB, O_WEB, O_HB, O_MAXBODY, O_LOG, O_VERSION,
-           O_MAXDATASET };
+           O_MAXDATASET, O_CHARTJS };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN}, {"broker", required_argument, 0, O_BROKER},
         {"db", required_argument, 0, O_DB},         {"web", required_argument, 0, O_WEB},
         {"heartbeat-ms", required_argument, 0, O_HB}, {"max-body", required_argument, 0, O_MAXBODY},
         {"log-level", required_argument, 0, O_LOG}, {"version", no_argument, 0, O_VERSION},
         {"max-dataset", required_argument, 0, O_MAXDATASET},
+        {"chartjs", required_argument, 0, O_CHARTJS},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
     };
     const char *listen = "127.0.0.1:8080";
     snprintf(cfg->broker, sizeof cfg->broker, "tcp://127.0.0.1:5555");
     snprintf(cfg->db_path, sizeof cfg->db_path, "./posbench.db");
+    snprintf(cfg->chartjs, sizeof cfg->chartjs, "%s", PB_CHARTJS);
     cfg->heartbeat_ms = 1000;
     cfg->http_limits.max_body_bytes = 8u << 20;
     cfg->http_limits.max_header_bytes = 16u << 10;
@@ -101,6 +106,9 @@ static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
             break;
         case O_WEB:
             snprintf(cfg->web_root, sizeof cfg->web_root, "%s", optarg);
+            break;
+        case O_CHARTJS:
+            snprintf(cfg->chartjs, sizeof cfg->chartjs, "%s", optarg);
             break;
         case O_HB:
             cfg->heartbeat_ms = (int)strtol(optarg, &end, 10);
@@ -166,6 +174,11 @@ static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
     }
     if (cfg->web_root[0] == '\0')
         find_web_root(cfg->web_root, sizeof cfg->web_root);
+    /* Not fatal: only the dashboard's charts need it. */
+    if (cfg->chartjs[0] == '\0' || access(cfg->chartjs, R_OK) != 0)
+        pb_warn("Chart.js not found at '%s': /vendor/chart.js answers 404 and the dashboard "
+                "draws no charts (install libjs-chart.js or pass --chartjs FILE)",
+                cfg->chartjs);
     return 0;
 }
 

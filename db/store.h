@@ -59,6 +59,10 @@ int pdb_job_get(pdb_t *db, int64_t job_id, json_t **out);
  * limit <= 0 means 50, and at most 1000 are returned. */
 int pdb_jobs_list(pdb_t *db, const char *state, int64_t before_id, int limit, json_t **out);
 
+/* The same page for the jobs a schedule fired (the jobs_schedule index). */
+int pdb_jobs_list_schedule(pdb_t *db, int64_t schedule_id, int64_t before_id, int limit,
+                           json_t **out);
+
 /* Cancel: queued and leased tasks become cancelled, the job cancelled.
  * *leased gets a new array of {"task_id", "attempt", "worker"} for the tasks
  * that were leased (the caller sends CANCEL). PB_ENOTFOUND for no job,
@@ -83,6 +87,12 @@ int pdb_job_results(pdb_t *db, int64_t job_id, json_t **out);
  * PB_EINVAL for a malformed cursor, PB_ENOTFOUND for no job. */
 int pdb_job_items(pdb_t *db, int64_t job_id, int run, int64_t bucket, const char *after, int limit,
                   json_t **out);
+
+/* What regenerating item (task_id, idx) of a job needs: {"run", "bucket",
+ * "prompt_hash", "suite", "task", "params" (normalised), "version",
+ * "dataset" (hash or null), "seed"}. PB_ENOTFOUND when no such item is
+ * stored. */
+int pdb_item_source(pdb_t *db, int64_t job_id, int64_t task_id, int64_t idx, json_t **out);
 
 /* ---- tasks (the scheduler's side) ---- */
 

@@ -308,24 +308,43 @@ int pdb_job_get(pdb_t *db, int64_t job_id, json_t **out)
     return rc;
 }
 
+/* A page of jobs from s (one of the JOB_LIST statements, ?3 bound by the
+ * caller when it has one). */
+static int jobs_page(pdb_t *db, sqlite3_stmt *s, int64_t before_id, int limit, json_t **out);
+
 int pdb_jobs_list(pdb_t *db, const char *state, int64_t before_id, int limit, json_t **out)
+{
+    sqlite3_stmt *s = pdb__st(db, state ? PDB_ST_JOB_LIST_STATE : PDB_ST_JOB_LIST_ALL);
+    if (state)
+        pdb__bind_text(s, 3, state);
+    return jobs_page(db, s, before_id, limit, out);
+}
+
+int pdb_jobs_list_schedule(pdb_t *db, int64_t schedule_id, int64_t before_id, int limit,
+                           json_t **out)
+{
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_JOB_LIST_SCHED);
+    sqlite3_bind_int64(s, 3, schedule_id);
+    return jobs_page(db, s, before_id, limit, out);
+}
+
+static int jobs_page(pdb_t *db, sqlite3_stmt *s, int64_t before_id, int limit, json_t **out)
 {
     int rc = 0, src, n = 0;
     int64_t last = 0;
     json_t *arr = json_array();
-    sqlite3_stmt *s = pdb__st(db, state ? PDB_ST_JOB_LIST_STATE : PDB_ST_JOB_LIST_ALL);
 
     *out = NULL;
-    if (arr == NULL)
+    if (arr == NULL) {
+        sqlite3_reset(s);
         return PB_ENOMEM;
+    }
     if (limit <= 0)
         limit = PDB_LIST_DEFAULT;
     if (limit > PDB_LIST_MAX)
         limit = PDB_LIST_MAX;
     sqlite3_bind_int64(s, 1, before_id > 0 ? before_id : INT64_MAX);
     sqlite3_bind_int(s, 2, limit + 1); /* one more row says whether a next page exists */
-    if (state)
-        pdb__bind_text(s, 3, state);
     while ((src = sqlite3_step(s)) == SQLITE_ROW && n < limit) {
         json_t *job = NULL;
         rc = job_object(s, &job);
@@ -594,6 +613,30 @@ int pdb_job_items(pdb_t *db, int64_t job_id, int run, int64_t bucket, const char
 out:
     sqlite3_reset(s);
     json_decref(arr);
+    return rc;
+}
+
+int pdb_item_source(pdb_t *db, int64_t job_id, int64_t task_id, int64_t idx, json_t **out)
+{
+    sqlite3_stmt *s = pdb__st(db, PDB_ST_ITEM_SOURCE);
+    *out = NULL;
+    sqlite3_bind_int64(s, 1, job_id);
+    sqlite3_bind_int64(s, 2, task_id);
+    sqlite3_bind_int64(s, 3, idx);
+    int src = sqlite3_step(s);
+    int rc = src == SQLITE_ROW ? 0 : src == SQLITE_DONE ? PB_ENOTFOUND : pdb__err(db, src);
+    if (rc == 0) {
+        /* seed as the job object gives it: the stored 64-bit pattern */
+        *out = json_pack("{s:I, s:I, s:s?, s:s, s:s, s:o?, s:i, s:s?, s:I}", "run",
+                         (json_int_t)sqlite3_column_int64(s, 0), "bucket",
+                         (json_int_t)sqlite3_column_int64(s, 1), "prompt_hash",
+                         pdb__col_text(s, 2), "suite", pdb__col_text(s, 3), "task",
+                         pdb__col_text(s, 4), "params", pdb__col_json(s, 5), "version",
+                         sqlite3_column_int(s, 6), "dataset", pdb__col_text(s, 7), "seed",
+                         (json_int_t)sqlite3_column_int64(s, 8));
+        rc = *out ? 0 : PB_ENOMEM;
+    }
+    sqlite3_reset(s);
     return rc;
 }
 

@@ -58,6 +58,9 @@
                     "ORDER BY j.id DESC LIMIT ?2")                                            \
     X(JOB_LIST_STATE, "SELECT " PDB_JOB_COLS PDB_JOB_FROM "WHERE j.state = ?3 AND j.id < ?1 " \
                       "ORDER BY j.id DESC LIMIT ?2")                                          \
+    /* a schedule's jobs, newest first, through the jobs_schedule index */                  \
+    X(JOB_LIST_SCHED, "SELECT " PDB_JOB_COLS PDB_JOB_FROM "WHERE j.schedule_id = ?3 "         \
+                      "AND j.id < ?1 ORDER BY j.id DESC LIMIT ?2")                            \
     X(JOB_RUNS, "SELECT idx, suite, task, params, samples, version FROM runs "                \
                 "WHERE job_id = ?1 ORDER BY idx")                                             \
     /* per (run, bucket): tasks, done tasks, items, done items, n, score_sum */              \
@@ -92,6 +95,12 @@
                   "WHERE job_id = ?1 AND task_id BETWEEN ?2 AND ?3 "                          \
                   "AND (task_id > ?2 OR idx > ?4) AND (?5 < 0 OR run_idx = ?5) "              \
                   "AND (?6 IS NULL OR bucket = ?6) ORDER BY task_id, idx LIMIT ?7")           \
+    /* what regenerating one stored item needs: its run's generator inputs */              \
+    X(ITEM_SOURCE, "SELECT i.run_idx, i.bucket, i.prompt_hash, r.suite, r.task, r.params, "   \
+                   "r.version, r.dataset, j.seed FROM items i "                               \
+                   "JOIN runs r ON r.job_id = i.job_id AND r.idx = i.run_idx "                \
+                   "JOIN jobs j ON j.id = i.job_id "                                          \
+                   "WHERE i.job_id = ?1 AND i.task_id = ?2 AND i.idx = ?3")                   \
     /* leaderboard: the latest done run per (suite, task, model name) */                     \
     X(LB_RUNS, "SELECT suite, task, model, backend, job_id, idx, finished_at, params FROM ("  \
                "SELECT r.suite, r.task, m.name AS model, m.backend, j.id AS job_id, r.idx, "  \

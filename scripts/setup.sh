@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 build_pkgs="build-essential autoconf automake libtool pkg-config libuv1-dev libsqlite3-dev
-  libcurl4-openssl-dev libzmq3-dev libjansson-dev libhttp-parser-dev libcmocka-dev libopenblas-dev"
-test_pkgs="python3 python3-pytest python3-zmq python3-numpy sqlite3"
+  libcurl4-openssl-dev libzmq3-dev libjansson-dev libhttp-parser-dev libcmocka-dev libopenblas-dev
+  libjs-chart.js"
+# chromium, chromium-driver, python3-selenium: the dashboard's browser tests.
+test_pkgs="python3 python3-pytest python3-zmq python3-numpy sqlite3
+  chromium chromium-driver python3-selenium"
 
 want="$build_pkgs"
 builddir=build

@@ -139,3 +139,78 @@ def test_static_refuses_other_methods(web_cluster):
     assert r.status == 405
     r = api.request("HEAD", "/index.html")
     assert r.status == 200 and r.body == b""
+
+
+def test_static_content_types(web_cluster, tmp_path):
+    """Every kind of file the dashboard ships is served with its type and
+    revalidated (no stale page after an upgrade); HEAD has the headers only."""
+    web = tmp_path / "webroot"
+    files = {
+        "leaderboard.html": (b"<html>lb</html>", "text/html"),
+        "model.html": (b"<html>model</html>", "text/html"),
+        "heatmap.html": (b"<html>hm</html>", "text/html"),
+        "jobs.html": (b"<html>jobs</html>", "text/html"),
+        "items.html": (b"<html>items</html>", "text/html"),
+        "schedules.html": (b"<html>sched</html>", "text/html"),
+        "common.js": (b"var pb = {};", "text/javascript"),
+        "sub/theme.css": (b"body{}", "text/css"),
+        "logo.svg": (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"),
+        "icon.png": (b"\x89PNG\r\n\x1a\nfake", "image/png"),
+        "data.json": (b'{"a": 1}', "application/json"),
+    }
+    for name, (data, _) in files.items():
+        (web / name).write_bytes(data)
+    api = web_cluster.api
+    for name, (data, ctype) in files.items():
+        r = api.get("/" + name)
+        assert r.status == 200 and r.body == data, (name, r)
+        assert r.headers["content-type"].startswith(ctype), (name, r.headers)
+        assert r.headers.get("cache-control") == "no-cache", (name, r.headers)
+        h = api.request("HEAD", "/" + name)
+        assert h.status == 200 and h.body == b"", (name, h)
+        assert int(h.headers["content-length"]) == len(data), (name, h.headers)
+    r = api.get("/sub/")  # a folder without index.html
+    assert r.status == 404 and "error" in r.json()
+
+
+def test_vendor_chartjs(shared_cluster):
+    """Debian's Chart.js, from the path configure found, at /vendor/chart.js."""
+    r = shared_cluster.api.get("/vendor/chart.js")
+    if r.status == 404:
+        pytest.skip(f"Chart.js not installed (libjs-chart.js): {r.json()['error']}")
+    assert r.status == 200, r
+    assert "javascript" in r.headers["content-type"], r.headers
+    assert len(r.body) > 10000 and b"Chart" in r.body
+    h = shared_cluster.api.request("HEAD", "/vendor/chart.js")
+    assert h.status == 200 and h.body == b""
+    assert int(h.headers["content-length"]) == len(r.body)
+
+
+def test_vendor_chartjs_missing_is_json_404(make_cluster, tmp_path):
+    c = make_cluster()
+    c.start_coordinator(["--chartjs", str(tmp_path / "nope" / "chart.min.js")])
+    r = c.api.get("/vendor/chart.js")
+    assert r.status == 404, r
+    assert "Chart.js" in r.json()["error"] and "libjs-chart.js" in r.json()["error"]
+    assert "Chart.js not found" in c.coord.read()
+
+
+def test_vendor_chartjs_flag(make_cluster, tmp_path):
+    f = tmp_path / "mychart.js"
+    f.write_text("/* Chart test copy */ window.Chart = function () {};")
+    c = make_cluster()
+    c.start_coordinator(["--chartjs", str(f)])
+    r = c.api.get("/vendor/chart.js")
+    assert r.status == 200 and r.body == f.read_bytes(), r
+    assert r.headers["content-type"].startswith("text/javascript")
+
+
+def test_static_js_live_stub(web_cluster, tmp_path):
+    """Pages load static.js (set only in exported snapshots): live, the
+    coordinator answers a script saying so; a real file in --web wins."""
+    r = web_cluster.api.get("/static.js")
+    assert r.status == 200 and b"PB_STATIC = false" in r.body, r
+    assert r.headers["content-type"].startswith("text/javascript")
+    (tmp_path / "webroot" / "static.js").write_text("window.PB_STATIC = true;")
+    r = web_cluster.api.get("/static.js")
+    assert r.status == 200 and r.body == b"window.PB_STATIC = true;", r
