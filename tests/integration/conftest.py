@@ -41,11 +41,5 @@ def make_cluster(tmp_path):
 def shared_cluster(tmp_path_factory):
     """One coordinator with two 2-slot workers shared by a module's tests
     (for tests that only read or validate)."""
-    c = pbutil.Cluster(tmp_path_factory.mktemp("shared"))
-    try:
-        c.start(workers=2, slots=2)
-    except BaseException:
-        c.close()
-        raise
-    yield c
-    _finish([c])
+    yield from pbutil.running_cluster(tmp_path_factory.mktemp("shared"),
+                                      lambda c: c.start(workers=2, slots=2))

@@ -13,6 +13,8 @@ import sqlite3
 import subprocess
 import time
 
+import pytest
+
 BUILDDIR = os.path.abspath(os.environ.get("PB_BUILDDIR", os.getcwd()))
 
 # Lines in a process log that mean a sanitizer found a bug.
@@ -410,3 +412,20 @@ def db_exactly_once(cluster, job_id):
                               (job_id,)))
     assert set(states) == {"done"}, f"task states: {states}"
     return total
+
+
+def running_cluster(tmpdir, setup, **kw):
+    """For module fixtures: `yield from running_cluster(dir, setup)` yields a
+    Cluster that setup(c) started (closing it if setup raises), then stops
+    it and fails the module's tests on anything close() found (a sanitizer
+    report, a process that would not stop)."""
+    c = Cluster(tmpdir, **kw)
+    try:
+        setup(c)
+    except BaseException:
+        c.close()
+        raise
+    yield c
+    problems = c.close()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)

@@ -28,19 +28,13 @@ MAX_DATASET = 64 << 10
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     d = tmp_path_factory.mktemp("datasets")
-    c = pbutil.Cluster(d)
-    c.cache = os.path.join(str(d), "cache")
-    try:
+
+    def setup(c):
+        c.cache = os.path.join(str(d), "cache")
         c.start_coordinator(["--max-dataset", str(MAX_DATASET)])
         c.start_worker("w1", slots=2, extra=["--cache", c.cache])
         c.wait_workers(1)
-    except BaseException:
-        c.close()
-        raise
-    yield c
-    problems = c.close()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from pbutil.running_cluster(d, setup)
 
 
 def jsonl(rows):

@@ -30,21 +30,14 @@ def _spec(backend):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = pbutil.Cluster(tmp_path_factory.mktemp("web"))
-    try:
+    def setup(c):
         # PB_WEB_DIR: serve another copy of the dashboard (default: the source tree's web/).
         web = os.environ.get("PB_WEB_DIR")
         c.start(workers=1, slots=2, coord_extra=["--web", web] if web else [])
         c.job_ids = {b: c.api.submit(_spec(b)) for b in ("oracle", "random")}
         for i in c.job_ids.values():
             c.api.wait_job(i, t(60))
-    except BaseException:
-        c.close()
-        raise
-    yield c
-    problems = c.close()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from pbutil.running_cluster(tmp_path_factory.mktemp("web"), setup)
 
 
 def test_leaderboard_ranks_oracle_above_random(cluster, browser):  # noqa: F811

@@ -14,16 +14,8 @@ from pbutil import spec, t, wait_for
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = pbutil.Cluster(tmp_path_factory.mktemp("webmon"))
-    try:
-        c.start(workers=1, slots=1)
-    except BaseException:
-        c.close()
-        raise
-    yield c
-    problems = c.close()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from pbutil.running_cluster(tmp_path_factory.mktemp("webmon"),
+                                      lambda c: c.start(workers=1, slots=1))
 
 
 def _bar(p, css):

@@ -31,8 +31,7 @@ def _spec(i):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = pbutil.Cluster(tmp_path_factory.mktemp("webscale"))
-    try:
+    def setup(c):
         c.start(workers=1, slots=4)
         t0 = time.monotonic()
         ids = [c.api.submit(_spec(i)) for i in range(JOBS)]
@@ -40,13 +39,7 @@ def cluster(tmp_path_factory):
             c.api.wait_job(i, t(30 + JOBS))
         c.jobs_s = time.monotonic() - t0
         print(f"\n{JOBS} jobs ({2 * JOBS} runs) submitted and done in {c.jobs_s:.2f} s")
-    except BaseException:
-        c.close()
-        raise
-    yield c
-    problems = c.close()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from pbutil.running_cluster(tmp_path_factory.mktemp("webscale"), setup)
 
 
 def test_many_entries_render_fast_and_capped(cluster, browser):  # noqa: F811
