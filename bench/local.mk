@@ -1,5 +1,5 @@
 # bench/: benchmarks that print figures (not pass/fail).
-EXTRA_DIST += bench/throughput.py bench/dashboard_load.py
+EXTRA_DIST += bench/throughput.py bench/dashboard_load.py bench/make_engine_ckpt.py
 # The kernels benchmark: machine ceilings, then every kernel as a ratio.
 noinst_PROGRAMS += bench/bench_kernels
 bench_bench_kernels_SOURCES = bench/kernels.c
@@ -10,3 +10,8 @@ noinst_PROGRAMS += bench/bench_suites
 bench_bench_suites_SOURCES = bench/suites.c
 bench_bench_suites_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 bench_bench_suites_LDADD = libpbworker.la
+# The engine benchmark: prefill/decode vs sgemm and bandwidth (issue 6).
+noinst_PROGRAMS += bench/bench_engine
+bench_bench_engine_SOURCES = bench/engine.c
+bench_bench_engine_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+bench_bench_engine_LDADD = libpbengine.la $(JANSSON_LIBS)

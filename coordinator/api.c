@@ -17,6 +17,7 @@
 #include "coordinator/api_datasets.h"
 #include "coordinator/api_items.h"
 #include "coordinator/cron.h"
+#include "engine/model.h"
 #include "suites/jobspec.h"
 #include "suites/suite.h"
 
@@ -344,12 +345,32 @@ static void api_leaderboard(pb_coord_t *c, const pb_http_req_t *req, pb_http_res
 
 /* ---- jobs ---- */
 
+/* A native model's PE override must be one the engine can build (the
+ * suites layer checks only its shape): the engine's own check, its field
+ * put under "model.". */
+static int check_native_pe(const json_t *model, pb_err_t *err)
+{
+    const json_t *pe = json_object_get(model, "pe");
+    if (strcmp(json_string_value(json_object_get(model, "backend")) ?: "", "native") != 0 ||
+        pe == NULL || json_is_null(pe))
+        return 0;
+    pb_err_t e = {{0}, {0}};
+    int rc = pe_pe_validate(pe, &e);
+    if (rc == 0)
+        return 0;
+    char f[sizeof e.field];
+    snprintf(f, sizeof f, "model.%.100s", e.field[0] ? e.field : "pe");
+    return pb_err_set(err, rc, f, "%s", e.msg[0] ? e.msg : "invalid model.pe");
+}
+
 int pb_api_submit(pb_coord_t *c, const json_t *spec, const char *idem_key, int64_t schedule_id,
                   int64_t *job_id, int *existing, pb_err_t *err)
 {
     ps_plan_t *plan = NULL;
     *existing = 0;
     int rc = ps_plan_build_ds(spec, pb_api_dataset_resolve, c, &plan, err);
+    if (rc == 0 && (rc = check_native_pe(plan->model, err)))
+        ps_plan_free(plan);
     if (rc)
         return rc;
     rc = pdb_job_insert(c->db, plan, idem_key, schedule_id, job_id);
@@ -554,7 +575,8 @@ static void api_schedule_create(pb_coord_t *c, const pb_http_req_t *req, pb_http
         pb_err_set(&err, PB_EINVAL, "job", "job (the job template) is required and must be an object");
         goto bad;
     }
-    if (ps_plan_build_ds(tmpl, pb_api_dataset_resolve, c, &plan, &err)) {
+    if (ps_plan_build_ds(tmpl, pb_api_dataset_resolve, c, &plan, &err) ||
+        check_native_pe(plan->model, &err)) {
         char f[sizeof err.field];
         snprintf(f, sizeof f, "%s", err.field);
         snprintf(err.field, sizeof err.field, "job%s%.120s", f[0] ? "." : "", f);
@@ -575,6 +597,7 @@ static void api_schedule_create(pb_coord_t *c, const pb_http_req_t *req, pb_http
                                            s ? s : json_null()));
     return;
 bad:
+    ps_plan_free(plan);
     json_decref(body);
     pb_http_resp_error(resp, 400, err.msg, err.field[0] ? err.field : NULL);
 }

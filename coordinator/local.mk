@@ -17,7 +17,7 @@ libpbcoord_la_SOURCES = \
 	coordinator/cron.h coordinator/cron.c \
 	coordinator/zloop.h coordinator/zloop.c
 libpbcoord_la_CFLAGS = $(AM_CFLAGS) $(UV_CFLAGS) $(ZMQ_CFLAGS) $(JANSSON_CFLAGS)
-libpbcoord_la_LIBADD = libpbhttp.la libpbdb.la libpbsuites.la libpbcommon.la $(UV_LIBS) $(ZMQ_LIBS)
+libpbcoord_la_LIBADD = libpbhttp.la libpbdb.la libpbsuites.la libpbengine.la libpbcommon.la $(UV_LIBS) $(ZMQ_LIBS)
 
 bin_PROGRAMS += posbench-coordinator
 posbench_coordinator_SOURCES = coordinator/main.c

@@ -16,7 +16,7 @@
 #define PS_MAX_NAME 200
 #define PS_MAX_SEED ((int64_t)1 << 53) /* exact in a JSON double */
 
-static const char *const backends[] = {"oracle", "random", "bm25", "hashbow"};
+static const char *const backends[] = {"oracle", "random", "bm25", "hashbow", "native"};
 
 int ps_backend_known(const char *name)
 {
@@ -50,6 +50,45 @@ static int put(json_t *obj, const char *key, json_t *v)
     return v && json_object_set_new(obj, key, v) == 0 ? 0 : PB_ENOMEM;
 }
 
+int ps_native_model_check(const json_t *m, pb_err_t *err)
+{
+    const char *path;
+    int64_t i;
+    double d;
+    int rc = pb_json_str(m, "path", NULL, 1, &path, "model", err);
+    if (rc)
+        return rc;
+    if (*path == '\0' || strlen(path) > PS_NATIVE_PATH_MAX)
+        return pb_err_set(err, PB_EINVAL, "model.path", "model.path must be 1 to %d bytes",
+                          PS_NATIVE_PATH_MAX);
+    const json_t *pe = json_object_get(m, "pe");
+    if (pe && !json_is_null(pe) && !json_is_object(pe))
+        return pb_err_set(err, PB_EINVAL, "model.pe", "model.pe must be an object");
+    if ((rc = pb_json_int(m, "max_tokens", 0, 0, 1 << 20, &i, "model", err)) ||
+        (rc = pb_json_int(m, "top_k", 0, 0, 1 << 20, &i, "model", err)) ||
+        (rc = pb_json_int(m, "threads", 0, 0, 4096, &i, "model", err)) ||
+        (rc = pb_json_num(m, "temperature", 0, 0, 100, &d, "model", err)) ||
+        (rc = pb_json_num(m, "top_p", 1, 0, 1, &d, "model", err)))
+        return rc;
+    if (json_object_get(m, "top_p") && d <= 0)
+        return pb_err_set(err, PB_EINVAL, "model.top_p", "model.top_p must be in (0, 1]");
+    const json_t *stop = json_object_get(m, "stop"), *v;
+    size_t k;
+    if (stop == NULL || json_is_null(stop))
+        return 0;
+    if (!json_is_array(stop) || json_array_size(stop) > PS_NATIVE_STOP_MAX)
+        return pb_err_set(err, PB_EINVAL, "model.stop",
+                          "model.stop must be an array of at most %d strings", PS_NATIVE_STOP_MAX);
+    json_array_foreach(stop, k, v) {
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > PS_NATIVE_STOP_LEN)
+            return pb_err_set(err, PB_EINVAL, "model.stop",
+                              "model.stop[%zu] must be a string of 1 to %d bytes", k,
+                              PS_NATIVE_STOP_LEN);
+    }
+    return 0;
+}
+
 /* "model": {"name", "backend", ...}; other keys are the backend's business
  * and are kept as given. *out is a new copy. */
 static int check_model(const json_t *spec, json_t **out, pb_err_t *err)
@@ -71,6 +110,8 @@ static int check_model(const json_t *spec, json_t **out, pb_err_t *err)
         return rc;
     if (!ps_backend_known(s))
         return pb_err_set(err, PB_EINVAL, "model.backend", "unknown backend \"%.64s\"", s);
+    if (strcmp(s, "native") == 0 && (rc = ps_native_model_check(m, err)))
+        return rc;
     *out = json_deep_copy(m);
     return *out ? 0 : PB_ENOMEM;
 }

@@ -83,4 +83,14 @@ void ps_plan_free(ps_plan_t *plan);
 /* Backends a job may name (the worker implements them). */
 int ps_backend_known(const char *name);
 
+/* The native backend's model options (worker/backend_native.c reads them):
+ * "path" (required checkpoint directory), "pe" (an object: the engine's PE
+ * override, checked by the coordinator with the engine), "max_tokens",
+ * "temperature" (0 = greedy), "top_p" (0, 1], "top_k" (0 = off), "threads",
+ * "stop" (an array of strings). Only shapes and ranges: nothing is opened. */
+#define PS_NATIVE_PATH_MAX 4096
+#define PS_NATIVE_STOP_MAX 16
+#define PS_NATIVE_STOP_LEN 256
+int ps_native_model_check(const json_t *model, pb_err_t *err);
+
 #endif

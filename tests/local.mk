@@ -18,11 +18,13 @@ tests_unit_run_unit_SOURCES = \
 	tests/unit/test_sched.c \
 	tests/unit/test_worker.c \
 	tests/unit/test_breakdown.c \
-	tests/unit/test_datasets.c
+	tests/unit/test_datasets.c \
+	tests/unit/test_engine_ckpt.c \
+	tests/unit/test_engine_tok.c
 tests_unit_run_unit_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(UV_CFLAGS) $(ZMQ_CFLAGS) \
 	$(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(CURL_CFLAGS)
 tests_unit_run_unit_LDADD = libpbcoord.la libpbworker.la libpbhttp.la libpbdb.la \
-	libpbsuites.la libpbcommon.la $(CMOCKA_LIBS) $(UV_LIBS) $(ZMQ_LIBS) $(SQLITE_LIBS) \
+	libpbsuites.la libpbengine.la libpbkernels.la libpbcommon.la $(CMOCKA_LIBS) $(UV_LIBS) $(ZMQ_LIBS) $(SQLITE_LIBS) \
 	$(CURL_LIBS)
 TESTS += tests/unit/run_unit
 # The kernels layer's own runner and the NumPy golden checks.

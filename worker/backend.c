@@ -10,6 +10,7 @@ static const pb_backend_ops_t *const backends[] = {
     &pb_backend__random,
     &pb_backend__bm25,
     &pb_backend__hashbow,
+    &pb_backend__native,
 };
 
 const pb_backend_ops_t *pb_backend_find(const char *name)

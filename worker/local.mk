@@ -5,9 +5,10 @@ libpbworker_la_SOURCES = \
 	worker/runner.h worker/runner.c worker/outbox.h worker/outbox.c \
 	worker/breakdown.h worker/breakdown.c \
 	worker/rank.h worker/rank.c worker/backend_retrieval.c \
-	worker/datasets.h worker/datasets.c
+	worker/datasets.h worker/datasets.c \
+	worker/native_cache.h worker/native_cache.c worker/backend_native.c
 libpbworker_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(ZMQ_CFLAGS) $(CURL_CFLAGS)
-libpbworker_la_LIBADD = libpbsuites.la libpbkernels.la libpbcommon.la $(ZMQ_LIBS) $(CURL_LIBS)
+libpbworker_la_LIBADD = libpbsuites.la libpbengine.la libpbkernels.la libpbcommon.la $(ZMQ_LIBS) $(CURL_LIBS)
 
 bin_PROGRAMS += posbench-worker
 posbench_worker_SOURCES = worker/main.c worker/session.h worker/session.c

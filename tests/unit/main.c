@@ -20,6 +20,8 @@ static const struct {
     {"halluc", pb_test_halluc},
     {"breakdown", pb_test_breakdown},
     {"datasets", pb_test_datasets},
+    {"engine_ckpt", pb_test_engine_ckpt},
+    {"engine_tok", pb_test_engine_tok},
 };
 
 json_t *pb_test_json(const char *text)

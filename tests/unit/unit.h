@@ -26,6 +26,8 @@ int pb_test_sched(void);
 int pb_test_worker(void);
 int pb_test_breakdown(void);
 int pb_test_datasets(void);
+int pb_test_engine_ckpt(void);
+int pb_test_engine_tok(void);
 
 /* Parse JSON text written in a test; fails the test on bad JSON. New reference. */
 json_t *pb_test_json(const char *text);

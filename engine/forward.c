@@ -1,0 +1,419 @@
+/* engine/forward.c: the forward pass over a KV-cache state (chunked
+ * prefill, decode), then what is built on it: generation (greedy and
+ * seeded top-k/top-p sampling), continuation log-likelihood and pooled
+ * embeddings. Weights and PE parameters come from model.c. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/model_int.h"
+
+/* ---- state ------------------------------------------------------------- */
+
+int pe_state_create(const pe_model_t *m, int max_ctx, int kv_bf16, pe_state_t **out,
+                    pb_err_t *err)
+{
+    pe_state_t *st = NULL;
+    int rc = 0;
+    *out = NULL;
+    if (max_ctx <= 0)
+        max_ctx = m->d.max_pos > 0 ? m->d.max_pos : 4096;
+    st = calloc(1, sizeof *st);
+    if (!st || !(st->kv = calloc((size_t)m->d.n_layers, sizeof *st->kv))) {
+        rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+        goto out;
+    }
+    st->cap = max_ctx;
+    for (int l = 0; l < m->d.n_layers; l++) {
+        if (pk_kv_init(&st->kv[l], m->d.n_kv_heads, m->d.head_dim, max_ctx,
+                       kv_bf16 ? PK_BF16 : PK_F32)) {
+            rc = pb_err_set(err, PB_ENOMEM, "max_ctx", "out of memory for a KV cache of %d",
+                            max_ctx);
+            goto out;
+        }
+        st->n_layers = l + 1;
+    }
+    *out = st;
+    st = NULL;
+out:
+    pe_state_free(st);
+    return rc;
+}
+
+void pe_state_reset(pe_state_t *st)
+{
+    for (int l = 0; l < st->n_layers; l++)
+        pk_kv_reset(&st->kv[l]);
+    st->len = 0;
+}
+
+void pe_state_free(pe_state_t *st)
+{
+    if (!st)
+        return;
+    for (int l = 0; l < st->n_layers; l++)
+        pk_kv_free(&st->kv[l]);
+    free(st->kv);
+    free(st);
+}
+
+int pe_state_len(const pe_state_t *st) { return st->len; }
+int pe_state_capacity(const pe_state_t *st) { return st->cap; }
+
+/* ---- forward ------------------------------------------------------------ */
+
+// x: (T, in) row stride in; y: (T, out) row stride ldy
+static void linear(pe_model_t *m, const pe__lin_t *l, const float *x, int T, float *y, int ldy)
+{
+    pk_sgemm(m->ctx, 0, !l->kio, T, l->out, l->in, 1.0f, x, l->in, l->w,
+             l->kio ? l->out : l->in, 0.0f, y, ldy);
+    if (l->b)
+        for (int t = 0; t < T; t++)
+            pk_add(m->ctx, y + (size_t)t * ldy, l->b, (size_t)l->out);
+}
+
+static void norm(pe_model_t *m, float *out, const float *x, const float *w, const float *b,
+                 int T)
+{
+    if (m->layernorm)
+        pk_layernorm(m->ctx, out, x, w, b, T, m->d.d_model, m->eps);
+    else
+        pk_rmsnorm(m->ctx, out, x, w, T, m->d.d_model, m->eps);
+}
+
+/* One chunk of T <= PE__CHUNK tokens at positions pos; the final-normed
+ * hidden states are left in *hidden (T, d_model), inside m->scratch. */
+static int chunk(pe_model_t *m, pe_state_t *st, const int32_t *ids, const int32_t *pos, int T,
+                 float **hidden)
+{
+    const pe_dims_t *d = &m->d;
+    const int D = d->d_model, H = d->n_heads, KVH = d->n_kv_heads, hd = d->head_dim;
+    const int qd = H * hd, kvd = KVH * hd, qkvw = qd + 2 * kvd;
+    float *x = m->scratch, *h = x + (size_t)PE__CHUNK * D, *qkv = h + (size_t)PE__CHUNK * D;
+    float *att = qkv + (size_t)PE__CHUNK * qkvw, *ff = att + (size_t)PE__CHUNK * qd;
+    float *ff2 = ff + (size_t)PE__CHUNK * d->d_ff;
+    if (pk_embed(m->ctx, x, m->tok_emb, d->vocab, D, ids, T))
+        return PB_EINVAL;
+    if (m->pe.kind == PE_PE_APE) {
+        if (pk_ape_add(m->ctx, x, T, D, (size_t)D, m->pos_emb, d->max_pos, pos))
+            return PB_ETOOBIG;
+    } else if (m->pe.kind == PE_PE_APE_SIN) {
+        pk_ape_sinusoidal(h, pos, T, D, 10000.0);
+        pk_add(m->ctx, x, h, (size_t)T * D);
+    }
+    pk_attn_cfg_t ac = {.n_heads = H, .n_kv_heads = KVH, .head_dim = hd, .causal = d->causal,
+                        .window = m->window};
+    if (m->pe.kind == PE_PE_ALIBI) {
+        ac.bias.kind = PK_BIAS_ALIBI;
+        ac.bias.alibi_slopes = m->alibi;
+    } else if (m->pe.kind == PE_PE_T5) {
+        ac.bias.kind = PK_BIAS_T5;
+        ac.bias.t5_table = m->t5;
+        ac.bias.t5_num_buckets = m->pe.num_buckets;
+        ac.bias.t5_max_distance = m->pe.max_distance;
+        ac.bias.t5_bidirectional = !d->causal;
+    }
+    for (int l = 0; l < d->n_layers; l++) {
+        const pe__layer_t *L = &m->layers[l];
+        norm(m, h, x, L->n1_w, L->n1_b, T);
+        if (L->qkv.w) {
+            linear(m, &L->qkv, h, T, qkv, qkvw);
+        } else {
+            linear(m, &L->q, h, T, qkv, qkvw);
+            linear(m, &L->k, h, T, qkv + qd, qkvw);
+            linear(m, &L->v, h, T, qkv + qd + kvd, qkvw);
+        }
+        if (m->pe.kind == PE_PE_ROPE) {
+            pk_rope_apply(m->ctx, &m->rope, qkv, T, H, (size_t)qkvw, pos);
+            pk_rope_apply(m->ctx, &m->rope, qkv + qd, T, KVH, (size_t)qkvw, pos);
+        }
+        if (pk_kv_append(m->ctx, &st->kv[l], qkv + qd, qkv + qd + kvd, T, (size_t)qkvw, pos))
+            return PB_ETOOBIG;
+        if (pk_attention(m->ctx, &ac, qkv, T, (size_t)qkvw, pos, &st->kv[l], att, (size_t)qd))
+            return PB_EINVAL;
+        linear(m, &L->o, att, T, h, D);
+        pk_add(m->ctx, x, h, (size_t)T * D);
+        norm(m, h, x, L->n2_w, L->n2_b, T);
+        if (m->gelu) {
+            linear(m, &L->up, h, T, ff, d->d_ff);
+            pk_gelu_tanh(m->ctx, ff, ff, (size_t)T * d->d_ff);
+        } else {
+            linear(m, &L->gate, h, T, ff, d->d_ff);
+            linear(m, &L->up, h, T, ff2, d->d_ff);
+            pk_swiglu(m->ctx, ff, ff, ff2, (size_t)T * d->d_ff);
+        }
+        linear(m, &L->down, ff, T, h, D);
+        pk_add(m->ctx, x, h, (size_t)T * D);
+    }
+    norm(m, h, x, m->nf_w, m->nf_b, T);
+    *hidden = h;
+    return 0;
+}
+
+/* The forward pass; on_hidden (may be NULL) sees each chunk's final hidden
+ * states (the embedding path). */
+typedef void (*hidden_fn)(void *arg, const float *h, int T, int first);
+
+static int forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n, float *logits,
+                   int all_logits, hidden_fn on_hidden, void *arg, pb_err_t *err)
+{
+    const pe_dims_t *d = &m->d;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= d->vocab)
+            return pb_err_set(err, PB_EINVAL, "ids", "token id %d at %zu outside [0, %d)",
+                              (int)ids[i], i, d->vocab);
+    if (n > (size_t)(st->cap - st->len))
+        return pb_err_set(err, PB_ETOOBIG, "ids", "%zu tokens after %d exceed the context of %d",
+                          n, st->len, st->cap);
+    if (m->pe.kind == PE_PE_APE && (size_t)st->len + n > (size_t)d->max_pos)
+        return pb_err_set(err, PB_ETOOBIG, "ids",
+                          "position %zu is beyond the learned position table (%d)",
+                          (size_t)st->len + n - 1, d->max_pos);
+    if (m->rope_ready && m->rope_cfg.scaling == PK_ROPE_SCALE_DYNAMIC_NTK &&
+        m->rope_seq != st->len + (int)n) {
+        /* HF's dynamic NTK: the base follows the longest position seen */
+        pk_rope_free(&m->rope);
+        m->rope_ready = 0;
+        m->rope_cfg.seq_len = st->len + (int)n;
+        if (pk_rope_init(&m->rope, &m->rope_cfg, 0))
+            return pb_err_set(err, PB_EINVAL, "pe.scaling", "dynamic rope re-init failed");
+        m->rope_ready = 1;
+        m->rope_seq = st->len + (int)n;
+    }
+    int32_t pos[PE__CHUNK];
+    for (size_t off = 0; off < n; off += PE__CHUNK) {
+        int T = n - off < PE__CHUNK ? (int)(n - off) : PE__CHUNK;
+        for (int i = 0; i < T; i++)
+            pos[i] = st->len + i;
+        float *h;
+        int rc = chunk(m, st, ids + off, pos, T, &h);
+        if (rc)
+            return pb_err_set(err, rc, "ids", "forward pass failed at token %zu: %s", off,
+                              pb_strerror(rc));
+        st->len += T;
+        if (on_hidden)
+            on_hidden(arg, h, T, off == 0);
+        if (!logits)
+            continue;
+        if (all_logits)
+            linear(m, &m->head, h, T, logits + off * (size_t)d->vocab, d->vocab);
+        else if (off + (size_t)T == n)
+            linear(m, &m->head, h + (size_t)(T - 1) * d->d_model, 1, logits, d->vocab);
+    }
+    return 0;
+}
+
+int pe_model_forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n,
+                     float *logits, int all_logits, pb_err_t *err)
+{
+    return forward(m, st, ids, n, logits, all_logits, NULL, NULL, err);
+}
+
+/* ---- generation ----------------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = i;
+    return b;
+}
+
+typedef struct { float p; int id; } cand_t;
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const cand_t *x = a, *y = b;
+    if (x->p != y->p)
+        return x->p > y->p ? -1 : 1;
+    return x->id - y->id;
+}
+
+/* Sample from logits after temperature, top-k and top-p; cand: (n). */
+static int sample(const float *logits, int n, const pe_gen_params_t *p, uint64_t *rng,
+                  cand_t *cand)
+{
+    float mx = logits[argmax(logits, n)];
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        cand[i].id = i;
+        cand[i].p = expf((logits[i] - mx) / p->temperature);
+    }
+    qsort(cand, (size_t)n, sizeof *cand, cand_cmp);
+    int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    for (int i = 0; i < k; i++)
+        sum += cand[i].p;
+    if (p->top_p > 0 && p->top_p < 1) {
+        double acc = 0;
+        int keep = 0;
+        while (keep < k && acc < p->top_p * sum)
+            acc += cand[keep++].p;
+        k = keep > 0 ? keep : 1;
+        sum = acc > 0 ? acc : cand[0].p;
+    }
+    double r = (double)(splitmix(rng) >> 11) / 9007199254740992.0 * sum;
+    for (int i = 0; i < k; i++) {
+        r -= cand[i].p;
+        if (r < 0)
+            return cand[i].id;
+    }
+    return cand[k - 1].id;
+}
+
+int pe_generate(pe_model_t *m, pe_state_t *st, const int32_t *prompt, size_t n,
+                const pe_gen_params_t *p, int32_t **out, size_t *n_out, pe_stop_t *why,
+                pb_err_t *err)
+{
+    const int V = m->d.vocab;
+    float *logits = NULL;
+    cand_t *cand = NULL;
+    int32_t *ids = NULL;
+    uint64_t rng = p->seed;
+    pe_stop_t stop = PE_STOP_MAX_TOKENS;
+    size_t cnt = 0;
+    int rc;
+    *out = NULL;
+    *n_out = 0;
+    pe_state_reset(st);
+    logits = malloc((size_t)V * sizeof *logits);
+    cand = p->temperature > 0 ? malloc((size_t)V * sizeof *cand) : NULL;
+    ids = malloc((size_t)(p->max_tokens > 0 ? p->max_tokens : 1) * sizeof *ids);
+    if (!logits || !ids || (p->temperature > 0 && !cand)) {
+        rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+        goto out;
+    }
+    if ((rc = pe_model_forward(m, st, prompt, n, logits, 0, err)))
+        goto out;
+    while (cnt < (size_t)(p->max_tokens > 0 ? p->max_tokens : 0)) {
+        int32_t id = p->temperature > 0 ? sample(logits, V, p, &rng, cand) : argmax(logits, V);
+        ids[cnt++] = id;
+        int hit = 0;
+        for (size_t i = 0; i < p->n_stop && !hit; i++)
+            hit = p->stop_ids[i] == id;
+        if (hit) {
+            stop = PE_STOP_ID;
+            break;
+        }
+        if (p->on_token && p->on_token(p->arg, id)) {
+            stop = PE_STOP_CALLBACK;
+            break;
+        }
+        if (cnt == (size_t)p->max_tokens)
+            break;
+        if (st->len >= st->cap || (m->pe.kind == PE_PE_APE && st->len >= m->d.max_pos)) {
+            stop = PE_STOP_CONTEXT;
+            break;
+        }
+        if ((rc = pe_model_forward(m, st, &id, 1, logits, 0, err)))
+            goto out;
+    }
+    if (cnt) {
+        *out = ids;
+        ids = NULL;
+    }
+    *n_out = cnt;
+    if (why)
+        *why = stop;
+    rc = 0;
+out:
+    free(logits);
+    free(cand);
+    free(ids);
+    return rc;
+}
+
+/* ---- log-likelihood and embeddings --------------------------------------- */
+
+int pe_loglik(pe_model_t *m, pe_state_t *st, const int32_t *ctx, size_t n_ctx,
+              const int32_t *cont, size_t n_cont, double *ll, int *greedy, pb_err_t *err)
+{
+    const int V = m->d.vocab;
+    float *logits = NULL;
+    int32_t *all = NULL;
+    int rc;
+    if (n_ctx < 1 || n_cont < 1)
+        return pb_err_set(err, PB_EINVAL, "ids", "loglik needs a context and a continuation");
+    size_t n = n_ctx + n_cont - 1; /* the last token is only predicted */
+    all = malloc(n * sizeof *all);
+    logits = malloc(n_cont * (size_t)V * sizeof *logits);
+    if (!all || !logits) {
+        rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+        goto out;
+    }
+    memcpy(all, ctx, n_ctx * sizeof *all);
+    memcpy(all + n_ctx, cont, (n_cont - 1) * sizeof *all);
+    pe_state_reset(st);
+    if ((rc = pe_model_forward(m, st, all, n_ctx - 1, NULL, 0, err)) ||
+        (rc = pe_model_forward(m, st, all + n_ctx - 1, n_cont, logits, 1, err)))
+        goto out;
+    double s = 0;
+    int g = 1;
+    for (size_t i = 0; i < n_cont; i++) {
+        const float *lg = logits + i * (size_t)V;
+        if (cont[i] < 0 || cont[i] >= V) {
+            rc = pb_err_set(err, PB_EINVAL, "cont", "token id %d outside the vocabulary",
+                            (int)cont[i]);
+            goto out;
+        }
+        float mx = lg[argmax(lg, V)];
+        double z = 0;
+        for (int j = 0; j < V; j++)
+            z += exp((double)lg[j] - mx);
+        s += (double)lg[cont[i]] - mx - log(z);
+        g &= argmax(lg, V) == cont[i];
+    }
+    *ll = s;
+    if (greedy)
+        *greedy = g;
+    rc = 0;
+out:
+    free(all);
+    free(logits);
+    return rc;
+}
+
+typedef struct { float *out; int d; pe_pool_t pool; size_t seen; } pool_acc_t;
+
+static void pool_hidden(void *arg, const float *h, int T, int first)
+{
+    pool_acc_t *a = arg;
+    if (a->pool == PE_POOL_CLS) {
+        if (first)
+            memcpy(a->out, h, (size_t)a->d * sizeof *h);
+    } else if (a->pool == PE_POOL_LAST) {
+        memcpy(a->out, h + (size_t)(T - 1) * a->d, (size_t)a->d * sizeof *h);
+    } else {
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < a->d; j++)
+                a->out[j] += h[(size_t)t * a->d + j];
+    }
+    a->seen += (size_t)T;
+}
+
+int pe_embed(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n, pe_pool_t pool,
+             float *out, pb_err_t *err)
+{
+    if (n < 1)
+        return pb_err_set(err, PB_EINVAL, "ids", "embed needs at least one token");
+    pool_acc_t a = {out, m->d.d_model, pool, 0};
+    memset(out, 0, (size_t)a.d * sizeof *out);
+    pe_state_reset(st);
+    int rc = forward(m, st, ids, n, NULL, 0, pool_hidden, &a, err);
+    if (rc)
+        return rc;
+    if (pool == PE_POOL_MEAN)
+        for (int j = 0; j < a.d; j++)
+            out[j] /= (float)n;
+    return 0;
+}
