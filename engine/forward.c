@@ -62,9 +62,26 @@ int pe_state_capacity(const pe_state_t *st) { return st->cap; }
 
 /* ---- forward ------------------------------------------------------------ */
 
+/* Decode (one token): the layers in lin (up to 3, sharing x) as one
+ * bandwidth-bound pass of pk_matvec, outputs at y[i]. 0, or PB_EINVAL when
+ * a layer is Conv1D-stored (kio: the caller falls back to linear). */
+static int matvec(pe_model_t *m, const pe__lin_t *const *lin, int n, const float *x,
+                  float *const *y)
+{
+    pk_matvec_t mv[3];
+    for (int i = 0; i < n; i++) {
+        if (lin[i]->kio || lin[i]->in != lin[0]->in)
+            return PB_EINVAL;
+        mv[i] = (pk_matvec_t){.w = lin[i]->w, .b = lin[i]->b, .rows = lin[i]->out, .y = y[i]};
+    }
+    return pk_matvec(m->ctx, mv, n, x, lin[0]->in) ? PB_EINVAL : 0;
+}
+
 // x: (T, in) row stride in; y: (T, out) row stride ldy
 static void linear(pe_model_t *m, const pe__lin_t *l, const float *x, int T, float *y, int ldy)
 {
+    if (T == 1 && matvec(m, &l, 1, x, &y) == 0)
+        return;
     pk_sgemm(m->ctx, 0, !l->kio, T, l->out, l->in, 1.0f, x, l->in, l->w,
              l->kio ? l->out : l->in, 0.0f, y, ldy);
     if (l->b)
@@ -81,7 +98,7 @@ static void norm(pe_model_t *m, float *out, const float *x, const float *w, cons
         pk_rmsnorm(m->ctx, out, x, w, T, m->d.d_model, m->eps);
 }
 
-/* One chunk of T <= PE__CHUNK tokens at positions pos; the final-normed
+/* One chunk of T <= m->rows tokens at positions pos; the final-normed
  * hidden states are left in *hidden (T, d_model), inside m->scratch. */
 static int chunk(pe_model_t *m, pe_state_t *st, const int32_t *ids, const int32_t *pos, int T,
                  float **hidden)
@@ -89,9 +106,10 @@ static int chunk(pe_model_t *m, pe_state_t *st, const int32_t *ids, const int32_
     const pe_dims_t *d = &m->d;
     const int D = d->d_model, H = d->n_heads, KVH = d->n_kv_heads, hd = d->head_dim;
     const int qd = H * hd, kvd = KVH * hd, qkvw = qd + 2 * kvd;
-    float *x = m->scratch, *h = x + (size_t)PE__CHUNK * D, *qkv = h + (size_t)PE__CHUNK * D;
-    float *att = qkv + (size_t)PE__CHUNK * qkvw, *ff = att + (size_t)PE__CHUNK * qd;
-    float *ff2 = ff + (size_t)PE__CHUNK * d->d_ff;
+    const size_t R = (size_t)m->rows;
+    float *x = m->scratch, *h = x + R * D, *qkv = h + R * D;
+    float *att = qkv + R * qkvw, *ff = att + R * qd;
+    float *ff2 = ff + R * d->d_ff;
     if (pk_embed(m->ctx, x, m->tok_emb, d->vocab, D, ids, T))
         return PB_EINVAL;
     if (m->pe.kind == PE_PE_APE) {
@@ -101,6 +119,11 @@ static int chunk(pe_model_t *m, pe_state_t *st, const int32_t *ids, const int32_
         pk_ape_sinusoidal(h, pos, T, D, 10000.0);
         pk_add(m->ctx, x, h, (size_t)T * D);
     }
+    if (m->type_emb) /* BERT: every token in segment 0 */
+        for (int t = 0; t < T; t++)
+            pk_add(m->ctx, x + (size_t)t * D, m->type_emb, (size_t)D);
+    if (m->emb_ln_w)
+        pk_layernorm(m->ctx, x, x, m->emb_ln_w, m->emb_ln_b, T, D, m->eps);
     pk_attn_cfg_t ac = {.n_heads = H, .n_kv_heads = KVH, .head_dim = hd, .causal = d->causal,
                         .window = m->window};
     if (m->pe.kind == PE_PE_ALIBI) {
@@ -115,9 +138,16 @@ static int chunk(pe_model_t *m, pe_state_t *st, const int32_t *ids, const int32_
     }
     for (int l = 0; l < d->n_layers; l++) {
         const pe__layer_t *L = &m->layers[l];
-        norm(m, h, x, L->n1_w, L->n1_b, T);
+        if (m->post_ln) /* BERT attends over the residual stream itself */
+            memcpy(h, x, (size_t)T * D * sizeof *h);
+        else
+            norm(m, h, x, L->n1_w, L->n1_b, T);
+        const pe__lin_t *qkv_l[3] = {&L->q, &L->k, &L->v};
+        float *qkv_y[3] = {qkv, qkv + qd, qkv + qd + kvd};
         if (L->qkv.w) {
             linear(m, &L->qkv, h, T, qkv, qkvw);
+        } else if (T == 1 && matvec(m, qkv_l, 3, h, qkv_y) == 0) {
+            /* decode: q, k and v in one pass */
         } else {
             linear(m, &L->q, h, T, qkv, qkvw);
             linear(m, &L->k, h, T, qkv + qd, qkvw);
@@ -132,18 +162,40 @@ static int chunk(pe_model_t *m, pe_state_t *st, const int32_t *ids, const int32_
         if (pk_attention(m->ctx, &ac, qkv, T, (size_t)qkvw, pos, &st->kv[l], att, (size_t)qd))
             return PB_EINVAL;
         linear(m, &L->o, att, T, h, D);
+        if (m->parallel_res) /* NeoX: the MLP reads the block's input, not x + attn */
+            norm(m, att, x, L->n2_w, L->n2_b, T);
         pk_add(m->ctx, x, h, (size_t)T * D);
-        norm(m, h, x, L->n2_w, L->n2_b, T);
+        if (m->parallel_res) {
+            memcpy(h, att, (size_t)T * D * sizeof *h);
+        } else if (m->post_ln) {
+            norm(m, x, x, L->n1_w, L->n1_b, T);
+            memcpy(h, x, (size_t)T * D * sizeof *h);
+        } else {
+            norm(m, h, x, L->n2_w, L->n2_b, T);
+        }
         if (m->gelu) {
             linear(m, &L->up, h, T, ff, d->d_ff);
-            pk_gelu_tanh(m->ctx, ff, ff, (size_t)T * d->d_ff);
+            if (m->gelu_erf)
+                pk_gelu_erf(m->ctx, ff, ff, (size_t)T * d->d_ff);
+            else
+                pk_gelu_tanh(m->ctx, ff, ff, (size_t)T * d->d_ff);
         } else {
-            linear(m, &L->gate, h, T, ff, d->d_ff);
-            linear(m, &L->up, h, T, ff2, d->d_ff);
+            const pe__lin_t *gu_l[2] = {&L->gate, &L->up};
+            float *gu_y[2] = {ff, ff2};
+            if (T > 1 || matvec(m, gu_l, 2, h, gu_y)) {
+                linear(m, &L->gate, h, T, ff, d->d_ff);
+                linear(m, &L->up, h, T, ff2, d->d_ff);
+            }
             pk_swiglu(m->ctx, ff, ff, ff2, (size_t)T * d->d_ff);
         }
         linear(m, &L->down, ff, T, h, D);
         pk_add(m->ctx, x, h, (size_t)T * D);
+        if (m->post_ln)
+            norm(m, x, x, L->n2_w, L->n2_b, T);
+    }
+    if (!m->nf_w) { /* post-LN: the stream is already normed */
+        *hidden = x;
+        return 0;
     }
     norm(m, h, x, m->nf_w, m->nf_b, T);
     *hidden = h;
@@ -171,6 +223,13 @@ static int forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n, 
         return pb_err_set(err, PB_ETOOBIG, "ids",
                           "position %zu is beyond the learned position table (%d)",
                           (size_t)st->len + n - 1, d->max_pos);
+    if (!d->causal && (st->len || n > (size_t)m->rows))
+        return pb_err_set(err, PB_EINVAL, "ids",
+                          "an encoder takes its whole input (<= %d tokens) in one call on an "
+                          "empty state", m->rows);
+    if (logits && !m->head.w)
+        return pb_err_set(err, PB_EUNSUPPORTED, "logits",
+                          "this checkpoint has no language-model head (embeddings only)");
     if (m->rope_ready && m->rope_cfg.scaling == PK_ROPE_SCALE_DYNAMIC_NTK &&
         m->rope_seq != st->len + (int)n) {
         /* HF's dynamic NTK: the base follows the longest position seen */
@@ -182,9 +241,9 @@ static int forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n, 
         m->rope_ready = 1;
         m->rope_seq = st->len + (int)n;
     }
-    int32_t pos[PE__CHUNK];
-    for (size_t off = 0; off < n; off += PE__CHUNK) {
-        int T = n - off < PE__CHUNK ? (int)(n - off) : PE__CHUNK;
+    int32_t *pos = m->pos;
+    for (size_t off = 0; off < n; off += (size_t)m->rows) {
+        int T = n - off < (size_t)m->rows ? (int)(n - off) : m->rows;
         for (int i = 0; i < T; i++)
             pos[i] = st->len + i;
         float *h;
@@ -197,6 +256,16 @@ static int forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n, 
             on_hidden(arg, h, T, off == 0);
         if (!logits)
             continue;
+        if (m->mlm.w) { /* BERT's MLM transform; h is the stream x, so h + rows*d is free */
+            float *t = m->scratch + (size_t)m->rows * d->d_model;
+            linear(m, &m->mlm, h, T, t, d->d_model);
+            if (m->gelu_erf)
+                pk_gelu_erf(m->ctx, t, t, (size_t)T * d->d_model);
+            else
+                pk_gelu_tanh(m->ctx, t, t, (size_t)T * d->d_model);
+            pk_layernorm(m->ctx, t, t, m->mlm_ln_w, m->mlm_ln_b, T, d->d_model, m->eps);
+            h = t;
+        }
         if (all_logits)
             linear(m, &m->head, h, T, logits + off * (size_t)d->vocab, d->vocab);
         else if (off + (size_t)T == n)

@@ -176,7 +176,7 @@ int pe_pe_validate(const json_t *pe, pb_err_t *err)
 /* ---- config.json ----------------------------------------------------------- */
 
 /* An integer config key; def < 0 means required. */
-static int cfg_int(const json_t *cfg, const char *key, int def, int lo, int *v, pb_err_t *err)
+int pe__cfg_int(const json_t *cfg, const char *key, int def, int lo, int *v, pb_err_t *err)
 {
     const json_t *j = json_object_get(cfg, key);
     if (!j || json_is_null(j)) {
@@ -192,7 +192,7 @@ static int cfg_int(const json_t *cfg, const char *key, int def, int lo, int *v, 
     return 0;
 }
 
-static double cfg_num(const json_t *cfg, const char *key, double def)
+double pe__cfg_num(const json_t *cfg, const char *key, double def)
 {
     const json_t *j = json_object_get(cfg, key);
     return json_is_number(j) && json_number_value(j) > 0 ? json_number_value(j) : def;
@@ -200,7 +200,7 @@ static double cfg_num(const json_t *cfg, const char *key, double def)
 
 /* HF rope_scaling {"type"|"rope_type": linear|dynamic|yarn, "factor",
  * "original_max_position_embeddings"} into p. */
-static int hf_rope_scaling(const json_t *cfg, int max_pos, pe__pespec_t *p, pb_err_t *err)
+int pe__hf_rope_scaling(const json_t *cfg, int max_pos, pe__pespec_t *p, pb_err_t *err)
 {
     const json_t *s = json_object_get(cfg, "rope_scaling");
     if (!s || json_is_null(s))
@@ -211,10 +211,10 @@ static int hf_rope_scaling(const json_t *cfg, int max_pos, pe__pespec_t *p, pb_e
     if (!t || !strcmp(t, "default"))
         return 0;
     p->has_scaling = 1;
-    p->factor = cfg_num(s, "factor", 1.0);
-    p->orig_max = (int)cfg_num(s, "original_max_position_embeddings", max_pos);
-    p->beta_fast = cfg_num(s, "beta_fast", 32.0);
-    p->beta_slow = cfg_num(s, "beta_slow", 1.0);
+    p->factor = pe__cfg_num(s, "factor", 1.0);
+    p->orig_max = (int)pe__cfg_num(s, "original_max_position_embeddings", max_pos);
+    p->beta_fast = pe__cfg_num(s, "beta_fast", 32.0);
+    p->beta_slow = pe__cfg_num(s, "beta_slow", 1.0);
     if (!strcmp(t, "linear"))
         p->scaling = PK_ROPE_SCALE_LINEAR;
     else if (!strcmp(t, "dynamic"))
@@ -241,30 +241,30 @@ static int parse_config(pe_model_t *m, const json_t *cfg, pb_err_t *err)
     if (!strcmp(a, "GPT2LMHeadModel") || !strcmp(a, "GPT2Model")) {
         d->arch = PE_ARCH_GPT2;
         m->layernorm = m->gelu = 1;
-        if ((rc = cfg_int(cfg, "vocab_size", -1, 1, &d->vocab, err)) ||
-            (rc = cfg_int(cfg, "n_embd", -1, 1, &d->d_model, err)) ||
-            (rc = cfg_int(cfg, "n_layer", -1, 1, &d->n_layers, err)) ||
-            (rc = cfg_int(cfg, "n_head", -1, 1, &d->n_heads, err)) ||
-            (rc = cfg_int(cfg, "n_positions", 1024, 1, &d->max_pos, err)) ||
-            (rc = cfg_int(cfg, "n_inner", 4 * d->d_model, 1, &d->d_ff, err)))
+        if ((rc = pe__cfg_int(cfg, "vocab_size", -1, 1, &d->vocab, err)) ||
+            (rc = pe__cfg_int(cfg, "n_embd", -1, 1, &d->d_model, err)) ||
+            (rc = pe__cfg_int(cfg, "n_layer", -1, 1, &d->n_layers, err)) ||
+            (rc = pe__cfg_int(cfg, "n_head", -1, 1, &d->n_heads, err)) ||
+            (rc = pe__cfg_int(cfg, "n_positions", 1024, 1, &d->max_pos, err)) ||
+            (rc = pe__cfg_int(cfg, "n_inner", 4 * d->d_model, 1, &d->d_ff, err)))
             return rc;
         d->n_kv_heads = d->n_heads;
-        m->eps = (float)cfg_num(cfg, "layer_norm_epsilon", 1e-5);
+        m->eps = (float)pe__cfg_num(cfg, "layer_norm_epsilon", 1e-5);
         m->pe.kind = PE_PE_APE;
     } else if (!strcmp(a, "LlamaForCausalLM") || !strcmp(a, "MistralForCausalLM") ||
                !strcmp(a, "Qwen2ForCausalLM") || !strcmp(a, "PosbenchResearchForCausalLM")) {
         d->arch = strcmp(a, "PosbenchResearchForCausalLM") ? PE_ARCH_LLAMA : PE_ARCH_RESEARCH;
-        if ((rc = cfg_int(cfg, "vocab_size", -1, 1, &d->vocab, err)) ||
-            (rc = cfg_int(cfg, "hidden_size", -1, 1, &d->d_model, err)) ||
-            (rc = cfg_int(cfg, "num_hidden_layers", -1, 1, &d->n_layers, err)) ||
-            (rc = cfg_int(cfg, "num_attention_heads", -1, 1, &d->n_heads, err)) ||
-            (rc = cfg_int(cfg, "num_key_value_heads", d->n_heads, 1, &d->n_kv_heads, err)) ||
-            (rc = cfg_int(cfg, "intermediate_size", -1, 1, &d->d_ff, err)) ||
-            (rc = cfg_int(cfg, "max_position_embeddings", 0, 0, &d->max_pos, err)))
+        if ((rc = pe__cfg_int(cfg, "vocab_size", -1, 1, &d->vocab, err)) ||
+            (rc = pe__cfg_int(cfg, "hidden_size", -1, 1, &d->d_model, err)) ||
+            (rc = pe__cfg_int(cfg, "num_hidden_layers", -1, 1, &d->n_layers, err)) ||
+            (rc = pe__cfg_int(cfg, "num_attention_heads", -1, 1, &d->n_heads, err)) ||
+            (rc = pe__cfg_int(cfg, "num_key_value_heads", d->n_heads, 1, &d->n_kv_heads, err)) ||
+            (rc = pe__cfg_int(cfg, "intermediate_size", -1, 1, &d->d_ff, err)) ||
+            (rc = pe__cfg_int(cfg, "max_position_embeddings", 0, 0, &d->max_pos, err)))
             return rc;
-        m->eps = (float)cfg_num(cfg, "rms_norm_eps", d->arch == PE_ARCH_RESEARCH ? 1e-5 : 1e-6);
+        m->eps = (float)pe__cfg_num(cfg, "rms_norm_eps", d->arch == PE_ARCH_RESEARCH ? 1e-5 : 1e-6);
         if (!strcmp(a, "MistralForCausalLM"))
-            cfg_int(cfg, "sliding_window", 0, 0, &m->window, NULL);
+            pe__cfg_int(cfg, "sliding_window", 0, 0, &m->window, NULL);
         if (d->arch == PE_ARCH_RESEARCH) {
             const json_t *pe = json_object_get(cfg, "pe");
             pb_err_t e2 = {{0}, {0}};
@@ -272,20 +272,19 @@ static int parse_config(pe_model_t *m, const json_t *cfg, pb_err_t *err)
                 return pb_err_set(err, PB_EPARSE, e2.field, "config.json: %s", e2.msg);
         } else {
             m->pe.kind = PE_PE_ROPE;
-            m->pe.theta = cfg_num(cfg, "rope_theta", 10000.0);
+            m->pe.theta = pe__cfg_num(cfg, "rope_theta", 10000.0);
             m->pe.factor = 1.0;
-            if ((rc = hf_rope_scaling(cfg, d->max_pos, &m->pe, err)))
+            if ((rc = pe__hf_rope_scaling(cfg, d->max_pos, &m->pe, err)))
                 return rc;
         }
-    } else {
-        return pb_err_set(err, PB_EUNSUPPORTED, "architectures",
-                          "config.json: architecture \"%s\" is not supported", a);
+    } else if ((rc = pe__arch_config(m, a, cfg, err))) {
+        return rc;
     }
     if (d->n_heads % d->n_kv_heads || d->d_model % d->n_heads)
         return pb_err_set(err, PB_EPARSE, "num_key_value_heads",
                           "config.json: heads do not divide (%d heads, %d kv, d %d)", d->n_heads,
                           d->n_kv_heads, d->d_model);
-    if ((rc = cfg_int(cfg, "head_dim", d->d_model / d->n_heads, 2, &d->head_dim, err)))
+    if ((rc = pe__cfg_int(cfg, "head_dim", d->d_model / d->n_heads, 2, &d->head_dim, err)))
         return rc;
     if (d->head_dim > PK_MAX_HEAD_DIM)
         return pb_err_set(err, PB_EUNSUPPORTED, "head_dim", "config.json: head_dim %d > %d",
@@ -331,11 +330,7 @@ static float half_to_f32(uint16_t h)
 
 /* The tensor name (printf format) as f32 with shape (a) or (a, b); b = 0
  * means 1-D. optional: NULL without error when absent. */
-static int weight(pe_model_t *m, const pe_ckpt_t *ck, int optional, const float **out,
-                  pb_err_t *err, int64_t a, int64_t b, const char *fmt, ...)
-    __attribute__((format(printf, 8, 9)));
-
-static int weight(pe_model_t *m, const pe_ckpt_t *ck, int optional, const float **out,
+int pe__weight(pe_model_t *m, const pe_ckpt_t *ck, int optional, const float **out,
                   pb_err_t *err, int64_t a, int64_t b, const char *fmt, ...)
 {
     char name[256];
@@ -381,15 +376,16 @@ static int weight(pe_model_t *m, const pe_ckpt_t *ck, int optional, const float 
     return 0;
 }
 
-static int lin(pe_model_t *m, const pe_ckpt_t *ck, pe__lin_t *l, int in, int out, int kio,
+int pe__lin(pe_model_t *m, const pe_ckpt_t *ck, pe__lin_t *l, int in, int out, int kio,
                int bias, const char *prefix, pb_err_t *err)
 {
     l->in = in;
     l->out = out;
     l->kio = kio;
-    int rc = weight(m, ck, 0, &l->w, err, kio ? in : out, kio ? out : in, "%s.weight", prefix);
+    int rc = pe__weight(m, ck, 0, &l->w, err, kio ? in : out, kio ? out : in, "%s.weight",
+                        prefix);
     if (!rc && bias)
-        rc = weight(m, ck, bias < 0, &l->b, err, out, 0, "%s.bias", prefix);
+        rc = pe__weight(m, ck, bias < 0, &l->b, err, out, 0, "%s.bias", prefix);
     return rc;
 }
 
@@ -398,10 +394,10 @@ static int load_gpt2(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
     const pe_dims_t *d = &m->d;
     const char *p = pe_ckpt_tensor(ck, "transformer.wte.weight") ? "transformer." : "";
     int D = d->d_model, rc;
-    if ((rc = weight(m, ck, 0, &m->tok_emb, err, d->vocab, D, "%swte.weight", p)) ||
-        (rc = weight(m, ck, 0, &m->pos_emb, err, d->max_pos, D, "%swpe.weight", p)) ||
-        (rc = weight(m, ck, 0, &m->nf_w, err, D, 0, "%sln_f.weight", p)) ||
-        (rc = weight(m, ck, 0, &m->nf_b, err, D, 0, "%sln_f.bias", p)))
+    if ((rc = pe__weight(m, ck, 0, &m->tok_emb, err, d->vocab, D, "%swte.weight", p)) ||
+        (rc = pe__weight(m, ck, 0, &m->pos_emb, err, d->max_pos, D, "%swpe.weight", p)) ||
+        (rc = pe__weight(m, ck, 0, &m->nf_w, err, D, 0, "%sln_f.weight", p)) ||
+        (rc = pe__weight(m, ck, 0, &m->nf_b, err, D, 0, "%sln_f.bias", p)))
         return rc;
     for (int i = 0; i < d->n_layers; i++) {
         pe__layer_t *L = &m->layers[i];
@@ -409,14 +405,14 @@ static int load_gpt2(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
         snprintf(pre, sizeof pre, "%sh.%d.", p, i);
         char n[192];
 #define GP(s) (snprintf(n, sizeof n, "%s%s", pre, s), n)
-        if ((rc = weight(m, ck, 0, &L->n1_w, err, D, 0, "%sln_1.weight", pre)) ||
-            (rc = weight(m, ck, 0, &L->n1_b, err, D, 0, "%sln_1.bias", pre)) ||
-            (rc = weight(m, ck, 0, &L->n2_w, err, D, 0, "%sln_2.weight", pre)) ||
-            (rc = weight(m, ck, 0, &L->n2_b, err, D, 0, "%sln_2.bias", pre)) ||
-            (rc = lin(m, ck, &L->qkv, D, 3 * D, 1, 1, GP("attn.c_attn"), err)) ||
-            (rc = lin(m, ck, &L->o, D, D, 1, 1, GP("attn.c_proj"), err)) ||
-            (rc = lin(m, ck, &L->up, D, d->d_ff, 1, 1, GP("mlp.c_fc"), err)) ||
-            (rc = lin(m, ck, &L->down, d->d_ff, D, 1, 1, GP("mlp.c_proj"), err)))
+        if ((rc = pe__weight(m, ck, 0, &L->n1_w, err, D, 0, "%sln_1.weight", pre)) ||
+            (rc = pe__weight(m, ck, 0, &L->n1_b, err, D, 0, "%sln_1.bias", pre)) ||
+            (rc = pe__weight(m, ck, 0, &L->n2_w, err, D, 0, "%sln_2.weight", pre)) ||
+            (rc = pe__weight(m, ck, 0, &L->n2_b, err, D, 0, "%sln_2.bias", pre)) ||
+            (rc = pe__lin(m, ck, &L->qkv, D, 3 * D, 1, 1, GP("attn.c_attn"), err)) ||
+            (rc = pe__lin(m, ck, &L->o, D, D, 1, 1, GP("attn.c_proj"), err)) ||
+            (rc = pe__lin(m, ck, &L->up, D, d->d_ff, 1, 1, GP("mlp.c_fc"), err)) ||
+            (rc = pe__lin(m, ck, &L->down, d->d_ff, D, 1, 1, GP("mlp.c_proj"), err)))
             return rc;
 #undef GP
     }
@@ -428,14 +424,14 @@ static int load_llama(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
 {
     const pe_dims_t *d = &m->d;
     int D = d->d_model, qd = d->n_heads * d->head_dim, kvd = d->n_kv_heads * d->head_dim, rc;
-    if ((rc = weight(m, ck, 0, &m->tok_emb, err, d->vocab, D, "model.embed_tokens.weight")) ||
-        (rc = weight(m, ck, 0, &m->nf_w, err, D, 0, "model.norm.weight")))
+    if ((rc = pe__weight(m, ck, 0, &m->tok_emb, err, d->vocab, D, "model.embed_tokens.weight")) ||
+        (rc = pe__weight(m, ck, 0, &m->nf_w, err, D, 0, "model.norm.weight")))
         return rc;
     if (d->arch == PE_ARCH_RESEARCH) {
-        if (d->max_pos > 0 && (rc = weight(m, ck, 1, &m->pos_emb, err, d->max_pos, D,
+        if (d->max_pos > 0 && (rc = pe__weight(m, ck, 1, &m->pos_emb, err, d->max_pos, D,
                                            "model.embed_positions.weight")))
             return rc;
-        if ((rc = weight(m, ck, 1, &m->t5, err, m->pe.num_buckets, d->n_heads,
+        if ((rc = pe__weight(m, ck, 1, &m->t5, err, m->pe.num_buckets, d->n_heads,
                          "model.rel_attn_bias.weight")))
             return rc;
     }
@@ -443,22 +439,22 @@ static int load_llama(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
         pe__layer_t *L = &m->layers[i];
         char n[128];
 #define LP(s) (snprintf(n, sizeof n, "model.layers.%d.%s", i, s), n)
-        if ((rc = weight(m, ck, 0, &L->n1_w, err, D, 0, "model.layers.%d.input_layernorm.weight",
-                         i)) ||
-            (rc = weight(m, ck, 0, &L->n2_w, err, D, 0,
+        if ((rc = pe__weight(m, ck, 0, &L->n1_w, err, D, 0,
+                             "model.layers.%d.input_layernorm.weight", i)) ||
+            (rc = pe__weight(m, ck, 0, &L->n2_w, err, D, 0,
                          "model.layers.%d.post_attention_layernorm.weight", i)) ||
-            (rc = lin(m, ck, &L->q, D, qd, 0, -1, LP("self_attn.q_proj"), err)) ||
-            (rc = lin(m, ck, &L->k, D, kvd, 0, -1, LP("self_attn.k_proj"), err)) ||
-            (rc = lin(m, ck, &L->v, D, kvd, 0, -1, LP("self_attn.v_proj"), err)) ||
-            (rc = lin(m, ck, &L->o, qd, D, 0, -1, LP("self_attn.o_proj"), err)) ||
-            (rc = lin(m, ck, &L->gate, D, d->d_ff, 0, 0, LP("mlp.gate_proj"), err)) ||
-            (rc = lin(m, ck, &L->up, D, d->d_ff, 0, 0, LP("mlp.up_proj"), err)) ||
-            (rc = lin(m, ck, &L->down, d->d_ff, D, 0, 0, LP("mlp.down_proj"), err)))
+            (rc = pe__lin(m, ck, &L->q, D, qd, 0, -1, LP("self_attn.q_proj"), err)) ||
+            (rc = pe__lin(m, ck, &L->k, D, kvd, 0, -1, LP("self_attn.k_proj"), err)) ||
+            (rc = pe__lin(m, ck, &L->v, D, kvd, 0, -1, LP("self_attn.v_proj"), err)) ||
+            (rc = pe__lin(m, ck, &L->o, qd, D, 0, -1, LP("self_attn.o_proj"), err)) ||
+            (rc = pe__lin(m, ck, &L->gate, D, d->d_ff, 0, 0, LP("mlp.gate_proj"), err)) ||
+            (rc = pe__lin(m, ck, &L->up, D, d->d_ff, 0, 0, LP("mlp.up_proj"), err)) ||
+            (rc = pe__lin(m, ck, &L->down, d->d_ff, D, 0, 0, LP("mlp.down_proj"), err)))
             return rc;
 #undef LP
     }
     if (pe_ckpt_tensor(ck, "lm_head.weight"))
-        return lin(m, ck, &m->head, D, d->vocab, 0, 0, "lm_head", err);
+        return pe__lin(m, ck, &m->head, D, d->vocab, 0, 0, "lm_head", err);
     m->head = (pe__lin_t){m->tok_emb, NULL, D, d->vocab, 0};
     return 0;
 }
@@ -531,7 +527,10 @@ int pe_model_open(const pe_ckpt_t *ck, const json_t *pe_override, int threads,
         rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
         goto out;
     }
-    rc = m->d.arch == PE_ARCH_GPT2 ? load_gpt2(m, ck, err) : load_llama(m, ck, err);
+    if (m->d.arch == PE_ARCH_NEOX || m->d.arch == PE_ARCH_BLOOM || m->d.arch == PE_ARCH_BERT)
+        rc = pe__arch_load(m, ck, err);
+    else
+        rc = m->d.arch == PE_ARCH_GPT2 ? load_gpt2(m, ck, err) : load_llama(m, ck, err);
     if (rc)
         goto out;
     if (pe_override)
@@ -543,8 +542,11 @@ int pe_model_open(const pe_ckpt_t *ck, const json_t *pe_override, int threads,
     size_t qkvw = (size_t)(d->n_heads + 2 * d->n_kv_heads) * d->head_dim;
     size_t ff = (size_t)2 * d->d_ff;
     size_t per_row = 2 * (size_t)d->d_model + qkvw + (size_t)d->n_heads * d->head_dim + ff;
-    m->scratch = malloc(per_row * PE__CHUNK * sizeof(float));
-    if (!m->scratch) {
+    /* an encoder sees its whole input in one pass */
+    m->rows = d->causal ? PE__CHUNK : (d->max_pos > 0 ? d->max_pos : PE__CHUNK);
+    m->scratch = malloc(per_row * (size_t)m->rows * sizeof(float));
+    m->pos = malloc((size_t)m->rows * sizeof *m->pos);
+    if (!m->scratch || !m->pos) {
         rc = pb_err_set(err, PB_ENOMEM, "", "out of memory for activations");
         goto out;
     }
@@ -573,6 +575,7 @@ void pe_model_close(pe_model_t *m)
     free(m->layers);
     free(m->alibi);
     free(m->scratch);
+    free(m->pos);
     free(m);
 }
 

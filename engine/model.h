@@ -2,9 +2,9 @@
  * config.json and tensors, run on kernels/ (prefill, KV-cache decode,
  * generation, log-likelihood, embeddings), with the positional encoding
  * replaceable per job. Architectures: Llama family (Llama, Mistral, Qwen2),
- * GPT-2 and posbench's own "research" decoder (see model.c's header for its
- * config.json). A model is used by one thread at a time; states are per
- * sequence. */
+ * GPT-2, GPT-NeoX, BLOOM, a BERT encoder and posbench's own "research"
+ * decoder (see model.c's header for its config.json). A model is used by
+ * one thread at a time; states are per sequence. */
 #ifndef PE_MODEL_H
 #define PE_MODEL_H
 
@@ -18,7 +18,10 @@
 typedef struct pe_model pe_model_t;
 typedef struct pe_state pe_state_t;
 
-typedef enum { PE_ARCH_LLAMA, PE_ARCH_GPT2, PE_ARCH_RESEARCH } pe_arch_t;
+typedef enum {
+    PE_ARCH_LLAMA, PE_ARCH_GPT2, PE_ARCH_RESEARCH,
+    PE_ARCH_NEOX, PE_ARCH_BLOOM, PE_ARCH_BERT /* model_arch.c; BERT is an encoder */
+} pe_arch_t;
 
 /* The positional encoding in effect (after any override). */
 typedef enum {
@@ -35,7 +38,7 @@ typedef struct pe_dims {
     pe_pe_kind_t pe;
     int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab;
     int max_pos;  /* config's max_position_embeddings (0 = none) */
-    int causal;   /* 1 for every decoder here */
+    int causal;   /* 1 for every decoder; 0 for BERT (bidirectional) */
 } pe_dims_t;
 
 /* Check a PE override spec without a checkpoint (the coordinator calls this
@@ -75,7 +78,8 @@ int pe_state_len(const pe_state_t *st);      /* tokens held */
 int pe_state_capacity(const pe_state_t *st);
 
 /* Run n tokens after what st holds (positions st_len .. st_len+n-1) and
- * append them to st. logits: NULL, or (vocab) for the last token, or
+ * append them to st (an encoder takes its whole input, up to max_pos, in one
+ * call on an empty state, else PB_EINVAL; its logits need an MLM head). logits: NULL, or (vocab) for the last token, or
  * (n, vocab) when all_logits. Prefill runs in chunks, so n is bounded only
  * by st's capacity (PB_ETOOBIG beyond it, st unchanged). A bad token id is
  * PB_EINVAL (st unchanged). */

@@ -37,6 +37,21 @@ typedef struct pe__layer {
     pe__lin_t gate, up, down;  /* SwiGLU; GELU uses up (c_fc) and down */
 } pe__layer_t;
 
+/* model.c's config and weight helpers, shared with model_arch.c. */
+int pe__cfg_int(const json_t *cfg, const char *key, int def, int lo, int *v, pb_err_t *err);
+double pe__cfg_num(const json_t *cfg, const char *key, double def);
+int pe__hf_rope_scaling(const json_t *cfg, int max_pos, pe__pespec_t *p, pb_err_t *err);
+int pe__weight(pe_model_t *m, const pe_ckpt_t *ck, int optional, const float **out,
+               pb_err_t *err, int64_t a, int64_t b, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+int pe__lin(pe_model_t *m, const pe_ckpt_t *ck, pe__lin_t *l, int in, int out, int kio,
+            int bias, const char *prefix, pb_err_t *err);
+
+/* model_arch.c: config.json and tensors of GPT-NeoX, BLOOM and BERT.
+ * pe__arch_config: PB_EUNSUPPORTED naming "architectures" for any other. */
+int pe__arch_config(pe_model_t *m, const char *arch, const json_t *cfg, pb_err_t *err);
+int pe__arch_load(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err);
+
 struct pe_model {
     pe_dims_t d;
     int layernorm, gelu; /* GPT-2: LayerNorm and GELU(tanh) MLP */
@@ -56,7 +71,17 @@ struct pe_model {
     pe__layer_t *layers;
     void **owned;             /* f32 copies of bf16/f16 tensors */
     size_t n_owned, cap_owned;
-    float *scratch;           /* PE__CHUNK rows of every activation */
+    float *scratch;           /* m->rows rows of every activation */
+    /* GPT-NeoX, BLOOM, BERT (model_arch.c) */
+    int rows;                 /* tokens per pass: PE__CHUNK; an encoder's whole input */
+    int32_t *pos;             /* (rows) positions of the pass */
+    int parallel_res;         /* NeoX: x += attn(ln1 x) + mlp(ln2 x) */
+    int post_ln;              /* BERT: x = ln1(x + attn x); x = ln2(x + mlp x) */
+    int gelu_erf;             /* with gelu: the exact (erf) form */
+    const float *emb_ln_w, *emb_ln_b; /* LayerNorm right after the embedding */
+    const float *type_emb;    /* (d) BERT token type 0, added to every token */
+    pe__lin_t mlm;            /* BERT MLM transform (dense, gelu, LayerNorm) */
+    const float *mlm_ln_w, *mlm_ln_b;
 };
 
 struct pe_state {

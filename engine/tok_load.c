@@ -526,9 +526,17 @@ static json_t *from_vocab_txt(char *text)
                      "BertPreTokenizer", "post_processor", post);
 }
 
-/* vocab.json + merges.txt (GPT-2): byte-level BPE. */
+/* vocab.json + merges.txt (GPT-2): byte-level BPE. <|endoftext|>, when in
+ * the vocab, is a special token as in GPT-2's published tokenizer.json and
+ * transformers' GPT2Tokenizer: written in a text it encodes to its one id
+ * (OpenAI's original encoder would spell it out in pieces). */
 static json_t *from_gpt2(json_t *vocab, char *merges_txt)
 {
+    json_t *eot = json_object_get(vocab, "<|endoftext|>");
+    json_t *added = json_is_integer(eot)
+                        ? json_pack("[{s:O, s:s, s:b}]", "id", eot, "content", "<|endoftext|>",
+                                    "special", 1)
+                        : json_array();
     json_t *merges = json_array();
     for (char *line = merges_txt, *nl; line && *line; line = nl ? nl + 1 : NULL) {
         nl = strchr(line, '\n');
@@ -540,9 +548,10 @@ static json_t *from_gpt2(json_t *vocab, char *merges_txt)
         if (n > 0 && strncmp(line, "#version", 8) != 0)
             json_array_append_new(merges, json_string(line));
     }
-    return json_pack("{s:{s:s, s:o, s:o}, s:{s:s, s:b}, s:{s:s}}", "model", "type", "BPE",
+    return json_pack("{s:{s:s, s:o, s:o}, s:{s:s, s:b}, s:{s:s}, s:o}", "model", "type", "BPE",
                      "vocab", vocab, "merges", merges, "pre_tokenizer", "type", "ByteLevel",
-                     "add_prefix_space", 0, "decoder", "type", "ByteLevel");
+                     "add_prefix_space", 0, "decoder", "type", "ByteLevel", "added_tokens",
+                     added);
 }
 
 int pe_tok_open_dir(const char *dir, pe_tok_t **out, pb_err_t *err)

@@ -86,6 +86,19 @@ void pk_sgemm(pk_ctx_t *ctx, int trans_a, int trans_b, int M, int N, int K,
 void pk_sgemv(pk_ctx_t *ctx, int trans, int M, int N, float alpha,
 	const float *A, int lda, const float *x, float beta, float *y);
 
+/* ---- matrix-vector products for decode (matvec.c) ---------------------- */
+/* y (rows) = W x + b for a row-major W (rows, cols); b may be NULL. */
+typedef struct {
+	const float *w, *b;
+	int rows;
+	float *y;
+} pk_matvec_t;
+/* The n (1..8) products share x (cols) and run as one pass over all their
+ * rows, split across the context's threads, each weight read once; never
+ * through BLAS (its per-call thread wake-up costs more than a decode
+ * matvec). y must not alias x. PK_EINVAL on a bad count or shape. */
+int pk_matvec(pk_ctx_t *ctx, const pk_matvec_t *mv, int n, const float *x, int cols);
+
 /* ---- elementwise, norms, losses (ops.c) -------------------------------- */
 /* x: (rows, n), row stride n. Numerically safe (max subtracted); -INFINITY
  * entries get 0 and a row of all -INFINITY becomes all zeros (never NaN). */

@@ -32,7 +32,8 @@ check_PROGRAMS += tests/kernels/run_kernels
 tests_kernels_run_kernels_SOURCES = tests/kernels/main.c tests/kernels/ktest.h \
 	tests/kernels/ktest.c tests/kernels/test_ops.c tests/kernels/test_pe.c \
 	tests/kernels/test_attn.c tests/kernels/test_kv.c tests/kernels/kvtest.c \
-	tests/kernels/kvtest.h tests/kernels/test_dsparse.c tests/kernels/test_sim.c
+	tests/kernels/kvtest.h tests/kernels/test_dsparse.c tests/kernels/test_sim.c \
+	tests/kernels/test_matvec.c
 tests_kernels_run_kernels_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_kernels_run_kernels_LDADD = libpbkernels.la $(CMOCKA_LIBS)
 TESTS += tests/kernels/run_kernels

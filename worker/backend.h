@@ -51,6 +51,19 @@ typedef struct pb_backend_ops {
                  pb_err_t *err);
     int (*score_pairs)(pb_backend_t *b, const ps_item_t *query, const char *const *docs,
                        size_t n, double *scores, pb_err_t *err);
+
+    /* Multiple-choice scoring (optional; NULL for the baselines): for each
+     * of conts[0, n), ll[i] = sum of log p(continuation tokens | context)
+     * and greedy[i] (greedy may be NULL) = 1 when every continuation token
+     * is the model's argmax. Tokenised as lm-evaluation-harness does:
+     * the context's trailing whitespace moves to the continuation, the
+     * continuation's tokens are what encode(context + cont) holds after
+     * encode(context)'s count (so a merge across the boundary stays one
+     * token), an empty context is the EOS token, and a context too long
+     * for the model loses its head. A continuation adding no token is
+     * PB_EINVAL for the whole call. */
+    int (*loglik)(pb_backend_t *b, const char *context, const char *const *conts, size_t n,
+                  double *ll, int *greedy, pb_err_t *err);
 } pb_backend_ops_t;
 
 const pb_backend_ops_t *pb_backend_find(const char *name);

@@ -301,6 +301,85 @@ static int native_embed(pb_backend_t *b, const char *const *texts, size_t n, flo
     return 0;
 }
 
+/* ---- log-likelihood of continuations ---- */
+
+/* ids of ctx_len bytes of text followed by cont (add_special as generate
+ * encodes a prompt); *ids malloc'd. */
+static int encode_pair(const pe_tok_t *tok, const char *ctx, size_t ctx_len, const char *cont,
+                       int32_t **ids, size_t *n)
+{
+    size_t cl = strlen(cont);
+    char *s = malloc(ctx_len + cl + 1);
+    if (s == NULL)
+        return PB_ENOMEM;
+    memcpy(s, ctx, ctx_len);
+    memcpy(s + ctx_len, cont, cl + 1);
+    int rc = pe_tok_encode(tok, s, ctx_len + cl, 1, ids, n);
+    free(s);
+    return rc;
+}
+
+static int native_loglik(pb_backend_t *b, const char *context, const char *const *conts,
+                         size_t n, double *ll, int *greedy, pb_err_t *err)
+{
+    native_t *nb = (native_t *)b;
+    pb_native_entry_t *e = nb->e;
+    int32_t *ctx = NULL, *whole = NULL, eos = pe_tok_eos(e->tok);
+    size_t n_ctx = 0, n_whole = 0, cap = (size_t)pe_state_capacity(nb->st);
+    /* Trailing whitespace belongs to the continuation (" Paris", not "Paris"). */
+    size_t ctx_len = strlen(context), ws = ctx_len;
+    while (ws > 0 && strchr(" \t\n\r\v\f", context[ws - 1]))
+        ws--;
+    char *cont = NULL;
+    int rc = encode_pair(e->tok, context, ws, "", &ctx, &n_ctx);
+    if (rc)
+        return pb_err_set(err, rc, "", "cannot tokenize the context: %s", pb_strerror(rc));
+    for (size_t i = 0; i < n; i++) {
+        size_t cl = strlen(conts[i]);
+        free(cont);
+        free(whole);
+        whole = NULL;
+        if ((cont = malloc(ctx_len - ws + cl + 1)) == NULL) {
+            rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+            break;
+        }
+        memcpy(cont, context + ws, ctx_len - ws);
+        memcpy(cont + ctx_len - ws, conts[i], cl + 1);
+        if ((rc = encode_pair(e->tok, context, ws, cont, &whole, &n_whole))) {
+            pb_err_set(err, rc, "", "cannot tokenize continuation %zu: %s", i, pb_strerror(rc));
+            break;
+        }
+        const int32_t *cids = whole + (n_whole < n_ctx ? n_whole : n_ctx), *c = ctx;
+        size_t n_cont = n_whole > n_ctx ? n_whole - n_ctx : 0, nc = n_ctx;
+        if (nc == 0 && eos >= 0) {
+            c = &eos;
+            nc = 1;
+        }
+        if (n_cont == 0 || nc == 0 || n_cont >= cap) {
+            rc = pb_err_set(err, PB_EINVAL, "",
+                            n_cont == 0 ? "continuation %zu adds no token to the context"
+                            : nc == 0   ? "continuation %zu: an empty context and no EOS token"
+                                        : "continuation %zu does not fit the context",
+                            i);
+            break;
+        }
+        if (nc + n_cont > cap) { /* the context loses its head */
+            c += nc + n_cont - cap;
+            nc = cap - n_cont;
+        }
+        pthread_mutex_lock(&e->lock);
+        rc = pe_loglik(e->model, nb->st, c, nc, cids, n_cont, &ll[i], greedy ? &greedy[i] : NULL,
+                       err);
+        pthread_mutex_unlock(&e->lock);
+        if (rc)
+            break;
+    }
+    free(cont);
+    free(whole);
+    free(ctx);
+    return rc;
+}
+
 const pb_backend_ops_t pb_backend__native = {
     .name = "native",
     .open = native_open,
@@ -310,4 +389,5 @@ const pb_backend_ops_t pb_backend__native = {
     .tokenize = native_tokenize,
     .embed = native_embed,
     .score_pairs = NULL,
+    .loglik = native_loglik,
 };

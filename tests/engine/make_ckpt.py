@@ -89,6 +89,71 @@ def gpt2_tensors(rng):
     return t
 
 
+def neox_tensors(rng, d=D, heads=HEADS, ff=FF):
+    """GPTNeoXForCausalLM: fused query_key_value rows per head as [q, k, v]."""
+    t = {"gpt_neox.embed_in.weight": rnd(rng, VOCAB, d, scale=1.0),
+         "gpt_neox.final_layer_norm.weight": 1 + rnd(rng, d, scale=0.1),
+         "gpt_neox.final_layer_norm.bias": rnd(rng, d, scale=0.1),
+         "embed_out.weight": rnd(rng, VOCAB, d)}
+    for i in range(LAYERS):
+        p = "gpt_neox.layers.%d." % i
+        for ln in ("input_layernorm", "post_attention_layernorm"):
+            t[p + ln + ".weight"] = 1 + rnd(rng, d, scale=0.1)
+            t[p + ln + ".bias"] = rnd(rng, d, scale=0.1)
+        for n, o, i_ in (("attention.query_key_value", 3 * d, d), ("attention.dense", d, d),
+                         ("mlp.dense_h_to_4h", ff, d), ("mlp.dense_4h_to_h", d, ff)):
+            t[p + n + ".weight"] = rnd(rng, o, i_)
+            t[p + n + ".bias"] = rnd(rng, o, scale=0.1)
+    return t
+
+
+def bloom_tensors(rng, d, prefix="transformer."):
+    """BloomForCausalLM: embedding LayerNorm, fused qkv (heads, 3, hd), tied head."""
+    t = {prefix + "word_embeddings.weight": rnd(rng, VOCAB, d, scale=1.0),
+         prefix + "word_embeddings_layernorm.weight": 1 + rnd(rng, d, scale=0.1),
+         prefix + "word_embeddings_layernorm.bias": rnd(rng, d, scale=0.1),
+         prefix + "ln_f.weight": 1 + rnd(rng, d, scale=0.1),
+         prefix + "ln_f.bias": rnd(rng, d, scale=0.1)}
+    for i in range(LAYERS):
+        p = prefix + "h.%d." % i
+        for ln in ("input_layernorm", "post_attention_layernorm"):
+            t[p + ln + ".weight"] = 1 + rnd(rng, d, scale=0.1)
+            t[p + ln + ".bias"] = rnd(rng, d, scale=0.1)
+        for n, o, i_ in (("self_attention.query_key_value", 3 * d, d),
+                         ("self_attention.dense", d, d),
+                         ("mlp.dense_h_to_4h", 4 * d, d), ("mlp.dense_4h_to_h", d, 4 * d)):
+            t[p + n + ".weight"] = rnd(rng, o, i_, scale=0.5 if "query" in n else 0.2)
+            t[p + n + ".bias"] = rnd(rng, o, scale=0.1)
+    return t
+
+
+def bert_tensors(rng, mlm):
+    """BertForMaskedLM ("bert." prefix, cls.predictions head) or a bare BertModel."""
+    pre = "bert." if mlm else ""
+    t = {pre + "embeddings.word_embeddings.weight": rnd(rng, VOCAB, D, scale=1.0),
+         pre + "embeddings.position_embeddings.weight": rnd(rng, MAXPOS, D, scale=0.5),
+         pre + "embeddings.token_type_embeddings.weight": rnd(rng, 2, D, scale=0.5),
+         pre + "embeddings.LayerNorm.weight": 1 + rnd(rng, D, scale=0.1),
+         pre + "embeddings.LayerNorm.bias": rnd(rng, D, scale=0.1)}
+    for i in range(LAYERS):
+        p = pre + "encoder.layer.%d." % i
+        for n, o, i_ in (("attention.self.query", D, D), ("attention.self.key", D, D),
+                         ("attention.self.value", D, D), ("attention.output.dense", D, D),
+                         ("intermediate.dense", FF, D), ("output.dense", D, FF)):
+            t[p + n + ".weight"] = rnd(rng, o, i_)
+            t[p + n + ".bias"] = rnd(rng, o, scale=0.1)
+        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+            t[p + ln + ".weight"] = 1 + rnd(rng, D, scale=0.1)
+            t[p + ln + ".bias"] = rnd(rng, D, scale=0.1)
+    if mlm:
+        t["cls.predictions.transform.dense.weight"] = rnd(rng, D, D)
+        t["cls.predictions.transform.dense.bias"] = rnd(rng, D, scale=0.1)
+        t["cls.predictions.transform.LayerNorm.weight"] = 1 + rnd(rng, D, scale=0.1)
+        t["cls.predictions.transform.LayerNorm.bias"] = rnd(rng, D, scale=0.1)
+        t["cls.predictions.bias"] = rnd(rng, VOCAB, scale=0.1)
+    return t
+
+
 def llama_config(arch="LlamaForCausalLM", kv=2, tied=False, **extra):
     c = {"architectures": [arch], "vocab_size": VOCAB, "hidden_size": D,
          "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
@@ -122,6 +187,30 @@ def variants():
     v["gpt2"] = ({"architectures": ["GPT2LMHeadModel"], "vocab_size": VOCAB, "n_embd": D,
                   "n_layer": LAYERS, "n_head": HEADS, "n_positions": MAXPOS,
                   "layer_norm_epsilon": 1e-5}, gpt2_tensors(rng), "F32")
+    rng = np.random.default_rng(20)
+    neox = {"architectures": ["GPTNeoXForCausalLM"], "vocab_size": VOCAB, "hidden_size": D,
+            "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "intermediate_size": FF,
+            "max_position_embeddings": MAXPOS, "rotary_pct": 0.5, "rotary_emb_base": 10000,
+            "layer_norm_eps": 1e-5, "use_parallel_residual": True, "hidden_act": "gelu",
+            "tie_word_embeddings": False}
+    v["neox"] = (neox, neox_tensors(rng), "F32")
+    rng = np.random.default_rng(21)
+    v["neox_seq"] = (dict(neox, use_parallel_residual=False, rotary_pct=0.25,
+                          hidden_act="gelu_new", rope_theta=500.0), neox_tensors(rng), "F32")
+    for name, d, heads, pre, seed in (("bloom", D, HEADS, "transformer.", 22),
+                                      ("bloom_h6", 48, 6, "", 23)):
+        rng = np.random.default_rng(seed)
+        v[name] = ({"architectures": ["BloomForCausalLM"], "vocab_size": VOCAB,
+                    "hidden_size": d, "n_layer": LAYERS, "n_head": heads,
+                    "layer_norm_epsilon": 1e-5}, bloom_tensors(rng, d, pre), "F32")
+    for name, mlm, seed in (("bert_mlm", True, 24), ("bert", False, 25)):
+        rng = np.random.default_rng(seed)
+        v[name] = ({"architectures": ["BertForMaskedLM" if mlm else "BertModel"],
+                    "vocab_size": VOCAB, "hidden_size": D, "num_hidden_layers": LAYERS,
+                    "num_attention_heads": HEADS, "intermediate_size": FF,
+                    "max_position_embeddings": MAXPOS, "type_vocab_size": 2,
+                    "layer_norm_eps": 1e-12, "hidden_act": "gelu",
+                    "position_embedding_type": "absolute"}, bert_tensors(rng, mlm), "F32")
     for i, pe in enumerate(({"type": "nope"}, {"type": "ape"}, {"type": "ape", "sinusoidal": True},
                             {"type": "rope", "theta": 500.0}, {"type": "alibi"},
                             {"type": "t5", "num_buckets": 32, "max_distance": 20})):

@@ -2,8 +2,10 @@
 checkpoint directory written by make_ckpt.py (its own safetensors reader) and
 computes every position's logits from the formulas: HF Llama (rotate_half
 RoPE, RMSNorm, SwiGLU, GQA), GPT-2 (Conv1D (in, out) weights, LayerNorm,
-GELU tanh, learned APE) and posbench's research decoder (nope, ape, ape
-sinusoidal, rope, alibi, t5). pe: an override dict as the engine takes
+GELU tanh, learned APE), GPT-NeoX (fused per-head qkv, partial rotary,
+parallel residual), BLOOM (ALiBi as build_alibi_tensor, embedding
+LayerNorm), BERT (post-LN encoder, MLM head, pooled embeddings) and
+posbench's research decoder (nope, ape, ape sinusoidal, rope, alibi, t5). pe: an override dict as the engine takes
 (nope, alibi, rope with linear scaling)."""
 import json
 import math
@@ -111,8 +113,15 @@ def forward(d, ids, pe=None):
     ids = np.asarray(ids)
     T = len(ids)
     pos = np.arange(T, dtype=np.float64)
-    if cfg["architectures"][0] == "GPT2LMHeadModel":
+    arch = cfg["architectures"][0]
+    if arch == "GPT2LMHeadModel":
         return gpt2(cfg, W, ids, pos)
+    if arch == "GPTNeoXForCausalLM":
+        return neox(cfg, W, ids, pos)
+    if arch == "BloomForCausalLM":
+        return bloom(cfg, W, ids)
+    if arch.startswith("Bert"):
+        return bert(cfg, W, ids)[1]
     H = cfg["num_attention_heads"]
     KVH = cfg.get("num_key_value_heads", H)
     Dm = cfg["hidden_size"]
@@ -186,6 +195,139 @@ def gpt2(cfg, W, ids, pos):
         x = x + f @ W[p + "mlp.c_proj.weight"] + W[p + "mlp.c_proj.bias"]
     x = layernorm(x, W["transformer.ln_f.weight"], W["transformer.ln_f.bias"], eps)
     return x @ W["transformer.wte.weight"].T
+
+
+def gelu_erf(x):
+    return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+
+
+def softmax_attn(q, k, v, scores_bias, causal=True):
+    """q, k, v: (T, H, hd); scores_bias: (H, T, T) added after the scaling."""
+    T, H, hd = q.shape
+    s = np.einsum("qhd,khd->hqk", q, k) / math.sqrt(hd) + scores_bias
+    if causal:
+        s = s + np.triu(np.full((T, T), -np.inf), 1)
+    s = np.exp(s - s.max(-1, keepdims=True))
+    s /= s.sum(-1, keepdims=True)
+    return np.einsum("hqk,khd->qhd", s, v).reshape(T, H * hd)
+
+
+def neox(cfg, W, ids, pos):
+    """HF GPTNeoX: qkv.view(T, H, 3*hd) split [q | k | v] per head; rotary on
+    the first int(hd * rotary_pct) dims (rotate_half within them)."""
+    T, H, Dm = len(ids), cfg["num_attention_heads"], cfg["hidden_size"]
+    hd = Dm // H
+    rot = int(hd * cfg.get("rotary_pct", 0.25))
+    base = cfg.get("rope_theta", cfg.get("rotary_emb_base", 10000))
+    eps = cfg.get("layer_norm_eps", 1e-5)
+    act = gelu_erf if cfg.get("hidden_act", "gelu") == "gelu" else gelu_tanh
+    x = W["gpt_neox.embed_in.weight"][ids]
+    for l in range(cfg["num_hidden_layers"]):
+        p = "gpt_neox.layers.%d." % l
+
+        def dense(n, h):
+            return h @ W[p + n + ".weight"].T + W[p + n + ".bias"]
+        h = layernorm(x, W[p + "input_layernorm.weight"], W[p + "input_layernorm.bias"], eps)
+        qkv = dense("attention.query_key_value", h).reshape(T, H, 3 * hd)
+        q, k, v = qkv[..., :hd], qkv[..., hd:2 * hd], qkv[..., 2 * hd:]
+        q = np.concatenate([rope(q[..., :rot], pos, base), q[..., rot:]], -1)
+        k = np.concatenate([rope(k[..., :rot], pos, base), k[..., rot:]], -1)
+        a = dense("attention.dense", softmax_attn(q, k, v, 0.0))
+
+        def mlp(h):
+            return dense("mlp.dense_4h_to_h", act(dense("mlp.dense_h_to_4h", h)))
+
+        def ln2(y):
+            return layernorm(y, W[p + "post_attention_layernorm.weight"],
+                             W[p + "post_attention_layernorm.bias"], eps)
+        if cfg.get("use_parallel_residual", True):
+            x = x + a + mlp(ln2(x))
+        else:
+            x = x + a
+            x = x + mlp(ln2(x))
+    x = layernorm(x, W["gpt_neox.final_layer_norm.weight"], W["gpt_neox.final_layer_norm.bias"],
+                  eps)
+    return x @ W["embed_out.weight"].T
+
+
+def bloom_slopes(n):
+    """HF build_alibi_tensor's slopes."""
+    closest = 2 ** math.floor(math.log2(n))
+    base = 2.0 ** (-(2.0 ** -(math.log2(closest) - 3)))
+    slopes = [base ** p for p in range(1, closest + 1)]
+    if closest != n:
+        extra = 2.0 ** (-(2.0 ** -(math.log2(2 * closest) - 3)))
+        rem = min(closest, n - closest)
+        slopes += [extra ** p for p in range(1, 1 + 2 * rem, 2)]
+    return np.array(slopes)
+
+
+def bloom(cfg, W, ids):
+    """HF Bloom: alibi = slope * key position (the same row shift as -slope *
+    (q - k)), added to q.k / sqrt(hd); qkv.view(T, H, 3, hd)."""
+    pre = "transformer." if "transformer.word_embeddings.weight" in W else ""
+    T, H = len(ids), cfg["n_head"]
+    Dm = cfg["hidden_size"]
+    hd = Dm // H
+    eps = cfg.get("layer_norm_epsilon", 1e-5)
+    x = W[pre + "word_embeddings.weight"][ids]
+    x = layernorm(x, W[pre + "word_embeddings_layernorm.weight"],
+                  W[pre + "word_embeddings_layernorm.bias"], eps)
+    alibi = bloom_slopes(H)[:, None, None] * np.arange(T)[None, None, :]
+    for l in range(cfg["n_layer"]):
+        p = pre + "h.%d." % l
+
+        def dense(n, h):
+            return h @ W[p + n + ".weight"].T + W[p + n + ".bias"]
+
+        def ln(n, y):
+            return layernorm(y, W[p + n + ".weight"], W[p + n + ".bias"], eps)
+        qkv = dense("self_attention.query_key_value", ln("input_layernorm", x)).reshape(T, H, 3, hd)
+        a = softmax_attn(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], alibi)
+        x = x + dense("self_attention.dense", a)
+        f = gelu_tanh(dense("mlp.dense_h_to_4h", ln("post_attention_layernorm", x)))
+        x = x + dense("mlp.dense_4h_to_h", f)
+    x = layernorm(x, W[pre + "ln_f.weight"], W[pre + "ln_f.bias"], eps)
+    return x @ W[pre + "word_embeddings.weight"].T
+
+
+def bert(cfg, W, ids):
+    """HF Bert: (last hidden state (T, d), MLM logits or None); one segment."""
+    pre = "bert." if "bert.embeddings.word_embeddings.weight" in W else ""
+    T, H, Dm = len(ids), cfg["num_attention_heads"], cfg["hidden_size"]
+    hd = Dm // H
+    eps = cfg.get("layer_norm_eps", 1e-12)
+    e = pre + "embeddings."
+    x = (W[e + "word_embeddings.weight"][ids] + W[e + "position_embeddings.weight"][:T]
+         + W[e + "token_type_embeddings.weight"][0])
+    x = layernorm(x, W[e + "LayerNorm.weight"], W[e + "LayerNorm.bias"], eps)
+    for l in range(cfg["num_hidden_layers"]):
+        p = pre + "encoder.layer.%d." % l
+
+        def dense(n, h):
+            return h @ W[p + n + ".weight"].T + W[p + n + ".bias"]
+
+        def ln(n, y):
+            return layernorm(y, W[p + n + ".weight"], W[p + n + ".bias"], eps)
+        q, k, v = (dense("attention.self." + n, x).reshape(T, H, hd)
+                   for n in ("query", "key", "value"))
+        a = softmax_attn(q, k, v, 0.0, causal=False)
+        x = ln("attention.output.LayerNorm", dense("attention.output.dense", a) + x)
+        f = dense("output.dense", gelu_erf(dense("intermediate.dense", x)))
+        x = ln("output.LayerNorm", f + x)
+    if "cls.predictions.transform.dense.weight" not in W:
+        return x, None
+    c = "cls.predictions."
+    t = gelu_erf(x @ W[c + "transform.dense.weight"].T + W[c + "transform.dense.bias"])
+    t = layernorm(t, W[c + "transform.LayerNorm.weight"], W[c + "transform.LayerNorm.bias"], eps)
+    return x, t @ W[e + "word_embeddings.weight"].T + W[c + "bias"]
+
+
+def embed(d, ids, pool):
+    """BERT sentence embedding: pool "mean" or "cls" over the last hidden state."""
+    cfg, W = load(d)
+    x, _ = bert(cfg, W, np.asarray(ids))
+    return x.mean(0) if pool == "mean" else x[0]
 
 
 def greedy(d, ids, n, pe=None):

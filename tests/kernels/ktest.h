@@ -18,6 +18,7 @@ int pk_test_attn(void);
 int pk_test_kv(void);
 int pk_test_ds(void);
 int pk_test_sim(void);
+int pk_test_matvec(void);
 
 /* Deterministic generator for test data (splitmix64). */
 typedef struct { uint64_t s; } kt_rng_t;

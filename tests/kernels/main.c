@@ -12,6 +12,7 @@ static const struct {
 } groups[] = {
 	{"ops", pk_test_ops}, {"pe", pk_test_pe}, {"attn", pk_test_attn},
 	{"kv", pk_test_kv},   {"ds", pk_test_ds},     {"sim", pk_test_sim},
+	{"matvec", pk_test_matvec},
 };
 
 int main(int argc, char **argv)
