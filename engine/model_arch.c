@@ -170,6 +170,32 @@ static int fused_qkv(pe_model_t *m, const pe_ckpt_t *ck, pe__lin_t *l, const cha
     return 0;
 }
 
+/* One NeoX/BLOOM block under prefix ("gpt_neox.layers.3.", "transformer.h.3."):
+ * both name their LayerNorms and MLP alike and keep a fused per-head
+ * query_key_value in the attention submodule attn. */
+static int load_fused_block(pe_model_t *m, const pe_ckpt_t *ck, pe__layer_t *L,
+                            const char *prefix, const char *attn, pb_err_t *err)
+{
+    const int D = m->d.d_model, F = m->d.d_ff;
+    char n[160];
+    int rc;
+#define NM(fmt, ...) (snprintf(n, sizeof n, "%s" fmt, prefix, __VA_ARGS__), n)
+    if ((rc = pe__weight(m, ck, 0, &L->n1_w, err, D, 0, "%s",
+                         NM("%s", "input_layernorm.weight"))) ||
+        (rc = pe__weight(m, ck, 0, &L->n1_b, err, D, 0, "%s", NM("%s", "input_layernorm.bias"))) ||
+        (rc = pe__weight(m, ck, 0, &L->n2_w, err, D, 0, "%s",
+                         NM("%s", "post_attention_layernorm.weight"))) ||
+        (rc = pe__weight(m, ck, 0, &L->n2_b, err, D, 0, "%s",
+                         NM("%s", "post_attention_layernorm.bias"))) ||
+        (rc = fused_qkv(m, ck, &L->qkv, NM("%s.query_key_value", attn), err)) ||
+        (rc = pe__lin(m, ck, &L->o, D, D, 0, -1, NM("%s.dense", attn), err)) ||
+        (rc = pe__lin(m, ck, &L->up, D, F, 0, -1, NM("%s", "mlp.dense_h_to_4h"), err)) ||
+        (rc = pe__lin(m, ck, &L->down, F, D, 0, -1, NM("%s", "mlp.dense_4h_to_h"), err)))
+        return rc;
+#undef NM
+    return 0;
+}
+
 static int load_neox(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
 {
     const pe_dims_t *d = &m->d;
@@ -180,21 +206,10 @@ static int load_neox(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
         (rc = pe__weight(m, ck, 0, &m->nf_b, err, D, 0, "gpt_neox.final_layer_norm.bias")))
         return rc;
     for (int i = 0; i < d->n_layers; i++) {
-        pe__layer_t *L = &m->layers[i];
-        char n[160];
-#define NP(s) (snprintf(n, sizeof n, "gpt_neox.layers.%d.%s", i, s), n)
-        if ((rc = pe__weight(m, ck, 0, &L->n1_w, err, D, 0, "%s", NP("input_layernorm.weight"))) ||
-            (rc = pe__weight(m, ck, 0, &L->n1_b, err, D, 0, "%s", NP("input_layernorm.bias"))) ||
-            (rc = pe__weight(m, ck, 0, &L->n2_w, err, D, 0, "%s",
-                             NP("post_attention_layernorm.weight"))) ||
-            (rc = pe__weight(m, ck, 0, &L->n2_b, err, D, 0, "%s",
-                             NP("post_attention_layernorm.bias"))) ||
-            (rc = fused_qkv(m, ck, &L->qkv, NP("attention.query_key_value"), err)) ||
-            (rc = pe__lin(m, ck, &L->o, D, D, 0, -1, NP("attention.dense"), err)) ||
-            (rc = pe__lin(m, ck, &L->up, D, d->d_ff, 0, -1, NP("mlp.dense_h_to_4h"), err)) ||
-            (rc = pe__lin(m, ck, &L->down, d->d_ff, D, 0, -1, NP("mlp.dense_4h_to_h"), err)))
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "gpt_neox.layers.%d.", i);
+        if ((rc = load_fused_block(m, ck, &m->layers[i], prefix, "attention", err)))
             return rc;
-#undef NP
     }
     if (pe_ckpt_tensor(ck, "embed_out.weight"))
         return pe__lin(m, ck, &m->head, D, d->vocab, 0, 0, "embed_out", err);
@@ -220,21 +235,10 @@ static int load_bloom(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
         (rc = pe__weight(m, ck, 0, &m->nf_b, err, D, 0, "%sln_f.bias", p)))
         return rc;
     for (int i = 0; i < d->n_layers; i++) {
-        pe__layer_t *L = &m->layers[i];
-        char n[160];
-#define BP(s) (snprintf(n, sizeof n, "%sh.%d.%s", p, i, s), n)
-        if ((rc = pe__weight(m, ck, 0, &L->n1_w, err, D, 0, "%s", BP("input_layernorm.weight"))) ||
-            (rc = pe__weight(m, ck, 0, &L->n1_b, err, D, 0, "%s", BP("input_layernorm.bias"))) ||
-            (rc = pe__weight(m, ck, 0, &L->n2_w, err, D, 0, "%s",
-                             BP("post_attention_layernorm.weight"))) ||
-            (rc = pe__weight(m, ck, 0, &L->n2_b, err, D, 0, "%s",
-                             BP("post_attention_layernorm.bias"))) ||
-            (rc = fused_qkv(m, ck, &L->qkv, BP("self_attention.query_key_value"), err)) ||
-            (rc = pe__lin(m, ck, &L->o, D, D, 0, -1, BP("self_attention.dense"), err)) ||
-            (rc = pe__lin(m, ck, &L->up, D, d->d_ff, 0, -1, BP("mlp.dense_h_to_4h"), err)) ||
-            (rc = pe__lin(m, ck, &L->down, d->d_ff, D, 0, -1, BP("mlp.dense_4h_to_h"), err)))
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "%sh.%d.", p, i);
+        if ((rc = load_fused_block(m, ck, &m->layers[i], prefix, "self_attention", err)))
             return rc;
-#undef BP
     }
     if (pe_ckpt_tensor(ck, "lm_head.weight"))
         return pe__lin(m, ck, &m->head, D, d->vocab, 0, 0, "lm_head", err);
