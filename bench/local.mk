@@ -15,3 +15,7 @@ noinst_PROGRAMS += bench/bench_engine
 bench_bench_engine_SOURCES = bench/engine.c
 bench_bench_engine_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 bench_bench_engine_LDADD = libpbengine.la $(JANSSON_LIBS)
+# The regression-detection benchmark: stage 1 + stage 2 over a year (issue 7).
+noinst_PROGRAMS += bench/bench_regress
+bench_bench_regress_SOURCES = bench/regress.c
+bench_bench_regress_LDADD = libpbcommon.la -lm

@@ -8,6 +8,7 @@ libpbcommon_la_SOURCES = \
 	common/json.h common/json.c \
 	common/items.h common/items.c \
 	common/proto.h common/proto.c \
-	common/sha256.h common/sha256.c
+	common/sha256.h common/sha256.c \
+	common/regress.h common/regress.c
 libpbcommon_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(ZMQ_CFLAGS)
 libpbcommon_la_LIBADD = $(JANSSON_LIBS) $(ZMQ_LIBS) -lm

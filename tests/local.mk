@@ -20,7 +20,8 @@ tests_unit_run_unit_SOURCES = \
 	tests/unit/test_breakdown.c \
 	tests/unit/test_datasets.c \
 	tests/unit/test_engine_ckpt.c \
-	tests/unit/test_engine_tok.c
+	tests/unit/test_engine_tok.c \
+	tests/unit/test_regress.c
 tests_unit_run_unit_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(UV_CFLAGS) $(ZMQ_CFLAGS) \
 	$(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(CURL_CFLAGS)
 tests_unit_run_unit_LDADD = libpbcoord.la libpbworker.la libpbhttp.la libpbdb.la \

@@ -22,6 +22,7 @@ static const struct {
     {"datasets", pb_test_datasets},
     {"engine_ckpt", pb_test_engine_ckpt},
     {"engine_tok", pb_test_engine_tok},
+    {"regress", pb_test_regress},
 };
 
 json_t *pb_test_json(const char *text)

@@ -28,6 +28,7 @@ int pb_test_breakdown(void);
 int pb_test_datasets(void);
 int pb_test_engine_ckpt(void);
 int pb_test_engine_tok(void);
+int pb_test_regress(void);
 
 /* Parse JSON text written in a test; fails the test on bad JSON. New reference. */
 json_t *pb_test_json(const char *text);
