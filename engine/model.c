@@ -389,6 +389,16 @@ int pe__lin(pe_model_t *m, const pe_ckpt_t *ck, pe__lin_t *l, int in, int out, i
     return rc;
 }
 
+int pe__head(pe_model_t *m, const pe_ckpt_t *ck, const char *prefix, pb_err_t *err)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s.weight", prefix ? prefix : "");
+    if (prefix && pe_ckpt_tensor(ck, name))
+        return pe__lin(m, ck, &m->head, m->d.d_model, m->d.vocab, 0, 0, prefix, err);
+    m->head = (pe__lin_t){m->tok_emb, NULL, m->d.d_model, m->d.vocab, 0};
+    return 0;
+}
+
 static int load_gpt2(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
 {
     const pe_dims_t *d = &m->d;
@@ -416,8 +426,7 @@ static int load_gpt2(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
             return rc;
 #undef GP
     }
-    m->head = (pe__lin_t){m->tok_emb, NULL, D, d->vocab, 0};
-    return 0;
+    return pe__head(m, ck, NULL, err);
 }
 
 static int load_llama(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
@@ -453,10 +462,7 @@ static int load_llama(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
             return rc;
 #undef LP
     }
-    if (pe_ckpt_tensor(ck, "lm_head.weight"))
-        return pe__lin(m, ck, &m->head, D, d->vocab, 0, 0, "lm_head", err);
-    m->head = (pe__lin_t){m->tok_emb, NULL, D, d->vocab, 0};
-    return 0;
+    return pe__head(m, ck, "lm_head", err);
 }
 
 /* Kernel-side PE parameters once the spec is final. */

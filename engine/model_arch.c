@@ -211,10 +211,7 @@ static int load_neox(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
         if ((rc = load_fused_block(m, ck, &m->layers[i], prefix, "attention", err)))
             return rc;
     }
-    if (pe_ckpt_tensor(ck, "embed_out.weight"))
-        return pe__lin(m, ck, &m->head, D, d->vocab, 0, 0, "embed_out", err);
-    m->head = (pe__lin_t){m->tok_emb, NULL, D, d->vocab, 0};
-    return 0;
+    return pe__head(m, ck, "embed_out", err);
 }
 
 static int load_bloom(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
@@ -240,10 +237,7 @@ static int load_bloom(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
         if ((rc = load_fused_block(m, ck, &m->layers[i], prefix, "self_attention", err)))
             return rc;
     }
-    if (pe_ckpt_tensor(ck, "lm_head.weight"))
-        return pe__lin(m, ck, &m->head, D, d->vocab, 0, 0, "lm_head", err);
-    m->head = (pe__lin_t){m->tok_emb, NULL, D, d->vocab, 0};
-    return 0;
+    return pe__head(m, ck, "lm_head", err);
 }
 
 static int load_bert(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
@@ -297,7 +291,8 @@ static int load_bert(pe_model_t *m, const pe_ckpt_t *ck, pb_err_t *err)
         (rc = pe__weight(m, ck, 0, &m->mlm_ln_b, err, D, 0,
                          "cls.predictions.transform.LayerNorm.bias")))
         return rc;
-    m->head = (pe__lin_t){m->tok_emb, NULL, D, d->vocab, 0};
+    if ((rc = pe__head(m, ck, NULL, err)))
+        return rc;
     return pe__weight(m, ck, 0, &m->head.b, err, d->vocab, 0, "cls.predictions.bias");
 }
 

@@ -46,6 +46,9 @@ int pe__weight(pe_model_t *m, const pe_ckpt_t *ck, int optional, const float **o
     __attribute__((format(printf, 8, 9)));
 int pe__lin(pe_model_t *m, const pe_ckpt_t *ck, pe__lin_t *l, int in, int out, int kio,
             int bias, const char *prefix, pb_err_t *err);
+/* The LM head: prefix's ".weight" (d_model -> vocab) when the checkpoint
+ * has it, else tied to the token embedding (prefix NULL: always tied). */
+int pe__head(pe_model_t *m, const pe_ckpt_t *ck, const char *prefix, pb_err_t *err);
 
 /* model_arch.c: config.json and tensors of GPT-NeoX, BLOOM and BERT.
  * pe__arch_config: PB_EUNSUPPORTED naming "architectures" for any other. */

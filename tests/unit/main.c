@@ -56,6 +56,21 @@ json_t *pb_test_norm(const ps_suite_t *suite, const char *task, const char *text
     return out;
 }
 
+void pb_test_param_error(const ps_suite_t *suite, const char *task, const char *params,
+                         const char *field)
+{
+    json_t *in = pb_test_json(params);
+    json_t *out = (json_t *)&out; /* must become NULL */
+    pb_err_t err = {{0}, {0}};
+    int rc = suite->normalize(task, in, &out, &err);
+    json_decref(in);
+    if (rc != PB_EINVAL || strcmp(err.field, field) != 0)
+        fail_msg("%s %s %s: rc %d field \"%s\" (want \"%s\") msg %s", suite->name, task, params,
+                 rc, err.field, field, err.msg);
+    assert_null(out);
+    assert_true(err.msg[0] != '\0');
+}
+
 void pb_test_open_run(ps_run_t *run, const ps_suite_t *suite, const char *task,
                       const char *params, int64_t bucket, uint64_t seed)
 {

@@ -425,13 +425,7 @@ static void test_distances(void **state)
 
 static void expect_err(const char *params, const char *field)
 {
-    json_t *in = pb_test_json(params), *out = NULL;
-    pb_err_t err = {{0}, {0}};
-    assert_int_equal(hl()->normalize("sah", in, &out, &err), PB_EINVAL);
-    assert_null(out);
-    if (strcmp(err.field, field) != 0)
-        fail_msg("%s: field \"%s\" (%s), want \"%s\"", params, err.field, err.msg, field);
-    json_decref(in);
+    pb_test_param_error(hl(), "sah", params, field);
 }
 
 static void test_params(void **state)

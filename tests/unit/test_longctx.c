@@ -525,14 +525,7 @@ static void test_scorers(void **state)
 
 static void expect_err(const char *task, const char *params, const char *field)
 {
-    json_t *in = pb_test_json(params), *out = NULL;
-    pb_err_t err = {{0}, {0}};
-    assert_int_equal(lc()->normalize(task, in, &out, &err), PB_EINVAL);
-    assert_null(out);
-    if (strcmp(err.field, field) != 0)
-        fail_msg("%s %s: field \"%s\", want \"%s\" (%s)", task, params, err.field, field,
-                 err.msg);
-    json_decref(in);
+    pb_test_param_error(lc(), task, params, field);
 }
 
 static void test_params(void **state)

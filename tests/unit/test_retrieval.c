@@ -130,12 +130,7 @@ static void test_tau_b_with_ties(void **state)
 
 static void expect_bad(const char *params, const char *field)
 {
-    json_t *p = pb_test_json(params), *out = NULL;
-    pb_err_t err = {{0}, {0}};
-    assert_int_equal(rsuite()->normalize("synthetic", p, &out, &err), PB_EINVAL);
-    assert_null(out);
-    assert_string_equal(err.field, field);
-    json_decref(p);
+    pb_test_param_error(rsuite(), "synthetic", params, field);
 }
 
 static void test_params(void **state)

@@ -213,17 +213,7 @@ static void test_normalize_defaults(void **state)
 
 static void expect_param_error(const char *params, const char *field)
 {
-    const ps_suite_t *s = ps_suite_find("arithmetic");
-    json_t *in = pb_test_json(params);
-    json_t *out = (json_t *)&out; /* must become NULL */
-    pb_err_t err = {{0}, {0}};
-    int rc = s->normalize("add", in, &out, &err);
-    json_decref(in);
-    if (rc != PB_EINVAL || strcmp(err.field, field) != 0)
-        fail_msg("%s: rc %d field \"%s\" (want \"%s\") msg %s", params, rc, err.field, field,
-                 err.msg);
-    assert_null(out);
-    assert_true(err.msg[0] != '\0');
+    pb_test_param_error(ps_suite_find("arithmetic"), "add", params, field);
 }
 
 static void test_normalize_errors(void **state)

@@ -447,16 +447,7 @@ static void test_all_formats(void **state)
 
 static void expect_param_error(const char *task, const char *params, const char *field)
 {
-    json_t *in = pb_test_json(params);
-    json_t *out = (json_t *)&out; /* must become NULL */
-    pb_err_t err = {{0}, {0}};
-    int rc = table()->normalize(task, in, &out, &err);
-    json_decref(in);
-    if (rc != PB_EINVAL || strcmp(err.field, field) != 0)
-        fail_msg("%s %s: rc %d field \"%s\" (want \"%s\") msg %s", task, params, rc, err.field,
-                 field, err.msg);
-    assert_null(out);
-    assert_true(err.msg[0] != '\0');
+    pb_test_param_error(table(), task, params, field);
 }
 
 static void test_params(void **state)

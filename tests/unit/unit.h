@@ -40,6 +40,10 @@ void pb_test_tmpdir(char *out, size_t n);
 /* Suite tests: params (JSON text, NULL = defaults) normalised for a task,
  * or a failed test naming the error. New reference. */
 json_t *pb_test_norm(const ps_suite_t *suite, const char *task, const char *text);
+/* Suite tests: params (JSON text) must be refused for task with PB_EINVAL,
+ * no output, a message, and err.field equal to field. */
+void pb_test_param_error(const ps_suite_t *suite, const char *task, const char *params,
+                         const char *field);
 /* Open run for (task, params text, bucket, seed) or fail the test. */
 void pb_test_open_run(ps_run_t *run, const ps_suite_t *suite, const char *task,
                       const char *params, int64_t bucket, uint64_t seed);
