@@ -18,4 +18,16 @@ bench_bench_engine_LDADD = libpbengine.la $(JANSSON_LIBS)
 # The regression-detection benchmark: stage 1 + stage 2 over a year (issue 7).
 noinst_PROGRAMS += bench/bench_regress
 bench_bench_regress_SOURCES = bench/regress.c
-bench_bench_regress_LDADD = libpbcommon.la -lm
+bench_bench_regress_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(UV_CFLAGS) \
+	$(ZMQ_CFLAGS)
+bench_bench_regress_LDADD = libpbcoord.la $(SQLITE_LIBS) -lm
+# The openai backend benchmark: requests/s and CPU per request (issue 8),
+# against an instant-answer HTTP server written for it; openai.py the same
+# through a real coordinator and worker.
+EXTRA_DIST += bench/openai.py
+noinst_PROGRAMS += bench/bench_openai bench/bench_instant_server
+bench_bench_openai_SOURCES = bench/openai.c
+bench_bench_openai_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS)
+bench_bench_openai_LDADD = libpbworker.la $(CURL_LIBS)
+bench_bench_instant_server_SOURCES = bench/instant_server.c
+bench_bench_instant_server_LDADD = -lpthread

@@ -1,7 +1,7 @@
 /* posbench CLI internals: the HTTP client over libcurl (client.c), table and
  * value formatting (output.c), the job commands (jobs.c), result listings
- * (results.c), the registry/schedule commands (commands.c) and the local
- * cluster launcher (up.c). Private to the posbench program. */
+ * (results.c), the registry/schedule commands (commands.c), regressions
+ * (regressions.c) and the local cluster launcher (up.c). Private to the posbench program. */
 #ifndef PB_CLI_H
 #define PB_CLI_H
 
@@ -166,6 +166,11 @@ int pb_cli_cmd_dataset(pb_cli_t *c, int argc, char **argv);
 /* ---- export.c ---- */
 
 int pb_cli_cmd_export(pb_cli_t *c, int argc, char **argv);
+
+/* ---- regressions.c ---- */
+
+/* List regressions (exit 1 while any is unacknowledged) or triage one. */
+int pb_cli_cmd_regressions(pb_cli_t *c, int argc, char **argv);
 
 /* ---- up.c ---- */
 

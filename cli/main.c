@@ -42,6 +42,14 @@ static const command_t commands[] = {
      "       posbench schedule list [--json]\n"
      "       posbench schedule enable ID\n"
      "       posbench schedule disable ID\n"},
+    {"regressions", pb_cli_cmd_regressions, "list regressions (exit 1 while any is unacknowledged)",
+     "regressions [--state S] [--schedule ID] [--limit N] [--json]\n"
+     "       posbench regressions ack|fix|ignore|reopen ID [--note TEXT] [--json]\n"
+     "  Lists the regressions the detectors raised: --state open (detected or\n"
+     "  acknowledged; the default), detected, acknowledged, fixed, ignored or all.\n"
+     "  Exits 1 while any regression (of --schedule, when given) is detected and\n"
+     "  not yet acknowledged, so CI can gate on it. ack, fix and ignore set a\n"
+     "  regression's state; reopen sets it back to detected.\n"},
     {"dataset", pb_cli_cmd_dataset, "upload or list user datasets (JSONL)",
      "dataset upload FILE --suite S [--name N] [--json]\n"
      "       posbench dataset list [--json]\n"
@@ -86,8 +94,8 @@ void pb_cli_usage(const char *cmd, FILE *f)
           f);
     for (size_t i = 0; i < PB_ARRAY_LEN(commands); i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-    fputs("\nexit status: 0 ok, 1 API error or failed job, 2 usage error,\n"
-          "             3 cannot connect to the coordinator\n",
+    fputs("\nexit status: 0 ok, 1 API error, failed job or unacknowledged regressions,\n"
+          "             2 usage error, 3 cannot connect to the coordinator\n",
           f);
 }
 

@@ -299,8 +299,7 @@ static void seg_moments(const double *v, size_t a, size_t b, double *mean, doubl
     *var = ss / (double)(b - a - 1);
 }
 
-/* Welch's two-sided p for v[a, k) against v[k, b). */
-static double welch_p(const double *v, size_t a, size_t k, size_t b)
+double pb_rg_welch(const double *v, size_t a, size_t k, size_t b)
 {
     double m1, v1, m2, v2, n1 = (double)(k - a), n2 = (double)(b - k), e1, e2, t, df;
 
@@ -333,7 +332,7 @@ static void segment(rg_seg_t *g, size_t a, size_t b)
             best = k;
         }
     }
-    if (best == 0 || !(welch_p(g->v, a, best, b) < g->alpha))
+    if (best == 0 || !(pb_rg_welch(g->v, a, best, b) < g->alpha))
         return;
     segment(g, a, best);
     if (g->rc != 0)

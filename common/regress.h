@@ -31,6 +31,10 @@ int pb_rg_two_prop_exact(long k1, long n1, long k2, long n2);
 int pb_rg_prop_drop(long k1, long n1, long k2, long n2, double alpha, double min_effect,
                     int *dropped, double *p_value);
 
+/* Welch's two-sided p-value for v[a, k) against v[k, b): finite values,
+ * at least two a side. */
+double pb_rg_welch(const double *v, size_t a, size_t k, size_t b);
+
 typedef struct {
     size_t n;        /* finite history values used (NaN = missing, skipped) */
     double mean, sd; /* of those values */

@@ -43,7 +43,7 @@ void pb_wilson(double k, double n, double *lo, double *hi)
         return;
     }
     const double z = 1.959963984540054;
-    double p = k / n, z2 = z * z;
+    double p = k / n > 1.0 ? 1.0 : k / n < 0.0 ? 0.0 : k / n, z2 = z * z;
     double denom = 1.0 + z2 / n;
     double centre = (p + z2 / (2.0 * n)) / denom;
     double half = z * sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n)) / denom;

@@ -15,6 +15,8 @@
 #include "common/util.h"
 #include "coordinator/api_breakdown.h"
 #include "coordinator/api_datasets.h"
+#include "coordinator/api_regress.h"
+#include "coordinator/latest.h"
 #include "coordinator/api_items.h"
 #include "coordinator/cron.h"
 #include "engine/model.h"
@@ -75,7 +77,7 @@ int pb_api_query_str(const pb_http_req_t *req, pb_http_resp_t *resp, const char 
 }
 
 /* Parse a positive decimal id; -1 when s is not one. */
-static int64_t parse_id(const char *s, size_t n)
+int64_t pb_api_parse_id(const char *s, size_t n)
 {
     if (n == 0 || n > 18)
         return -1;
@@ -89,8 +91,8 @@ static int64_t parse_id(const char *s, size_t n)
 }
 
 /* Integer query parameter: absent -> dflt; present but bad -> 400. */
-static int query_int(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name, int64_t dflt,
-                     int64_t min, int64_t max, int64_t *out)
+int pb_api_query_int(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name,
+                     int64_t dflt, int64_t min, int64_t max, int64_t *out)
 {
     char buf[64];
     *out = dflt;
@@ -111,7 +113,7 @@ static int query_int(const pb_http_req_t *req, pb_http_resp_t *resp, const char 
     return 0;
 }
 
-static json_t *parse_body(const pb_http_req_t *req, pb_http_resp_t *resp)
+json_t *pb_api_parse_body(const pb_http_req_t *req, pb_http_resp_t *resp)
 {
     json_error_t jerr;
     if (req->body_len == 0) {
@@ -134,12 +136,12 @@ static json_t *parse_body(const pb_http_req_t *req, pb_http_resp_t *resp)
     return v;
 }
 
-static int method_is(const pb_http_req_t *req, const char *m)
+int pb_api_method_is(const pb_http_req_t *req, const char *m)
 {
     return strcmp(req->method, m) == 0 || (strcmp(m, "GET") == 0 && strcmp(req->method, "HEAD") == 0);
 }
 
-static void method_not_allowed(pb_http_resp_t *resp, const char *allow)
+void pb_api_method_not_allowed(pb_http_resp_t *resp, const char *allow)
 {
     pb_http_resp_header(resp, "Allow", allow);
     pb_http_resp_error(resp, 405, "method not allowed", NULL);
@@ -171,12 +173,24 @@ static json_t *metric_means(const ps_suite_t *suite, size_t nm, const double *su
     return o;
 }
 
+/* {name: n} for each of the suite's metrics: how many items defined it. */
+static json_t *metric_counts(const ps_suite_t *suite, size_t nm, const double *n)
+{
+    json_t *o = json_object();
+    for (size_t k = 0; o && k < nm; k++)
+        if (json_object_set_new(o, suite->metrics[k], json_real(n[k]))) {
+            json_decref(o);
+            return NULL;
+        }
+    return o;
+}
+
 /* Decorate a run object whose "buckets" hold {"bucket","n","score_sum"}:
  * per-bucket accuracy and interval, run totals, unit, the means of the
  * suite's per-item metrics (per bucket and per run) and the suite's
  * aggregate. The reserved breakdown rows (metric sums, length unit) are
  * taken out here; the rest are left for pb_api_breakdown_render. */
-static int decorate_run(json_t *run)
+int pb_api_decorate_run(json_t *run)
 {
     const ps_suite_t *suite = ps_suite_find(json_string_value(json_object_get(run, "suite")));
     const char *task = json_string_value(json_object_get(run, "task"));
@@ -213,7 +227,8 @@ static int decorate_run(json_t *run)
                 mn[nb * nm + k] += mn[i * nm + k];
             }
             if (json_object_set_new(b, "metrics",
-                                    metric_means(suite, nm, &msum[i * nm], &mn[i * nm])))
+                                    metric_means(suite, nm, &msum[i * nm], &mn[i * nm])) ||
+                json_object_set_new(b, "metrics_n", metric_counts(suite, nm, &mn[i * nm])))
                 goto out;
         }
     }
@@ -255,7 +270,7 @@ static void api_results(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
     json_t *run;
     json_array_foreach(json_object_get(out, "runs"), i, run)
     {
-        if (decorate_run(run) || pb_api_breakdown_render(run)) {
+        if (pb_api_decorate_run(run) || pb_api_breakdown_render(run)) {
             json_decref(out);
             pb_http_resp_error(resp, 500, "out of memory", NULL);
             return;
@@ -314,7 +329,7 @@ static void api_leaderboard(pb_coord_t *c, const pb_http_req_t *req, pb_http_res
     {
         if (task[0] && strcmp(task, json_string_value(json_object_get(e, "task"))) != 0)
             continue;
-        if (decorate_run(e)) {
+        if (pb_api_decorate_run(e)) {
             free(v);
             json_decref(raw);
             pb_http_resp_error(resp, 500, "out of memory", NULL);
@@ -367,8 +382,11 @@ int pb_api_submit(pb_coord_t *c, const json_t *spec, const char *idem_key, int64
                   int64_t *job_id, int *existing, pb_err_t *err)
 {
     ps_plan_t *plan = NULL;
+    json_t *resolved = NULL;
     *existing = 0;
-    int rc = ps_plan_build_ds(spec, pb_api_dataset_resolve, c, &plan, err);
+    int rc = pb_latest_resolve(spec, 0, &resolved, err);
+    rc = rc ? rc : ps_plan_build_ds(resolved, pb_api_dataset_resolve, c, &plan, err);
+    json_decref(resolved);
     if (rc == 0 && (rc = check_native_pe(plan->model, err)))
         ps_plan_free(plan);
     if (rc)
@@ -398,7 +416,7 @@ static void api_submit(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *
                            "Idempotency-Key");
         return;
     }
-    json_t *spec = parse_body(req, resp);
+    json_t *spec = pb_api_parse_body(req, resp);
     if (spec == NULL)
         return;
     int64_t id = 0;
@@ -433,7 +451,7 @@ static void api_jobs_list(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_
     char state[32];
     int64_t limit, before, schedule;
     if (pb_api_query_str(req, resp, "state", state, sizeof state) ||
-        query_int(req, resp, "schedule", 0, 1, INT64_MAX / 2, &schedule))
+        pb_api_query_int(req, resp, "schedule", 0, 1, INT64_MAX / 2, &schedule))
         return;
     if (schedule && state[0]) {
         pb_http_resp_error(resp, 400, "state and schedule cannot be combined", "schedule");
@@ -450,8 +468,8 @@ static void api_jobs_list(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_
             return;
         }
     }
-    if (query_int(req, resp, "limit", 50, 1, 1000, &limit) ||
-        query_int(req, resp, "before", 0, 0, INT64_MAX / 2, &before))
+    if (pb_api_query_int(req, resp, "limit", 50, 1, 1000, &limit) ||
+        pb_api_query_int(req, resp, "before", 0, 0, INT64_MAX / 2, &before))
         return;
     json_t *out = NULL;
     int rc = schedule ? pdb_jobs_list_schedule(c->db, schedule, before, (int)limit, &out)
@@ -491,9 +509,9 @@ static void api_items(pb_coord_t *c, int64_t id, const pb_http_req_t *req, pb_ht
     int64_t run, bucket, limit;
     char after[64];
     if (pb_api_query_str(req, resp, "after", after, sizeof after) ||
-        query_int(req, resp, "run", -1, -1, 1000000, &run) ||
-        query_int(req, resp, "bucket", -1, -1, INT64_MAX / 2, &bucket) ||
-        query_int(req, resp, "limit", 100, 1, 1000, &limit))
+        pb_api_query_int(req, resp, "run", -1, -1, 1000000, &run) ||
+        pb_api_query_int(req, resp, "bucket", -1, -1, INT64_MAX / 2, &bucket) ||
+        pb_api_query_int(req, resp, "limit", 100, 1, 1000, &limit))
         return;
     if (after[0]) {
         long long a, b;
@@ -515,15 +533,15 @@ static void api_job(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *res
 {
     const char *slash = strchr(rest, '/');
     size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    int64_t id = parse_id(rest, idlen);
+    int64_t id = pb_api_parse_id(rest, idlen);
     if (id < 0) {
         pb_http_resp_error(resp, 404, "job id must be a positive integer", "id");
         return;
     }
     const char *sub = slash ? slash + 1 : "";
     if (*sub == '\0') {
-        if (!method_is(req, "GET"))
-            return method_not_allowed(resp, "GET");
+        if (!pb_api_method_is(req, "GET"))
+            return pb_api_method_not_allowed(resp, "GET");
         json_t *job = NULL;
         int rc = pdb_job_get(c->db, id, &job);
         if (rc)
@@ -531,16 +549,16 @@ static void api_job(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *res
         else
             pb_api_reply_json(resp, 200, job);
     } else if (strcmp(sub, "cancel") == 0) {
-        if (!method_is(req, "POST"))
-            return method_not_allowed(resp, "POST");
+        if (!pb_api_method_is(req, "POST"))
+            return pb_api_method_not_allowed(resp, "POST");
         api_cancel(c, id, resp);
     } else if (strcmp(sub, "results") == 0) {
-        if (!method_is(req, "GET"))
-            return method_not_allowed(resp, "GET");
+        if (!pb_api_method_is(req, "GET"))
+            return pb_api_method_not_allowed(resp, "GET");
         api_results(c, id, resp);
     } else if (strcmp(sub, "items") == 0) {
-        if (!method_is(req, "GET"))
-            return method_not_allowed(resp, "GET");
+        if (!pb_api_method_is(req, "GET"))
+            return pb_api_method_not_allowed(resp, "GET");
         api_items(c, id, req, resp);
     } else if (strncmp(sub, "items/", 6) == 0) {
         pb_api_item_prompt(c, id, req, resp, sub + 6);
@@ -551,41 +569,64 @@ static void api_job(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *res
 
 /* ---- schedules ---- */
 
+/* A job template as a schedule stores it: checked the way a submission
+ * is, with a latest_in directory allowed to hold no checkpoint yet; errors
+ * name the field under "job". */
+static int check_template(pb_coord_t *c, const json_t *tmpl, pb_err_t *err)
+{
+    ps_plan_t *plan = NULL;
+    json_t *resolved = NULL;
+    int rc;
+    if (!json_is_object(tmpl))
+        return pb_err_set(err, PB_EINVAL, "job",
+                          "job (the job template) is required and must be an object");
+    rc = pb_latest_resolve(tmpl, 1, &resolved, err);
+    rc = rc ? rc : ps_plan_build_ds(resolved, pb_api_dataset_resolve, c, &plan, err);
+    rc = rc ? rc : check_native_pe(plan->model, err);
+    ps_plan_free(plan);
+    json_decref(resolved);
+    if (rc) {
+        char f[sizeof err->field];
+        snprintf(f, sizeof f, "%s", err->field);
+        snprintf(err->field, sizeof err->field, "job%s%.120s", f[0] ? "." : "", f);
+    }
+    return rc;
+}
+
 static void api_schedule_create(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp)
 {
-    static const char *const keys[] = {"name", "cron", "job", "enabled", NULL};
-    json_t *body = parse_body(req, resp);
+    static const char *const keys[] = {"name", "cron", "job", "enabled", "webhook", "detect", NULL};
+    json_t *body = pb_api_parse_body(req, resp);
     if (body == NULL)
         return;
     pb_err_t err = {0};
     const char *name = NULL, *cron = NULL;
     int enabled = 1;
     pb_cron_t cr;
-    ps_plan_t *plan = NULL;
+    const char *webhook;
+    const json_t *detect;
+    int set_webhook;
     json_t *tmpl = json_object_get(body, "job");
     if (pb_json_only_keys(body, keys, "", &err) || pb_json_str(body, "name", NULL, 1, &name, "", &err) ||
         pb_json_str(body, "cron", NULL, 1, &cron, "", &err) ||
-        pb_json_bool(body, "enabled", 1, &enabled, "", &err) || pb_cron_parse(cron, &cr, &err))
+        pb_json_bool(body, "enabled", 1, &enabled, "", &err) || pb_cron_parse(cron, &cr, &err) ||
+        pb_api_schedule_alerts(body, &webhook, &set_webhook, &detect, &err))
         goto bad;
     if (strlen(name) == 0 || strlen(name) > 128) {
         pb_err_set(&err, PB_EINVAL, "name", "name must be 1 to 128 characters");
         goto bad;
     }
-    if (!json_is_object(tmpl)) {
-        pb_err_set(&err, PB_EINVAL, "job", "job (the job template) is required and must be an object");
+    if (check_template(c, tmpl, &err))
         goto bad;
-    }
-    if (ps_plan_build_ds(tmpl, pb_api_dataset_resolve, c, &plan, &err) ||
-        check_native_pe(plan->model, &err)) {
-        char f[sizeof err.field];
-        snprintf(f, sizeof f, "%s", err.field);
-        snprintf(err.field, sizeof err.field, "job%s%.120s", f[0] ? "." : "", f);
-        goto bad;
-    }
-    ps_plan_free(plan);
     int64_t id = 0;
     double next = pb_cron_next(&cr, pb_wall_time());
-    int rc = pdb_schedule_insert(c->db, name, cron, tmpl, enabled, next, &id);
+    int rc = pdb_begin(c->db);
+    rc = rc ? rc : pdb_schedule_insert(c->db, name, cron, tmpl, enabled, next, &id);
+    if (rc == 0 && (set_webhook || detect))
+        rc = pdb_schedule_update(c->db, id, NULL, 0, NULL, set_webhook, webhook, detect);
+    rc = rc ? rc : pdb_commit(c->db);
+    if (rc)
+        pdb_rollback(c->db);
     json_decref(body);
     if (rc) {
         pb_api_reply_rc(resp, rc, "a schedule with this name");
@@ -597,9 +638,42 @@ static void api_schedule_create(pb_coord_t *c, const pb_http_req_t *req, pb_http
                                            s ? s : json_null()));
     return;
 bad:
-    ps_plan_free(plan);
     json_decref(body);
     pb_http_resp_error(resp, 400, err.msg, err.field[0] ? err.field : NULL);
+}
+
+/* PATCH /schedules/{id}: any of job, cron, webhook, detect. */
+static void api_schedule_patch(pb_coord_t *c, int64_t id, const pb_http_req_t *req,
+                               pb_http_resp_t *resp)
+{
+    static const char *const keys[] = {"cron", "job", "webhook", "detect", NULL};
+    json_t *body = pb_api_parse_body(req, resp), *s = NULL;
+    if (body == NULL)
+        return;
+    pb_err_t err = {0};
+    const char *cron = NULL, *webhook;
+    const json_t *detect, *tmpl = json_object_get(body, "job");
+    int set_webhook;
+    pb_cron_t cr;
+    double next = 0;
+    if (pb_json_only_keys(body, keys, "", &err) ||
+        pb_json_str(body, "cron", NULL, 0, &cron, "", &err) ||
+        (cron && pb_cron_parse(cron, &cr, &err)) ||
+        pb_api_schedule_alerts(body, &webhook, &set_webhook, &detect, &err) ||
+        (tmpl && check_template(c, tmpl, &err))) {
+        json_decref(body);
+        pb_http_resp_error(resp, 400, err.msg, err.field[0] ? err.field : NULL);
+        return;
+    }
+    if (cron)
+        next = pb_cron_next(&cr, pb_wall_time());
+    int rc = pdb_schedule_update(c->db, id, cron, next, tmpl, set_webhook, webhook, detect);
+    json_decref(body);
+    rc = rc ? rc : pdb_schedule_get(c->db, id, &s);
+    if (rc)
+        pb_api_reply_rc(resp, rc, "schedule");
+    else
+        pb_api_reply_json(resp, 200, s);
 }
 
 static void api_schedule(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp,
@@ -607,7 +681,7 @@ static void api_schedule(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t
 {
     const char *slash = strchr(rest, '/');
     size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    int64_t id = parse_id(rest, idlen);
+    int64_t id = pb_api_parse_id(rest, idlen);
     if (id < 0) {
         pb_http_resp_error(resp, 404, "schedule id must be a positive integer", "id");
         return;
@@ -620,9 +694,13 @@ static void api_schedule(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t
         return;
     }
     if (*sub == '\0') {
-        if (!method_is(req, "GET")) {
+        if (pb_api_method_is(req, "PATCH")) {
             json_decref(s);
-            return method_not_allowed(resp, "GET");
+            return api_schedule_patch(c, id, req, resp);
+        }
+        if (!pb_api_method_is(req, "GET")) {
+            json_decref(s);
+            return pb_api_method_not_allowed(resp, "GET, PATCH");
         }
         pb_api_reply_json(resp, 200, s);
         return;
@@ -633,9 +711,9 @@ static void api_schedule(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t
         pb_http_resp_error(resp, 404, "no such schedule resource", NULL);
         return;
     }
-    if (!method_is(req, "POST")) {
+    if (!pb_api_method_is(req, "POST")) {
         json_decref(s);
-        return method_not_allowed(resp, "POST");
+        return pb_api_method_not_allowed(resp, "POST");
     }
     pb_cron_t cr;
     double next = -1;
@@ -736,6 +814,21 @@ static void api_metrics(pb_coord_t *c, pb_http_resp_t *resp)
                   c->results_per_s, pb_broker_latency_pct(c, 50) / 1e6,
                   pb_broker_latency_pct(c, 99) / 1e6, (unsigned long long)c->tasks_dispatched,
                   pb_wall_time() - c->started_at);
+    json_t *regs = NULL;
+    if (pdb_regressions_list(c->db, "detected", 0, 0, 1, &regs) == 0)
+        pb_buf_printf(&b,
+                      "# HELP posbench_regressions_unacknowledged Regressions in state detected.\n"
+                      "# TYPE posbench_regressions_unacknowledged gauge\n"
+                      "posbench_regressions_unacknowledged %lld\n",
+                      (long long)json_integer_value(json_object_get(regs, "unacknowledged")));
+    json_decref(regs);
+    pb_buf_printf(&b,
+                  "# HELP posbench_webhook_deliveries_total Webhook POSTs by outcome.\n"
+                  "# TYPE posbench_webhook_deliveries_total counter\n"
+                  "posbench_webhook_deliveries_total{outcome=\"delivered\"} %llu\n"
+                  "posbench_webhook_deliveries_total{outcome=\"failed\"} %llu\n",
+                  (unsigned long long)c->webhooks_delivered,
+                  (unsigned long long)c->webhooks_failed_attempts);
     json_decref(st);
     pb_http_resp_set(resp, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
     pb_buf_free(&b);
@@ -745,26 +838,28 @@ static void api_metrics(pb_coord_t *c, pb_http_resp_t *resp)
 
 static void api_route(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp, const char *p)
 {
+    if (pb_api_regress_route(c, req, resp, p))
+        return;
     if (strcmp(p, "jobs") == 0) {
-        if (method_is(req, "GET"))
+        if (pb_api_method_is(req, "GET"))
             api_jobs_list(c, req, resp);
-        else if (method_is(req, "POST"))
+        else if (pb_api_method_is(req, "POST"))
             api_submit(c, req, resp);
         else
-            method_not_allowed(resp, "GET, POST");
+            pb_api_method_not_allowed(resp, "GET, POST");
     } else if (strncmp(p, "jobs/", 5) == 0) {
         api_job(c, req, resp, p + 5);
     } else if (strcmp(p, "leaderboard") == 0) {
-        if (!method_is(req, "GET"))
-            return method_not_allowed(resp, "GET");
+        if (!pb_api_method_is(req, "GET"))
+            return pb_api_method_not_allowed(resp, "GET");
         api_leaderboard(c, req, resp);
     } else if (strcmp(p, "suites") == 0) {
-        if (!method_is(req, "GET"))
-            return method_not_allowed(resp, "GET");
+        if (!pb_api_method_is(req, "GET"))
+            return pb_api_method_not_allowed(resp, "GET");
         pb_api_reply_json(resp, 200, ps_registry_json());
     } else if (strcmp(p, "workers") == 0) {
-        if (!method_is(req, "GET"))
-            return method_not_allowed(resp, "GET");
+        if (!pb_api_method_is(req, "GET"))
+            return pb_api_method_not_allowed(resp, "GET");
         json_t *out = NULL;
         int rc = pdb_workers_list(c->db, &out);
         if (rc)
@@ -772,17 +867,17 @@ static void api_route(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *r
         else
             pb_api_reply_json(resp, 200, out);
     } else if (strcmp(p, "schedules") == 0) {
-        if (method_is(req, "GET")) {
+        if (pb_api_method_is(req, "GET")) {
             json_t *out = NULL;
             int rc = pdb_schedules_list(c->db, &out);
             if (rc)
                 pb_api_reply_rc(resp, rc, "schedules");
             else
                 pb_api_reply_json(resp, 200, out);
-        } else if (method_is(req, "POST")) {
+        } else if (pb_api_method_is(req, "POST")) {
             api_schedule_create(c, req, resp);
         } else {
-            method_not_allowed(resp, "GET, POST");
+            pb_api_method_not_allowed(resp, "GET, POST");
         }
     } else if (strncmp(p, "schedules/", 10) == 0) {
         api_schedule(c, req, resp, p + 10);
@@ -818,8 +913,8 @@ void pb_api_handle(void *ctx, const pb_http_req_t *req, pb_http_resp_t *resp)
         pb_http_resp_error(resp, 404, "no such API endpoint (the API lives under /api/v1/)", NULL);
         return;
     }
-    if (!method_is(req, "GET"))
-        return method_not_allowed(resp, "GET, HEAD");
+    if (!pb_api_method_is(req, "GET"))
+        return pb_api_method_not_allowed(resp, "GET, HEAD");
     if (strcmp(path, "/vendor/chart.js") == 0) {
         /* Debian's libjs-chart.js, outside the web root; versioned by the
          * package, so browsers may keep it for an hour. */

@@ -130,10 +130,13 @@ static json_t *render_key(bd_row_t *rows, size_t n_rows)
             sum += rows[j].sum;
         }
         pb_wilson(sum, (double)n, &lo, &hi);
+        /* A metric's group (microseconds, say) is a mean, not a rate: no
+         * binomial interval. */
+        json_t *ci = sum < 0 || sum > (double)n ? json_null() : json_pack("[f, f]", lo, hi);
         if (json_array_append_new(groups,
-                                  json_pack("{s:s, s:I, s:f, s:o, s:[f, f]}", "value",
-                                            rows[i].value, "n", (json_int_t)n, "score_sum", sum,
-                                            "accuracy", accuracy(n, sum), "ci", lo, hi)))
+                                  json_pack("{s:s, s:I, s:f, s:o, s:o}", "value", rows[i].value,
+                                            "n", (json_int_t)n, "score_sum", sum, "accuracy",
+                                            accuracy(n, sum), "ci", ci)))
             goto fail;
     }
     return out;

@@ -64,6 +64,9 @@ typedef struct pb_coord_config {
     char chartjs[PATH_MAX]; /* served at /vendor/chart.js; empty: 404 */
     int heartbeat_ms;
     pb_http_limits_t http_limits;
+    char scan_cron[128];     /* when the change-point pass runs; "" never */
+    int webhook_attempts;    /* tries per delivery before it is marked failed */
+    double webhook_backoff_s; /* first retry delay; doubles, capped at 300 s */
 } pb_coord_config_t;
 
 /* Queue-latency histogram (queued -> dispatched), quarter-octave buckets of µs. */
@@ -93,6 +96,10 @@ typedef struct pb_coord {
     double rate_window_start;
     uint64_t rate_window_results;
     double results_per_s;
+    /* regression detection and alerts (detect.c, webhook.c) */
+    int webhooks_inflight;
+    uint64_t webhooks_delivered, webhooks_failed_attempts;
+    double next_scan_at; /* next change-point pass; <= 0: none planned */
 } pb_coord_t;
 
 /* Broker (broker.c). */
@@ -117,6 +124,10 @@ int pb_api_submit(pb_coord_t *c, const json_t *spec, const char *idem_key, int64
                   int64_t *job_id, int *existing, pb_err_t *err);
 /* Fire due schedules (called from the tick). */
 void pb_api_fire_schedules(pb_coord_t *c);
+/* Decorate a run of pdb_job_results: per-bucket accuracy and intervals,
+ * metric means ("metrics") and counts ("metrics_n"), totals, unit and the
+ * suite aggregate. PB_ENOMEM on failure. */
+int pb_api_decorate_run(json_t *run);
 /* Reply helpers the API's files share: body as JSON with status (body is
  * consumed; NULL is a 500); a PB_E* code as its status (404 "<what> not
  * found", 409, else 500); a string query parameter into out (absent: ""),
@@ -125,5 +136,15 @@ void pb_api_reply_json(pb_http_resp_t *resp, int status, json_t *body);
 void pb_api_reply_rc(pb_http_resp_t *resp, int rc, const char *what);
 int pb_api_query_str(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name, char *out,
                      size_t n);
+/* An integer query parameter (absent: dflt) in [min, max], else -1 with a
+ * 400 naming it; a positive decimal id of n chars, else -1; the body as a
+ * JSON object, else NULL with a 400 saying why; whether the method is m
+ * (GET also matches HEAD); a 405 with its Allow header. */
+int pb_api_query_int(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name,
+                     int64_t dflt, int64_t min, int64_t max, int64_t *out);
+int64_t pb_api_parse_id(const char *s, size_t n);
+json_t *pb_api_parse_body(const pb_http_req_t *req, pb_http_resp_t *resp);
+int pb_api_method_is(const pb_http_req_t *req, const char *m);
+void pb_api_method_not_allowed(pb_http_resp_t *resp, const char *allow);
 
 #endif

@@ -36,6 +36,7 @@ typedef struct http_conn http_conn_t;
 struct pb_http_deferred {
     http_conn_t *conn;
     int head_only, keep_alive;
+    int streaming; /* pb_http_stream_begin sent the head */
 };
 
 struct pb_http_server {
@@ -427,7 +428,9 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     c->pending_writes--;
-    conn_timer_start(c, c->srv->limits.idle_timeout_ms);
+    /* A deferred answer (a slow stream) is not an idle connection. */
+    if (!c->deferred)
+        conn_timer_start(c, c->srv->limits.idle_timeout_ms);
     if (c->paused && !c->deferred &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= HTTP_WQ_LOW)
         conn_resume(c);
@@ -524,7 +527,10 @@ static void conn_error(http_conn_t *c, int status, const char *msg)
 {
     pb_http_resp_t resp;
     pb_http_resp_init(&resp);
-    pb_http_resp_error(&resp, status, msg, NULL);
+    if (c->srv->limits.error_body)
+        c->srv->limits.error_body(&resp, status, msg);
+    else
+        pb_http_resp_error(&resp, status, msg, NULL);
     conn_respond(c, &resp, 0, 0);
 }
 
@@ -727,6 +733,79 @@ void pb_http_complete(pb_http_deferred_t *d, pb_http_resp_t *resp)
         conn_resume(c);
 }
 
+int pb_http_stream_begin(pb_http_deferred_t *d, int status, const char *content_type,
+                         const char *extra_headers)
+{
+    http_conn_t *c = d ? d->conn : NULL;
+    char date[40];
+    if (c == NULL || c->closing || c->draining || d->streaming)
+        return -1;
+    if (c->srv->stopping)
+        d->keep_alive = 0;
+    const char *reason = http_status_str((enum http_status)status);
+    const char *ctype = content_type ? content_type : "text/event-stream";
+    const char *extra = extra_headers ? extra_headers : "";
+    size_t cap = 200 + strlen(ctype) + strlen(reason) + strlen(extra);
+    char *head = malloc(cap);
+    if (head == NULL) {
+        conn_close(c);
+        return -1;
+    }
+    http_date(date);
+    int n = snprintf(head, cap,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n"
+                     "Connection: %s\r\nDate: %s\r\n%s\r\n",
+                     status, reason, ctype, d->keep_alive ? "keep-alive" : "close", date, extra);
+    d->streaming = 1;
+    return conn_write(c, head, (size_t)n, NULL, 0);
+}
+
+int pb_http_stream_send(pb_http_deferred_t *d, const char *data, size_t len)
+{
+    http_conn_t *c = d ? d->conn : NULL;
+    if (c == NULL || c->closing || !d->streaming)
+        return -1;
+    if (len == 0) /* an empty chunk would end the body */
+        return 0;
+    char *head = malloc(24), *body = malloc(len + 2);
+    if (head == NULL || body == NULL) {
+        free(head);
+        free(body);
+        conn_close(c);
+        return -1;
+    }
+    int n = snprintf(head, 24, "%zx\r\n", len);
+    memcpy(body, data, len);
+    memcpy(body + len, "\r\n", 2);
+    return conn_write(c, head, (size_t)n, body, len + 2);
+}
+
+void pb_http_stream_end(pb_http_deferred_t *d)
+{
+    http_conn_t *c = d ? d->conn : NULL;
+    if (c == NULL || c->closing || !d->streaming) {
+        if (c && !c->closing) /* never begun: nothing framed the answer */
+            conn_close(c);
+        free(d);
+        return;
+    }
+    char *tail = strdup("0\r\n\r\n");
+    c->deferred = NULL;
+    if (!d->keep_alive)
+        c->draining = 1;
+    int keep = d->keep_alive;
+    free(d);
+    if (tail == NULL) {
+        conn_close(c);
+        return;
+    }
+    if (conn_write(c, tail, 5, NULL, 0) != 0 || !keep)
+        return;
+    if (!c->closing && !c->draining && c->paused &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= HTTP_WQ_LOW)
+        conn_resume(c);
+}
+
 /* ---- server ---- */
 
 static void on_listener_closed(uv_handle_t *h)
@@ -808,6 +887,7 @@ int pb_http_start(uv_loop_t *loop, const char *host, int port, const pb_http_lim
             srv->limits.max_connections = limits->max_connections;
         srv->limits.upload_prefix = limits->upload_prefix;
         srv->limits.max_upload_bytes = limits->max_upload_bytes;
+        srv->limits.error_body = limits->error_body;
     }
     rc = pb_http__bind(host, port, &fd);
     if (rc) {

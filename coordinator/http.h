@@ -11,6 +11,7 @@
 #include <uv.h>
 
 typedef struct pb_http_server pb_http_server_t;
+struct pb_http_resp;
 
 typedef struct pb_http_limits {
     size_t max_header_bytes; /* all header lines together; default 16 KiB -> 431 */
@@ -22,6 +23,10 @@ typedef struct pb_http_limits {
      * uploads without raising the cap of every other route. */
     const char *upload_prefix;
     size_t max_upload_bytes;
+    /* Body of the errors the server answers itself (400 malformed, 413,
+     * 431); NULL: pb_http_resp_error's shape. posbench-serve speaks
+     * OpenAI's error shape there too. */
+    void (*error_body)(struct pb_http_resp *resp, int status, const char *msg);
 } pb_http_limits_t;
 
 typedef struct pb_http_req {
@@ -83,6 +88,18 @@ pb_http_deferred_t *pb_http_defer(const pb_http_req_t *req);
 void pb_http_complete(pb_http_deferred_t *d, pb_http_resp_t *resp);
 /* An empty 200 response. */
 void pb_http_resp_init(pb_http_resp_t *resp);
+
+/* Streamed answers for a deferred request (server-sent events): begin sends
+ * the head (status, content_type, extra "Name: value\r\n" lines or NULL)
+ * with Transfer-Encoding: chunked, each send one chunk (data copied), end
+ * the last chunk, then frees d as pb_http_complete does. begin and send
+ * return 0, or -1 when the connection is gone (stop producing; end then
+ * only frees; end without begin closes the connection). Loop thread only,
+ * never inside the handler that deferred. */
+int pb_http_stream_begin(pb_http_deferred_t *d, int status, const char *content_type,
+                         const char *extra_headers);
+int pb_http_stream_send(pb_http_deferred_t *d, const char *data, size_t len);
+void pb_http_stream_end(pb_http_deferred_t *d);
 
 typedef void (*pb_http_handler_fn)(void *ctx, const pb_http_req_t *req, pb_http_resp_t *resp);
 

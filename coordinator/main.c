@@ -3,6 +3,7 @@
  * store. Flags as ARCHITECTURE.md section 6. */
 #include "config.h"
 
+#include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,9 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "coordinator/coord.h"
+#include "coordinator/cron.h"
+#include "coordinator/detect.h"
+#include "coordinator/webhook.h"
 
 static void usage(FILE *f)
 {
@@ -32,6 +36,12 @@ static void usage(FILE *f)
             "  --heartbeat-ms N     heartbeat interval (default 1000; a worker is dead after 5)\n"
             "  --max-body BYTES     request body limit (default 8388608)\n"
             "  --max-dataset BYTES  dataset upload limit (default 268435456 = 256 MiB)\n"
+            "  --scan-cron EXPR     when the nightly change-point pass runs over series with\n"
+            "                       new points (default \"30 4 * * *\"; \"never\" to disable)\n"
+            "  --webhook-attempts N tries per webhook delivery before it is marked failed\n"
+            "                       (default 8)\n"
+            "  --webhook-backoff S  first retry delay in seconds, doubled per try up to 300\n"
+            "                       (default 5)\n"
             "  --log-level L        debug, info, warn or error (default info; or PB_LOG)\n"
             "  --version            print the version\n"
             "  -h, --help           this help\n",
@@ -70,7 +80,7 @@ static void find_web_root(char *out, size_t n)
 static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
 {
     enum { O_LISTEN = 1000, O_BROKER, O_DB, O_WEB, O_HB, O_MAXBODY, O_LOG, O_VERSION,
-           O_MAXDATASET, O_CHARTJS };
+           O_MAXDATASET, O_CHARTJS, O_SCANCRON, O_HOOKTRIES, O_HOOKBACKOFF };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN}, {"broker", required_argument, 0, O_BROKER},
         {"db", required_argument, 0, O_DB},         {"web", required_argument, 0, O_WEB},
@@ -78,6 +88,9 @@ static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
         {"log-level", required_argument, 0, O_LOG}, {"version", no_argument, 0, O_VERSION},
         {"max-dataset", required_argument, 0, O_MAXDATASET},
         {"chartjs", required_argument, 0, O_CHARTJS},
+        {"scan-cron", required_argument, 0, O_SCANCRON},
+        {"webhook-attempts", required_argument, 0, O_HOOKTRIES},
+        {"webhook-backoff", required_argument, 0, O_HOOKBACKOFF},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
     };
     const char *listen = "127.0.0.1:8080";
@@ -85,6 +98,9 @@ static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
     snprintf(cfg->db_path, sizeof cfg->db_path, "./posbench.db");
     snprintf(cfg->chartjs, sizeof cfg->chartjs, "%s", PB_CHARTJS);
     cfg->heartbeat_ms = 1000;
+    snprintf(cfg->scan_cron, sizeof cfg->scan_cron, "30 4 * * *");
+    cfg->webhook_attempts = 8;
+    cfg->webhook_backoff_s = 5;
     cfg->http_limits.max_body_bytes = 8u << 20;
     cfg->http_limits.max_header_bytes = 16u << 10;
     cfg->http_limits.idle_timeout_ms = 30000;
@@ -135,6 +151,35 @@ static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
             cfg->http_limits.max_upload_bytes = (size_t)v;
             break;
         }
+        case O_SCANCRON: {
+            pb_cron_t cr;
+            pb_err_t e = {0};
+            if (strcmp(optarg, "never") == 0) {
+                cfg->scan_cron[0] = '\0';
+                break;
+            }
+            if (strlen(optarg) >= sizeof cfg->scan_cron || pb_cron_parse(optarg, &cr, &e)) {
+                fprintf(stderr, "posbench-coordinator: --scan-cron: %s\n",
+                        e.msg[0] ? e.msg : "too long");
+                return 2;
+            }
+            snprintf(cfg->scan_cron, sizeof cfg->scan_cron, "%s", optarg);
+            break;
+        }
+        case O_HOOKTRIES:
+            cfg->webhook_attempts = (int)strtol(optarg, &end, 10);
+            if (*end || cfg->webhook_attempts < 1 || cfg->webhook_attempts > 100) {
+                fprintf(stderr, "posbench-coordinator: --webhook-attempts must be 1..100\n");
+                return 2;
+            }
+            break;
+        case O_HOOKBACKOFF:
+            cfg->webhook_backoff_s = strtod(optarg, &end);
+            if (*end || !(cfg->webhook_backoff_s >= 0.01 && cfg->webhook_backoff_s <= 300)) {
+                fprintf(stderr, "posbench-coordinator: --webhook-backoff must be 0.01..300\n");
+                return 2;
+            }
+            break;
         case O_LOG:
             if (strcmp(optarg, "debug") == 0)
                 pb_log_set_level(PB_LOG_DEBUG);
@@ -187,6 +232,17 @@ static void on_tick(uv_timer_t *t)
     pb_coord_t *c = t->data;
     pb_broker_tick(c);
     pb_api_fire_schedules(c);
+    /* Results first: a few jobs per tick keeps the loop responsive. */
+    if (!c->in_txn)
+        pb_detect_ingest(c, 4);
+    if (!c->in_txn && c->next_scan_at > 0 && pb_wall_time() >= c->next_scan_at) {
+        pb_cron_t cr;
+        pb_detect_scan(c, 0, NULL);
+        c->next_scan_at = pb_cron_parse(c->cfg.scan_cron, &cr, NULL) == 0
+                              ? pb_cron_next(&cr, pb_wall_time())
+                              : 0;
+    }
+    pb_webhook_tick(c);
     double now = pb_wall_time();
     if (now - c->rate_window_start >= 5.0) {
         c->results_per_s = (double)(c->results_total - c->rate_window_results) /
@@ -220,7 +276,16 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &c.cfg);
     if (rc)
         return rc;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        pb_error("cannot initialise libcurl (webhooks)");
+        return 1;
+    }
     c.loop = uv_default_loop();
+    if (c.cfg.scan_cron[0]) {
+        pb_cron_t cr;
+        if (pb_cron_parse(c.cfg.scan_cron, &cr, NULL) == 0)
+            c.next_scan_at = pb_cron_next(&cr, pb_wall_time());
+    }
     c.started_at = c.rate_window_start = pb_wall_time();
     pb_err_t err = {0};
     rc = pdb_open(c.cfg.db_path, &c.db, &err);
@@ -266,6 +331,7 @@ int main(int argc, char **argv)
     pdb_close(c.db);
     pb_sched_free(c.sched);
     uv_loop_close(c.loop);
+    curl_global_cleanup();
     pb_info("stopped");
     return 0;
 }

@@ -20,6 +20,7 @@ static const char *const migrations[] = {
     pdb_migration_2_sql, /* 2: per-job and per-bucket counters, the stats row */
     pdb_migration_3_sql, /* 3: per-group score sums (results breakdown) */
     pdb_migration_4_sql, /* 4: user datasets, runs.dataset */
+    pdb_migration_5_sql, /* 5: provenance, series, regressions, webhook deliveries */
 };
 #define PDB_VERSION ((int)PB_ARRAY_LEN(migrations))
 
@@ -89,6 +90,7 @@ void pdb__cache_clear(pdb_t *db)
         json_decref(db->lease_cache[i].body);
         db->lease_cache[i].body = NULL;
     }
+    memset(db->prov_cache, 0, sizeof db->prov_cache);
 }
 
 json_t *pdb__col_json(sqlite3_stmt *s, int col)

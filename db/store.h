@@ -263,4 +263,121 @@ int pdb_dataset_ref(pdb_t *db, const char *hash, char *suite, size_t suite_len,
  * results_total counts recorded results (done tasks). */
 int pdb_stats(pdb_t *db, json_t **out);
 
+/* ---- schedules: editing, alerts (issue 7) ---- */
+
+/* Change a schedule: each of cron (with its next fire time), tmpl, detect
+ * that is non-NULL replaces the stored one; webhook replaces the stored URL
+ * (NULL clears it) when set_webhook. PB_ENOTFOUND for no schedule. */
+int pdb_schedule_update(pdb_t *db, int64_t id, const char *cron, double next_fire,
+                        const json_t *tmpl, int set_webhook, const char *webhook,
+                        const json_t *detect);
+
+/* ---- series and points (store_series.c) ---- */
+
+/* What identifies a series. schedule_id 0: keyed by the model name. params
+ * is the run's canonical params JSON; testbed_id 0 means "several". */
+typedef struct pdb_series_key {
+    int64_t schedule_id;
+    const char *model, *suite, *task, *params, *metric, *unit;
+    int64_t bucket;
+    int kind; /* PS_KIND_* */
+    int64_t testbed_id;
+} pdb_series_key_t;
+
+/* The series' id, created when new; its updated_at becomes now. */
+int pdb_series_upsert(pdb_t *db, const pdb_series_key_t *k, double now, int64_t *id);
+
+/* One value of a series. NaN stores SQL NULL (and reads back as NaN). */
+typedef struct pdb_point {
+    int64_t series_id, job_id, run_idx, context_id;
+    double t, value, n, lower, upper, baseline, limit_lo, limit_hi;
+} pdb_point_t;
+
+/* PB_EEXIST when the series already has this (job, run). */
+int pdb_point_insert(pdb_t *db, const pdb_point_t *p);
+/* The last (at most) max points of a series, oldest first, ordered by
+ * (job_id, run_idx); only those before (before_job, before_run) when
+ * before_job > 0. */
+int pdb_series_points(pdb_t *db, int64_t series_id, int64_t before_job, int64_t before_run,
+                      size_t max, pdb_point_t *out, size_t *n);
+
+/* Done jobs not yet turned into points, oldest first: ids[i], and
+ * history[i] = 1 for jobs done before detection existed (points only). */
+int pdb_jobs_to_ingest(pdb_t *db, size_t max, int64_t *ids, int *history, size_t *n);
+int pdb_job_set_ingested(pdb_t *db, int64_t job_id);
+/* A job's schedule (0: none), finish time and model name (into name[n]). */
+int pdb_job_brief(pdb_t *db, int64_t job_id, int64_t *schedule_id, double *finished_at,
+                  char *name, size_t n);
+/* Where a job's tasks ran: [{"run", "bucket", "testbed_id" (0 when several
+ * or unknown), "context_id" (the last recorded, or 0)}]. */
+int pdb_job_provenance(pdb_t *db, int64_t job_id, json_t **out);
+/* A stored context's JSON ({} when id is 0 or unknown). */
+int pdb_context_get(pdb_t *db, int64_t id, json_t **out);
+
+/* Series with points newer than their last change-point scan (all when
+ * all): array of ids. */
+int pdb_series_unscanned(pdb_t *db, int all, json_t **out);
+int pdb_series_scanned(pdb_t *db, int64_t id, double now);
+/* A series' kind (PS_KIND_*) and schedule (0: none). */
+int pdb_series_info(pdb_t *db, int64_t id, int *kind, int64_t *schedule_id);
+
+typedef struct pdb_series_filter {
+    int64_t schedule_id; /* 0: any */
+    const char *model, *suite, *task, *metric; /* NULL or "": any */
+    int limit;
+} pdb_series_filter_t;
+/* {"series": [{"id", "schedule_id", "schedule", "model", "suite", "task",
+ * "params", "bucket", "metric", "kind", "unit", "testbed": {"id", "name"},
+ * "points", "last_value", "last_at", "open_regressions"}]} */
+int pdb_series_list(pdb_t *db, const pdb_series_filter_t *f, json_t **out);
+/* {"series": {...as listed}, "points": [{"job_id", "run", "t", "value", "n",
+ * "lower", "upper", "baseline", "limit_lo", "limit_hi", "context"}]} */
+int pdb_series_get(pdb_t *db, int64_t id, json_t **out);
+/* {"testbeds": [{"id", "name", "info", "first_seen"}]} */
+int pdb_testbeds_list(pdb_t *db, json_t **out);
+/* Metric kind names as the API shows them ("proportion", "lower", ...). */
+const char *pdb_kind_name(int kind);
+
+/* ---- regressions and webhook deliveries (store_regress.c) ---- */
+
+typedef struct pdb_regression {
+    int64_t series_id;
+    const char *detector; /* "two_prop", "fisher", "perf_gate", "changepoint" */
+    int detector_version;
+    int64_t job_before, job_after;
+    double value_before, value_after, change, p_value, ci_lo, ci_hi; /* NaN: null */
+    const json_t *changes; /* {field: [before, after]} or NULL */
+} pdb_regression_t;
+
+/* Insert, or when the series already has a regression at job_after,
+ * refresh its statistics and keep its state: *created tells which. */
+int pdb_regression_upsert(pdb_t *db, const pdb_regression_t *r, double now, int64_t *id,
+                          int *created);
+/* {"regressions": [R], "unacknowledged": n}; state NULL (any), a state, or
+ * "open" (detected or acknowledged); schedule_id/series_id 0: any. R is
+ * {"id", "state", "schedule_id", "schedule", "series_id", "series": {...},
+ * "detector", "detector_version", "job_before", "job_after", "value_before",
+ * "value_after", "change", "p_value", "ci", "changes", "note", "created_at",
+ * "updated_at"}. */
+int pdb_regressions_list(pdb_t *db, const char *state, int64_t schedule_id, int64_t series_id,
+                         int limit, json_t **out);
+int pdb_regression_get(pdb_t *db, int64_t id, json_t **out);
+/* PB_EINVAL for an unknown state, PB_ENOTFOUND for no regression. note
+ * NULL keeps the stored one. */
+int pdb_regression_set_state(pdb_t *db, int64_t id, const char *state, const char *note,
+                             double now);
+
+int pdb_delivery_insert(pdb_t *db, int64_t schedule_id, int64_t job_id, const char *url,
+                        const char *body, double now, int64_t *id);
+/* Pending deliveries due at now: [{"id", "url", "body", "attempts"}]. */
+int pdb_deliveries_due(pdb_t *db, double now, int limit, json_t **out);
+/* After an attempt: delivered (state "delivered"), or failed for good
+ * ("failed"), or to retry at next_at ("pending"); status is the HTTP
+ * status (0: none) and error what went wrong (NULL when delivered). */
+int pdb_delivery_attempted(pdb_t *db, int64_t id, const char *state, int status,
+                           const char *error, double next_at, double now);
+/* {"deliveries": [{"id", "schedule_id", "job_id", "url", "state", "attempts",
+ * "last_status", "last_error", "created_at", "delivered_at"}]}, newest first. */
+int pdb_deliveries_list(pdb_t *db, int64_t schedule_id, int limit, json_t **out);
+
 #endif

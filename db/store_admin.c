@@ -133,12 +133,14 @@ int pdb_schedule_insert(pdb_t *db, const char *name, const char *cron, const jso
 static json_t *schedule_row(sqlite3_stmt *s)
 {
     char t1[32], t2[32], t3[32];
-    return json_pack("{s:I, s:s, s:s, s:o?, s:b, s:s?, s:s?, s:s?, s:o?}", "id",
+    json_t *detect = pdb__col_json(s, 10);
+    return json_pack("{s:I, s:s, s:s, s:o?, s:b, s:s?, s:s?, s:s?, s:o?, s:s?, s:o}", "id",
                      (json_int_t)sqlite3_column_int64(s, 0), "name", pdb__col_text(s, 1), "cron",
                      pdb__col_text(s, 2), "template", pdb__col_json(s, 3), "enabled",
                      sqlite3_column_int(s, 4), "created_at", pdb__col_iso(s, 5, t1),
                      "last_fired_at", pdb__col_iso(s, 6, t2), "next_fire_at",
-                     pdb__col_iso(s, 7, t3), "last_job_id", pdb__col_int(s, 8));
+                     pdb__col_iso(s, 7, t3), "last_job_id", pdb__col_int(s, 8), "webhook",
+                     pdb__col_text(s, 9), "detect", detect ? detect : json_object());
 }
 
 static json_t *schedule_row_fn(sqlite3_stmt *s, void *ctx)

@@ -22,6 +22,7 @@ enum {
 /* pdb_task_lease keeps the part of the TASK body that all tasks of a run
  * share (suite, params, model, ...), parsed once: direct-mapped by (job, run). */
 #define PDB_LEASE_CACHE 16
+#define PDB_PROV_CACHE 8
 typedef struct pdb_lease_tmpl {
     int64_t job_id;
     int64_t run;
@@ -40,6 +41,12 @@ struct pdb {
     int user_tx;  /* inside pdb_begin .. pdb_commit/pdb_rollback */
     int sp_depth; /* open pdb__sp_begin savepoints */
     pdb_lease_tmpl_t lease_cache[PDB_LEASE_CACHE];
+    /* Recent testbed ([0]) and context ([1]) ids by hash, so a result
+     * from a known worker and model costs no lookup (store_series.c). */
+    struct {
+        char hash[65];
+        int64_t id;
+    } prov_cache[2][PDB_PROV_CACHE];
 };
 
 /* Caps on what one listing call returns. */
@@ -84,6 +91,21 @@ int pdb__bind_text(sqlite3_stmt *s, int i, const char *text);
 /* Forget the lease templates. Needed whenever a transaction that may have
  * inserted jobs rolls back: SQLite hands the rolled-back ids out again. */
 void pdb__cache_clear(pdb_t *db);
+
+/* Record a result's provenance ({"testbed": {...}, "context": {...}}, either
+ * optional) on its task: each object stored once by the hash of its
+ * canonical JSON. Called inside the result's savepoint. */
+int pdb__task_provenance(pdb_t *db, int64_t task_id, const json_t *prov);
+
+/* Statements prepared per call, for what runs once per job or API call:
+ * pdb__run_once steps one that returns no rows and finalizes it. NaN binds
+ * SQL NULL and NULL reads back as NaN; an id <= 0 binds NULL. */
+int pdb__prep(pdb_t *db, const char *sql, sqlite3_stmt **s);
+int pdb__run_once(pdb_t *db, sqlite3_stmt *s);
+void pdb__bind_real(sqlite3_stmt *s, int i, double v);
+void pdb__bind_id(sqlite3_stmt *s, int i, int64_t v);
+double pdb__col_real(sqlite3_stmt *s, int col);
+json_t *pdb__real_or_null(double v); /* new reference: a real, or null */
 
 /* Task states as indices of the per-job counters (jobs.tasks_queued ..
  * tasks_cancelled, in this order); pdb__ts_name gives the PDB_* string. */

@@ -14,7 +14,7 @@
 #define PDB_JOB_FROM " FROM jobs j JOIN models m ON m.id = j.model_id "
 #define PDB_SCHED_COLS                                                                \
     "id, name, cron, template, enabled, created_at, last_fired_at, next_fire_at, " \
-    "last_job_id"
+    "last_job_id, webhook, detect"
 
 #define PDB_STMTS(X)                                                                          \
     /* transactions: pdb_begin/commit/rollback, and the savepoint around every write */      \
@@ -187,6 +187,16 @@
     X(SCHED_LIST, "SELECT " PDB_SCHED_COLS " FROM schedules ORDER BY id")                     \
     X(SCHED_GET, "SELECT " PDB_SCHED_COLS " FROM schedules WHERE id = ?1")                    \
     X(SCHED_ENABLE, "UPDATE schedules SET enabled = ?2, next_fire_at = ?3 WHERE id = ?1")     \
+    X(SCHED_UPDATE, "UPDATE schedules SET cron = coalesce(?2, cron), "                         \
+                    "template = coalesce(?3, template), webhook = CASE WHEN ?4 THEN ?5 "        \
+                    "ELSE webhook END, detect = coalesce(?6, detect), next_fire_at = CASE "      \
+                    "WHEN ?2 IS NULL THEN next_fire_at ELSE ?7 END WHERE id = ?1")              \
+    X(TESTBED_FIND, "SELECT id FROM testbeds WHERE hash = ?1")                                  \
+    X(TESTBED_INSERT, "INSERT INTO testbeds(hash, name, info, first_seen) "                     \
+                      "VALUES (?1, ?2, ?3, ?4)")                                               \
+    X(CONTEXT_FIND, "SELECT id FROM contexts WHERE hash = ?1")                                  \
+    X(CONTEXT_INSERT, "INSERT INTO contexts(hash, info) VALUES (?1, ?2)")                       \
+    X(TASK_SET_PROV, "UPDATE tasks SET testbed_id = ?2, context_id = ?3 WHERE id = ?1")         \
     X(SCHED_DUE, "SELECT id, name, cron, template, next_fire_at FROM schedules "              \
                  "WHERE enabled = 1 AND next_fire_at <= ?1 ORDER BY next_fire_at, id")        \
     X(SCHED_FIRED, "UPDATE schedules SET last_fired_at = ?2, last_job_id = ?3, "              \

@@ -626,6 +626,8 @@ static int record(pdb_t *db, int64_t task_id, int attempt, const json_t *items, 
         rc = after_record(db, &t, n, score_sum, now, &done);
     if (rc == 0 && groups)
         rc = add_groups(db, &t, groups);
+    if (rc == 0 && have_agg && json_object_get(aggregate, "provenance"))
+        rc = pdb__task_provenance(db, task_id, json_object_get(aggregate, "provenance"));
 out:
     rc = pdb__sp_end(db, rc);
     if (rc == 0) {

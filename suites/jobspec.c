@@ -16,7 +16,8 @@
 #define PS_MAX_NAME 200
 #define PS_MAX_SEED ((int64_t)1 << 53) /* exact in a JSON double */
 
-static const char *const backends[] = {"oracle", "random", "bm25", "hashbow", "native"};
+static const char *const backends[] = {"oracle", "random", "bm25", "hashbow", "native",
+                                       "openai"};
 
 int ps_backend_known(const char *name)
 {
@@ -223,7 +224,8 @@ static int check_run(const json_t *run, size_t i, const ds_resolver_t *res, ps_p
         return pb_err_set(err, PB_EINVAL, field, "unknown task \"%.64s\" for suite \"%s\"", task,
                           suite->name);
     }
-    if ((rc = pb_json_int(run, "samples", 20, 1, PS_MAX_SAMPLES, &samples, prefix, err)))
+    if ((rc = pb_json_int(run, "samples", suite->default_samples > 0 ? suite->default_samples : 20,
+                          1, PS_MAX_SAMPLES, &samples, prefix, err)))
         return rc;
     const json_t *ds = json_object_get(run, "dataset");
     if (ds && json_is_null(ds))

@@ -11,6 +11,7 @@ libpbsuites_la_SOURCES = \
 	suites/longctx_words.c suites/longctx_altqa.c \
 	suites/retrieval.c suites/retrieval_metrics.c suites/retrieval_int.h \
 	suites/retrieval_params.c suites/retrieval_data.c \
-	suites/halluc.c suites/halluc_score.c
+	suites/halluc.c suites/halluc_score.c \
+	suites/kernels.c suites/kernels_bench.c suites/kernels_int.h
 libpbsuites_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
-libpbsuites_la_LIBADD = libpbcommon.la
+libpbsuites_la_LIBADD = libpbkernels.la libpbcommon.la

@@ -16,6 +16,7 @@ static const ps_suite_t *const suites[] = {
     &ps__suite_longctx,
     &ps__suite_retrieval,
     &ps__suite_halluc,
+    &ps__suite_kernels,
 };
 
 const ps_suite_t *ps_suite_find(const char *name)

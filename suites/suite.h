@@ -134,6 +134,13 @@ typedef struct ps_task_def {
     const char *bucket_unit; /* what this task's buckets count; NULL: the suite's */
 } ps_task_def_t;
 
+/* Metric kinds (suite->metric_kinds). A proportion is a mean of per-item
+ * values in [0, 1], higher is better, tested run against run with a
+ * two-proportion test; LOWER and HIGHER are measurements (timings,
+ * throughputs) tested against the spread of their history; INFO is
+ * recorded and plotted, never alerted on. */
+enum { PS_KIND_PROPORTION = 0, PS_KIND_LOWER = 1, PS_KIND_HIGHER = 2, PS_KIND_INFO = 3 };
+
 struct ps_suite {
     const char *name;
     const char *description;
@@ -152,6 +159,12 @@ struct ps_suite {
      * like the score and handed to aggregate as metric_sum. NULL-terminated,
      * at most PS_MAX_METRICS, or NULL for none. */
     const char *const *metrics;
+    /* How the regression detector compares each of metrics over a series
+     * (PS_KIND_*, parallel to metrics), or NULL when all are proportions.
+     * The score itself is always a proportion. */
+    const unsigned char *metric_kinds;
+    /* Items per bucket when a run gives no "samples" (0: 20). */
+    int default_samples;
 
     /* Parameter schema with defaults for a task, as JSON:
      * {"param": {"type": "...", "default": ..., "description": "...", ...}}.
@@ -184,6 +197,15 @@ struct ps_suite {
     int (*rank_sets)(const ps_run_t *run, const ps_item_t *item, ps_rank_sets_t *out);
     int (*score_ranking)(const ps_run_t *run, const ps_item_t *item, const ps_ranking_t *r,
                          char **prediction, double *score, double *metrics);
+    /* Measuring suites only (kernels): time code on the worker instead of
+     * asking a model. The runner generates each item, then calls measure in
+     * place of the backend and score: *score in [0, 1] (1 = the output
+     * checked out), metrics[k] as score's (NAN where undefined), and
+     * *prediction the text stored as the item's prediction (malloc'd, NULL
+     * on failure). The model spec of such a job only labels the series. On
+     * failure returns a PB_E* code with err set. NULL for every other suite. */
+    int (*measure)(const ps_run_t *run, const ps_item_t *item, char **prediction, double *score,
+                   double *metrics, pb_err_t *err);
     /* Run-level aggregate over all buckets (new reference), e.g.
      * {"accuracy": .., "effective_length": .., "threshold": ..}. */
     json_t *(*aggregate)(const char *task, const json_t *params, const ps_bucket_stat_t *stats,

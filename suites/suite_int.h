@@ -12,6 +12,7 @@ extern const ps_suite_t ps__suite_table;
 extern const ps_suite_t ps__suite_longctx;
 extern const ps_suite_t ps__suite_halluc;
 extern const ps_suite_t ps__suite_retrieval;
+extern const ps_suite_t ps__suite_kernels;
 
 /* Largest bucket b such that every bucket <= b has mean score >= threshold;
  * 0 when the smallest bucket fails. A bucket with no scored items counts as

@@ -21,7 +21,9 @@ tests_unit_run_unit_SOURCES = \
 	tests/unit/test_datasets.c \
 	tests/unit/test_engine_ckpt.c \
 	tests/unit/test_engine_tok.c \
-	tests/unit/test_regress.c
+	tests/unit/test_regress.c tests/unit/test_series.c \
+	tests/unit/test_kernels_suite.c \
+	tests/unit/test_openai.c
 tests_unit_run_unit_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(UV_CFLAGS) $(ZMQ_CFLAGS) \
 	$(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(CURL_CFLAGS)
 tests_unit_run_unit_LDADD = libpbcoord.la libpbworker.la libpbhttp.la libpbdb.la \
@@ -46,3 +48,7 @@ tests_golden_pk_golden_LDADD = libpbkernels.la
 TESTS += tests/golden/run.sh
 TESTS += tests/integration/run.sh
 AM_TESTS_ENVIRONMENT = PB_WORKER_BIN='$(abs_top_builddir)/posbench-worker'; export PB_WORKER_BIN;
+EXTRA_DIST += tests/integration/regressdata.py tests/integration/test_web_regressions.py \
+	tests/integration/test_cli_regressions.py
+EXTRA_DIST += tests/integration/test_kernels_suite.py
+EXTRA_DIST += tests/integration/test_openai.py tests/integration/fault_server.py

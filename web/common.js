@@ -15,6 +15,7 @@
     ["jobs", "jobs.html", "Jobs", true],
     ["items", "items.html", "Items", true],
     ["schedules", "schedules.html", "Schedules", true],
+    ["series", "series.html", "Series", true],
   ];
 
   // Okabe-Ito: distinguishable with the common colour-vision deficiencies.

@@ -1,15 +1,57 @@
-// posbench dashboard, schedules page: every schedule (GET /api/v1/schedules)
-// with its recent jobs (GET /api/v1/jobs?schedule=ID) and a Chart.js line
-// chart of their runs' accuracies over time (one line per suite/task run).
-// ?schedule=ID shows one schedule.
+// posbench dashboard, schedules page: the regressions (GET /api/v1/regressions,
+// ?rstate= filters, default open) with triage buttons; then every schedule
+// (GET /api/v1/schedules) with its recent jobs (GET /api/v1/jobs?schedule=ID),
+// a Chart.js line chart of their runs' accuracies over time (one line per
+// suite/task run), its series (links to series.html) and its webhook's
+// deliveries. ?schedule=ID shows one schedule and its regressions.
 "use strict";
 
 (function () {
   const JOBS = 20; // recent jobs per schedule plotted and listed
+  const REGRESSIONS = 200; // regressions listed
+  const DELIVERIES = 20; // webhook deliveries listed per schedule
+  const RSTATES = ["open", "detected", "acknowledged", "fixed", "ignored", "all"];
   const $ = (id) => document.getElementById(id);
+  const el = pb.el;
+  const R = window.pbRegress;
   const charts = [];
   const pendingCharts = []; // timelines waiting for their card to be attached
   let gen = 0;
+  let rgen = 0;
+
+  // The regressions list for the state filter (and ?schedule=); the API's
+  // count of unacknowledged ones goes in the heading.
+  async function showRegressions() {
+    const myGen = ++rgen;
+    const q = pb.query();
+    const state = RSTATES.includes(q.rstate) ? q.rstate : "open";
+    $("f-rstate").value = state;
+    const box = $("regressions");
+    let data;
+    try {
+      data = await pb.api(pb.href("/api/v1/regressions", { state: state === "all" ? null : state,
+        schedule: q.schedule, limit: REGRESSIONS }));
+    } catch (e) {
+      if (myGen !== rgen) return;
+      box.replaceChildren(el("p", "note error-text", "Cannot load the regressions: " + e.message));
+      return;
+    }
+    if (myGen !== rgen) return;
+    const list = Array.isArray(data.regressions) ? data.regressions : [];
+    const unack = pb.isNum(data.unacknowledged) ? data.unacknowledged : 0;
+    const title = $("regress-title");
+    title.replaceChildren(document.createTextNode("Regressions "));
+    title.appendChild(el("span", "state " + (unack ? "state-failed" : "state-done"),
+      unack ? unack + " unacknowledged" : "none unacknowledged"));
+    title.dataset.unacknowledged = String(unack);
+    // A note, not pb.empty: the page's empty state is the schedules'.
+    if (!list.length) {
+      box.replaceChildren(el("p", "note regress-none", "No " + (state === "all" ? "" : state + " ") + "regressions" +
+        (q.schedule ? " for this schedule" : "") + "."));
+      return;
+    }
+    box.replaceChildren(R.table(list, () => showRegressions()));
+  }
 
   function runLabel(r) {
     return r.suite + " / " + r.task;
@@ -63,6 +105,53 @@
     return chart;
   }
 
+  async function seriesList(s, box, myGen) {
+    box.appendChild(el("h3", null, "Series"));
+    let list;
+    try {
+      list = (await pb.api(pb.href("/api/v1/series", { schedule: s.id }))).series || [];
+    } catch (e) {
+      box.appendChild(el("p", "note error-text", "Cannot load this schedule's series: " + e.message));
+      return;
+    }
+    if (myGen !== gen) return;
+    if (!list.length) box.appendChild(el("p", "note", "None yet: each done job adds a point to its series."));
+    else box.appendChild(R.seriesTable(list));
+  }
+
+  async function deliveries(s, box, myGen) {
+    box.appendChild(el("h3", null, "Webhook deliveries"));
+    let list;
+    try {
+      list = (await pb.api(pb.href("/api/v1/deliveries", { schedule: s.id }))).deliveries || [];
+    } catch (e) {
+      box.appendChild(el("p", "note error-text", "Cannot load this schedule's deliveries: " + e.message));
+      return;
+    }
+    if (myGen !== gen) return;
+    if (!list.length) {
+      box.appendChild(el("p", "note", s.webhook ? "None yet: one is sent when a run raises regressions." :
+        "No webhook set (PATCH /api/v1/schedules/" + s.id + " {\"webhook\": URL})."));
+      return;
+    }
+    const cols = [{ key: "id", label: "#", num: true }, { key: "job", label: "Job", num: true },
+      { key: "state", label: "State" }, { key: "attempts", label: "Attempts", num: true },
+      { key: "status", label: "Last status", num: true }, { key: "error", label: "Last error" },
+      { key: "created", label: "Created" }, { key: "delivered", label: "Delivered" }, { key: "url", label: "URL" }];
+    const rows = list.slice(0, DELIVERIES).map((d) => [{ text: "#" + d.id, sort: d.id },
+      d.job_id ? { node: pb.link(pb.href("jobs.html", { job: d.job_id }), "#" + d.job_id), sort: d.job_id } : pb.DASH,
+      { node: el("span", "state state-" + (d.state === "delivered" ? "done" : d.state === "failed" ? "failed" : "queued"), d.state), sort: d.state },
+      { text: pb.fmt.int(d.attempts), sort: d.attempts },
+      { text: pb.isNum(d.last_status) && d.last_status ? String(d.last_status) : pb.DASH, sort: d.last_status || "" },
+      { node: el("span", d.last_error ? "error-text" : null, d.last_error || pb.DASH) },
+      pb.fmt.date(d.created_at), pb.fmt.date(d.delivered_at), { node: el("span", "meta", d.url || pb.DASH) }]);
+    const t = pb.table(cols, rows, "data deliveries-table");
+    Array.from(t.tBodies[0].rows).forEach((tr, i) => { tr.dataset.state = list[i].state; });
+    const w = el("div", "table-wrap");
+    w.appendChild(t);
+    box.appendChild(w);
+  }
+
   async function scheduleCard(s, myGen) {
     const card = pb.el("section", "schedule");
     card.id = "schedule-" + s.id;
@@ -85,11 +174,20 @@
     add("Last job", s.last_job_id ? pb.link(pb.href("jobs.html", { job: s.last_job_id }), "#" + s.last_job_id) : pb.DASH);
     const tm = s.template && s.template.model ? s.template.model.name : null;
     if (tm) add("Model", tm);
+    add("Webhook", s.webhook ? el("span", "meta", s.webhook) : "none");
+    if (s.detect && typeof s.detect === "object" && Object.keys(s.detect).length) {
+      add("Detection", el("span", "params", JSON.stringify(s.detect)));
+    }
     card.appendChild(meta);
     const chartBox = pb.el("div", "chart-box");
     card.appendChild(chartBox);
     const listBox = pb.el("div", "schedule-jobs");
     card.appendChild(listBox);
+    const seriesBox = pb.el("div", "schedule-series");
+    card.appendChild(seriesBox);
+    const hookBox = pb.el("div", "schedule-deliveries");
+    card.appendChild(hookBox);
+    await Promise.all([seriesList(s, seriesBox, myGen), deliveries(s, hookBox, myGen)]);
 
     let jobs;
     try {
@@ -161,6 +259,14 @@
   }
 
   pb.nav("schedules");
-  pb.onNavigate(() => show());
+  $("f-rstate").addEventListener("change", (ev) => {
+    pb.setQuery({ rstate: ev.target.value === "open" ? null : ev.target.value }, true);
+    showRegressions();
+  });
+  pb.onNavigate(() => {
+    showRegressions();
+    show();
+  });
+  showRegressions();
   show();
 })();

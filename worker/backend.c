@@ -11,6 +11,7 @@ static const pb_backend_ops_t *const backends[] = {
     &pb_backend__bm25,
     &pb_backend__hashbow,
     &pb_backend__native,
+    &pb_backend__openai,
 };
 
 const pb_backend_ops_t *pb_backend_find(const char *name)

@@ -64,6 +64,11 @@ typedef struct pb_backend_ops {
      * PB_EINVAL for the whole call. */
     int (*loglik)(pb_backend_t *b, const char *context, const char *const *conts, size_t n,
                   double *ll, int *greedy, pb_err_t *err);
+
+    /* What identifies the model's content (optional): keys added to the
+     * result's provenance context (native: "path", "weights_sha256",
+     * "config_sha256"), so a series can tell two checkpoints apart. */
+    int (*provenance)(pb_backend_t *b, json_t *ctx);
 } pb_backend_ops_t;
 
 const pb_backend_ops_t *pb_backend_find(const char *name);

@@ -6,7 +6,9 @@
  * "tokenizer": "words" gives the model a tokenizer (a word-level
  * pre-tokenizer: each run of letters and digits is a token, each other
  * non-space byte one too), so suites size prompts in tokens; without it
- * they size in characters. */
+ * they size in characters. Option "error_rate" (0-1, oracle only) makes the
+ * oracle answer like `random` on that fraction of items, chosen by prompt
+ * hash: a deliberately worse model for regression tests. */
 #include "worker/backend_int.h"
 
 #include <ctype.h>
@@ -24,6 +26,7 @@ typedef struct baseline {
     uint64_t key;     /* random: keyed by the job seed */
     int64_t delay_us; /* simulated latency per item */
     int words;        /* has the "words" tokenizer */
+    double error_rate; /* oracle: fraction of items answered wrong */
 } baseline_t;
 
 static int baseline_open(const json_t *model, uint64_t seed, int random, pb_backend_t **out,
@@ -34,6 +37,8 @@ static int baseline_open(const json_t *model, uint64_t seed, int random, pb_back
     const char *tok = NULL;
     int rc = pb_json_int(model, "delay_ms", 0, 0, 60000, &delay_ms, "model", err);
     rc = rc ? rc : pb_json_str(model, "tokenizer", NULL, 0, &tok, "model", err);
+    double error_rate = 0;
+    rc = rc ? rc : pb_json_num(model, "error_rate", 0, 0, 1, &error_rate, "model", err);
     if (rc)
         return rc;
     if (tok && strcmp(tok, "words") != 0)
@@ -47,6 +52,7 @@ static int baseline_open(const json_t *model, uint64_t seed, int random, pb_back
     b->key = pb_hash_u64(pb_hash_str(PB_HASH_INIT, "backend:random"), seed);
     b->delay_us = delay_ms * 1000;
     b->words = tok != NULL;
+    b->error_rate = error_rate;
     *out = (pb_backend_t *)b;
     return 0;
 }
@@ -105,6 +111,15 @@ static char *random_answer(uint64_t key, const ps_item_t *item)
     return s;
 }
 
+/* The oracle's deliberate mistakes: the same items on every worker. */
+static int wrong_here(const baseline_t *b, const ps_item_t *item)
+{
+    if (b->error_rate <= 0)
+        return 0;
+    uint64_t h = pb_hash_u64(pb_hash_str(PB_HASH_INIT, "backend:oracle-error"), item->prompt_hash);
+    return (double)(h >> 11) * 0x1.0p-53 < b->error_rate;
+}
+
 static int baseline_generate(pb_backend_t *be, pb_gen_req_t *reqs, size_t n, pb_err_t *err)
 {
     baseline_t *b = (baseline_t *)be;
@@ -119,7 +134,8 @@ static int baseline_generate(pb_backend_t *be, pb_gen_req_t *reqs, size_t n, pb_
         }
         if (b->delay_us > 0)
             sleep_us(b->delay_us);
-        q->text = b->random ? random_answer(b->key, q->item) : strdup(q->item->reference);
+        q->text = b->random || wrong_here(b, q->item) ? random_answer(b->key, q->item)
+                                                      : strdup(q->item->reference);
         if (q->text == NULL)
             return pb_err_set(err, PB_ENOMEM, "", "out of memory");
         q->tokens = (int64_t)strlen(q->text);

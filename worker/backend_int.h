@@ -10,6 +10,7 @@ extern const pb_backend_ops_t pb_backend__random;
 extern const pb_backend_ops_t pb_backend__bm25;
 extern const pb_backend_ops_t pb_backend__hashbow;
 extern const pb_backend_ops_t pb_backend__native; /* backend_native.c */
+extern const pb_backend_ops_t pb_backend__openai; /* backend_openai.c */
 
 /* The oracle's and random's score_pairs (backend_retrieval.c). grade: each
  * document's qrels grade, found by the hex pb_hash_str of its text in the

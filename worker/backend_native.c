@@ -380,6 +380,22 @@ static int native_loglik(pb_backend_t *b, const char *context, const char *const
     return rc;
 }
 
+static int native_provenance(pb_backend_t *b, json_t *ctx)
+{
+    native_t *nb = (native_t *)b;
+    const pb_native_entry_t *e = nb->e;
+    json_t *path = json_object_get(nb->model, "path");
+    return json_object_set(ctx, "path", path ? path : json_null()) ||
+                   json_object_set_new(ctx, "weights_sha256",
+                                       e->weights_sha256[0] ? json_string(e->weights_sha256)
+                                                            : json_null()) ||
+                   json_object_set_new(ctx, "config_sha256",
+                                       e->config_sha256[0] ? json_string(e->config_sha256)
+                                                           : json_null())
+               ? PB_ENOMEM
+               : 0;
+}
+
 const pb_backend_ops_t pb_backend__native = {
     .name = "native",
     .open = native_open,
@@ -390,4 +406,5 @@ const pb_backend_ops_t pb_backend__native = {
     .embed = native_embed,
     .score_pairs = NULL,
     .loglik = native_loglik,
+    .provenance = native_provenance,
 };

@@ -13,9 +13,11 @@
 #include <curl/curl.h>
 
 #include "common/log.h"
+#include "worker/openai.h"
 #include "worker/session.h"
 
 #define NAME_MAX_LEN 128
+#define RESPONSE_CACHE_MB 1024 /* default cap of the openai response cache */
 
 static volatile sig_atomic_t stop_flag;
 
@@ -40,9 +42,14 @@ static void usage(FILE *f)
             "                             or /tmp/posbench-cache-UID)\n"
             "  --http URL                 coordinator's HTTP API for datasets (default: the URL\n"
             "                             the coordinator puts in each task)\n"
+            "  --response-cache PATH      openai backend's response cache, an SQLite file (default\n"
+            "                             $XDG_CACHE_HOME/posbench/responses.sqlite or\n"
+            "                             /tmp/posbench-cache-UID/responses.sqlite)\n"
+            "  --cache-max-mb N           cap on that cache, oldest answers evicted (default %d)\n"
+            "  --no-cache                 no response cache: every request goes to the server\n"
             "  --log-level L              debug, info, warn or error (default info, or $PB_LOG)\n"
             "  --help                     this text\n",
-            PB_SESSION_SLOTS_MAX, PB_SESSION_RESEND_MS);
+            PB_SESSION_SLOTS_MAX, PB_SESSION_RESEND_MS, RESPONSE_CACHE_MB);
 }
 
 /* Whole-string integer in [lo, hi]; 0 or -1. */
@@ -72,7 +79,7 @@ static int parse_level(const char *s)
 int main(int argc, char **argv)
 {
     enum { OPT_CONNECT = 1, OPT_SLOTS, OPT_NAME, OPT_DEVICE, OPT_THREADS, OPT_HB, OPT_RESEND,
-           OPT_LOG, OPT_HELP, OPT_CACHE, OPT_HTTP };
+           OPT_LOG, OPT_HELP, OPT_CACHE, OPT_HTTP, OPT_RCACHE, OPT_RCACHE_MB, OPT_NO_CACHE };
     static const struct option opts[] = {
         {"connect", required_argument, NULL, OPT_CONNECT},
         {"slots", required_argument, NULL, OPT_SLOTS},
@@ -84,6 +91,9 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, OPT_LOG},
         {"cache", required_argument, NULL, OPT_CACHE},
         {"http", required_argument, NULL, OPT_HTTP},
+        {"response-cache", required_argument, NULL, OPT_RCACHE},
+        {"cache-max-mb", required_argument, NULL, OPT_RCACHE_MB},
+        {"no-cache", no_argument, NULL, OPT_NO_CACHE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -98,6 +108,9 @@ int main(int argc, char **argv)
     };
     char default_name[HOST_NAME_MAX + 32];
     int level = -1, c;
+    const char *rcache = NULL;
+    int rcache_mb = RESPONSE_CACHE_MB, no_cache = 0;
+    char rcache_default[4096];
 
     pb_log_init_env("worker");
     opterr = 0;
@@ -143,6 +156,19 @@ int main(int argc, char **argv)
                                 "(got '%s')\n", optarg);
                 bad = 1;
             }
+            break;
+        case OPT_RCACHE:
+            rcache = optarg;
+            if (*optarg == '\0' || strlen(optarg) >= sizeof rcache_default) {
+                fprintf(stderr, "posbench-worker: --response-cache needs a path\n");
+                bad = 1;
+            }
+            break;
+        case OPT_RCACHE_MB:
+            bad = parse_int("--cache-max-mb", optarg, 1, 1 << 20, &rcache_mb);
+            break;
+        case OPT_NO_CACHE:
+            no_cache = 1;
             break;
         case OPT_HELP:
             usage(stdout);
@@ -201,6 +227,15 @@ int main(int argc, char **argv)
         pb_error("cannot initialise libcurl");
         return 1;
     }
+    if (rcache == NULL) {
+        pb_oai_cache_default_path(rcache_default, sizeof rcache_default);
+        rcache = rcache_default;
+    }
+    /* Opened by the first openai task only; before the runner threads exist. */
+    if (pb_oai_cache_configure(no_cache ? NULL : rcache, (int64_t)rcache_mb << 20)) {
+        pb_error("out of memory");
+        return 1;
+    }
     pb_session_t *s = NULL;
     int rc = pb_session_new(&cfg, &s);
     if (rc) {
@@ -209,6 +244,7 @@ int main(int argc, char **argv)
     }
     rc = pb_session_run(s, &stop_flag);
     pb_session_free(s);
+    pb_oai_cache_close();
     curl_global_cleanup();
     if (rc) {
         pb_error("worker stopped: %s", pb_strerror(rc));

@@ -4,7 +4,9 @@
  * task naming it waits instead of mapping the checkpoint twice. */
 #include "worker/native_cache.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sha256.h"
 #include "common/util.h"
 
 typedef struct slot {
@@ -62,6 +65,68 @@ static char *make_key(const char *dir, const json_t *pe, int threads)
     return b.data;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Stream file dir/name into h; -1 when it cannot be read. */
+static int hash_file(pb_sha256_t *h, const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+        return -1;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -1;
+    static __thread unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        pb_sha256_update(h, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? -1 : 0;
+}
+
+/* The entry's content hashes: every *.safetensors file of dir in name
+ * order (name, NUL, bytes), and config.json. One pass over the weights,
+ * paid once per load; an unreadable file leaves its hash empty. */
+static void content_hashes(const char *dir, pb_native_entry_t *e)
+{
+    DIR *d = opendir(dir);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len > 12 && strcmp(de->d_name + len - 12, ".safetensors") == 0 &&
+            pb_grow(&names, &cap, n + 1, sizeof *names, 8) == 0 &&
+            (names[n] = strdup(de->d_name)) != NULL)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    qsort(names, n, sizeof *names, name_cmp);
+    pb_sha256_t h;
+    unsigned char dig[PB_SHA256_LEN];
+    int ok = n > 0;
+    pb_sha256_init(&h);
+    for (size_t i = 0; i < n; i++) {
+        pb_sha256_update(&h, names[i], strlen(names[i]) + 1);
+        ok = ok && hash_file(&h, dir, names[i]) == 0;
+        free(names[i]);
+    }
+    free(names);
+    pb_sha256_final(&h, dig);
+    if (ok)
+        pb_sha256_to_hex(dig, e->weights_sha256);
+    pb_sha256_init(&h);
+    if (hash_file(&h, dir, "config.json") == 0) {
+        pb_sha256_final(&h, dig);
+        pb_sha256_to_hex(dig, e->config_sha256);
+    }
+}
+
 /* Load checkpoint, tokenizer and model: the slow part, with no lock held. */
 static int entry_load(const char *dir, const json_t *pe, int threads, pb_native_entry_t **out,
                       pb_err_t *err)
@@ -88,6 +153,7 @@ static int entry_load(const char *dir, const json_t *pe, int threads, pb_native_
         return rc;
     }
     pe_model_dims(e->model, &e->dims);
+    content_hashes(dir, e);
     pb_info("native model %s loaded in %.1f ms (%d layers, d_model %d, vocab %d)", dir,
             (double)(pb_now_us() - t0) / 1e3, e->dims.n_layers, e->dims.d_model, e->dims.vocab);
     *out = e;

@@ -23,6 +23,9 @@ typedef struct pb_native_entry {
     pe_model_t *model;
     pe_dims_t dims;
     pthread_mutex_t lock; /* held around every use of model */
+    /* Content hashes (hex SHA-256): the safetensors files in name order,
+     * and config.json; computed once when the entry loads. */
+    char weights_sha256[65], config_sha256[65];
 } pb_native_entry_t;
 
 /* The entry for (dir, pe (may be NULL), threads), loading it on a miss.

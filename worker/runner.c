@@ -1,7 +1,7 @@
 /* The task runner: TASK body in, RESULT body out. Items come from the suite's
  * deterministic generator, predictions from the backend in batches, scores
- * from the suite's scorer. Runs on a session runner thread; keeps no state
- * between calls. */
+ * from the suite's scorer (a measuring suite, kernels, times each item itself
+ * instead). Runs on a session runner thread; keeps no state between calls. */
 #include "worker/runner.h"
 
 #include "common/items.h"
@@ -19,6 +19,8 @@
 #include "worker/backend.h"
 #include "worker/breakdown.h"
 #include "worker/rank.h"
+#include "common/sha256.h"
+#include "common/version.h"
 #include "worker/datasets.h"
 
 /* What pb_runner_run reads out of a TASK body; strings borrowed from it. */
@@ -72,8 +74,15 @@ static int parse_task(const json_t *t, task_spec_t *s, pb_err_t *err)
     if (!json_is_object(s->model))
         return pb_err_set(err, PB_EINVAL, "model", "model must be an object");
     rc = pb_json_str(s->model, "backend", NULL, 1, &s->backend, "model", err);
+    /* A remote model (openai) works on max_concurrency requests at once:
+     * a batch of four times that keeps them all busy while a batch's
+     * slowest requests finish. The backend checks the value itself. */
+    json_int_t conc = json_integer_value(json_object_get(s->model, "max_concurrency"));
+    int64_t dflt_batch = conc > PB_RUNNER_BATCH / 4 ? 4 * (int64_t)conc : PB_RUNNER_BATCH;
+    if (dflt_batch > PB_RUNNER_BATCH_MAX)
+        dflt_batch = PB_RUNNER_BATCH_MAX;
     rc = rc ? rc
-            : pb_json_int(s->model, "batch_size", PB_RUNNER_BATCH, 1, PB_RUNNER_BATCH_MAX,
+            : pb_json_int(s->model, "batch_size", dflt_batch, 1, PB_RUNNER_BATCH_MAX,
                           &s->batch, "model", err);
     rc = rc ? rc : pb_json_int(s->model, "max_tokens", 0, 0, 1 << 20, &s->max_tokens, "model", err);
     return rc;
@@ -401,6 +410,22 @@ static int run_ranking(run_ctx_t *c, volatile int *cancel, pb_runner_progress_fn
     return pb_rank_run(&t, err);
 }
 
+/* A measuring suite's item (suite.h's measure): timed on this worker, no
+ * backend asked; its latency is the measurement's wall time. */
+static int measure_item(run_ctx_t *c, ps_item_t *it, pb_err_t *err)
+{
+    char *pred = NULL;
+    double sc = 0, m[PS_MAX_METRICS] = {0};
+    int64_t t0 = pb_now_us();
+    int rc = c->suite->measure(&c->run, it, &pred, &sc, c->n_metrics ? m : NULL, err);
+    pb_gen_req_t q = {.item = it, .text = pred, .latency_us = pb_now_us() - t0};
+    c->gen_us += q.latency_us;
+    if (rc == 0)
+        rc = record_item(c, it, &q, sc, m, err);
+    free(pred);
+    return rc;
+}
+
 /* Generate, predict and score items [lo, lo + n), appending to c->items. */
 static int run_batch(run_ctx_t *c, int64_t lo, size_t n, volatile int *cancel, pb_err_t *err)
 {
@@ -417,9 +442,20 @@ static int run_batch(run_ctx_t *c, int64_t lo, size_t n, volatile int *cancel, p
         if (rc)
             return pb_err_set(err, rc, "", "generating item %lld: %s", (long long)lo + (long long)i,
                               pb_strerror(rc));
+        if (c->suite->measure) {
+            if ((rc = measure_item(c, &c->its[i], err)))
+                return rc;
+            if (cancelled(cancel))
+                return pb_err_set(err, PB_ECANCELLED, "", "cancelled");
+            continue;
+        }
         rc = queue_item(c, i, err);
         if (rc)
             return rc;
+    }
+    if (c->suite->measure) {
+        batch_clear(c);
+        return 0;
     }
     int64_t t0 = pb_now_us();
     rc = c->ops->generate(c->be, c->reqs, c->nq, err);
@@ -550,6 +586,34 @@ static int run_setup(run_ctx_t *c, const json_t *task, json_t **params, int *run
     return 0;
 }
 
+/* aggregate.provenance.context: what besides the hardware the result was
+ * produced with (the session adds the testbed). */
+static int add_context(const run_ctx_t *c, json_t *result, pb_err_t *err)
+{
+    const task_spec_t *ts = &c->ts;
+    char spec_hash[PB_SHA256_HEX] = "";
+    char *spec = json_dumps(ts->model, JSON_COMPACT | JSON_SORT_KEYS);
+    if (spec)
+        pb_sha256_hex(spec, strlen(spec), spec_hash);
+    free(spec);
+    json_t *cx = json_pack("{s:O?, s:s, s:O?, s:I, s:i, s:s, s:s, s:s?}", "model",
+                           json_object_get(ts->model, "name"), "backend", ts->backend, "pe",
+                           json_object_get(ts->model, "pe"), "seed", (json_int_t)ts->seed,
+                           "generator_version", c->suite->version, "posbench_version",
+                           pb_version(), "git_commit", pb_git_commit(), "dataset", ts->dataset);
+    /* Any change to the model spec (an option, a server URL) shows too. */
+    if (cx && spec_hash[0])
+        json_object_set_new(cx, "spec_sha256", json_string(spec_hash));
+    if (cx && c->ops && c->be && c->ops->provenance && c->ops->provenance(c->be, cx)) {
+        json_decref(cx);
+        cx = NULL;
+    }
+    if (cx == NULL || json_object_set_new(json_object_get(result, "aggregate"), "provenance",
+                                          json_pack("{s:o}", "context", cx)))
+        return pb_err_set(err, PB_ENOMEM, "", "out of memory");
+    return 0;
+}
+
 /* aggregate.groups, only when some item fell in a group (BREAKDOWN.md). */
 static int add_groups(const pb_breakdown_t *bd, json_t *result, pb_err_t *err)
 {
@@ -606,6 +670,7 @@ int pb_runner_run(const json_t *task, volatile int *cancel, pb_runner_progress_f
         goto out;
     }
     rc = add_groups(&c.bd, *result, err);
+    rc = rc ? rc : add_context(&c, *result, err);
     if (rc) {
         json_decref(*result);
         *result = NULL;

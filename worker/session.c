@@ -22,6 +22,7 @@
 #include "worker/backend.h"
 #include "worker/outbox.h"
 #include "worker/runner.h"
+#include "worker/testbed.h"
 
 #define RECV_BUDGET 1000       /* messages taken per poll wake-up */
 #define JOIN_WAIT_MS 3000      /* how long shutdown waits for runner threads */
@@ -59,6 +60,7 @@ struct pb_session {
     pb_session_cfg_t cfg; /* strings point at the copies below */
     char *endpoint, *name, *device;
     char *cache_dir, *http_url; /* copies of cfg's; NULL when not given */
+    json_t *testbed;            /* worker/testbed.h: in HELLO and every RESULT */
     void *zctx;
     void *sock;
     int pipe_r, pipe_w;
@@ -240,6 +242,9 @@ static void finish_task(pb_session_t *s, slot_t *sl, int rc, json_t *result, con
     if (rc == 0) {
         json_object_set(result, "task_id", (json_t *)sl->task_id);
         json_object_set_new(result, "attempt", json_integer(sl->attempt));
+        json_t *prov = json_object_get(json_object_get(result, "aggregate"), "provenance");
+        if (prov && s->testbed)
+            json_object_set(prov, "testbed", s->testbed);
         if (outbox_put(s, sl->task_id, sl->attempt, PB_MSG_RESULT, result, &sl->items) ==
             PB_ETOOBIG) {
             put_fail(s, sl->task_id, sl->attempt, "bad_task", 0,
@@ -319,6 +324,8 @@ static void send_hello(pb_session_t *s)
                           s->cfg.device, "cores", (int)(cores > 0 ? cores : 1), "memory_mb",
                           (json_int_t)mem_mb, "backends", backends, "slots", s->cfg.slots,
                           "kernels", "scalar", "threads", s->cfg.threads);
+    if (b && s->testbed)
+        json_object_set(json_object_get(b, "capabilities"), "testbed", s->testbed);
     if (b == NULL) {
         pb_error("cannot build HELLO (out of memory)");
         return;
@@ -694,6 +701,7 @@ int pb_session_new(const pb_session_cfg_t *cfg, pb_session_t **out)
     s->cfg = *cfg;
     s->endpoint = strdup(cfg->endpoint);
     s->name = strdup(cfg->name);
+    s->testbed = pb_testbed(cfg->threads);
     s->device = strdup(cfg->device);
     s->slots = calloc((size_t)cfg->slots, sizeof *s->slots);
     if (!s->endpoint || !s->name || !s->device || !s->slots)
@@ -804,6 +812,7 @@ void pb_session_free(pb_session_t *s)
     free(s->slots);
     free(s->endpoint);
     free(s->name);
+    json_decref(s->testbed);
     free(s->device);
     free(s->cache_dir);
     free(s->http_url);

@@ -23,6 +23,9 @@ static const struct {
     {"engine_ckpt", pb_test_engine_ckpt},
     {"engine_tok", pb_test_engine_tok},
     {"regress", pb_test_regress},
+    {"series", pb_test_series},
+    {"openai", pb_test_openai},
+    {"kernels_suite", pb_test_kernels_suite},
 };
 
 json_t *pb_test_json(const char *text)

@@ -203,9 +203,9 @@ int64_t tdb_jint(const json_t *o, const char *key)
 static void test_open_migrate_reopen(void **state)
 {
     tdb_fx_t *f = *state;
-    assert_int_equal(tdb_raw(f->path, "PRAGMA user_version"), 4);
+    assert_int_equal(tdb_raw(f->path, "PRAGMA user_version"), 5);
     assert_int_equal(tdb_raw(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"),
-                     11);
+                     17);
     int64_t id = tdb_insert(f->db, "m1", "arithmetic", 1, 1, 4, 4, 3);
     pdb_close(f->db);
     pb_err_t err;
@@ -216,7 +216,7 @@ static void test_open_migrate_reopen(void **state)
     char wal[400];
     snprintf(wal, sizeof wal, "%s-wal", f->path);
     assert_int_equal(access(wal, F_OK), 0); /* journal_mode = WAL */
-    assert_int_equal(tdb_raw(f->path, "PRAGMA user_version"), 4);
+    assert_int_equal(tdb_raw(f->path, "PRAGMA user_version"), 5);
     /* Nesting misuse is refused, not silently accepted. */
     assert_int_equal(pdb_commit(f->db), PB_ESTATE);
     assert_int_equal(pdb_begin(f->db), 0);
@@ -238,7 +238,7 @@ static void test_newer_version_refused(void **state)
     assert_int_equal(pdb_open(path, &db, &err), PB_EDB);
     assert_null(db);
     assert_non_null(strstr(err.msg, "newer"));
-    assert_non_null(strstr(err.msg, "7 > 4"));
+    assert_non_null(strstr(err.msg, "7 > 5"));
     assert_int_equal(tdb_raw(path, "PRAGMA user_version"), 7); /* left untouched */
     unlink(path);
     rmdir(dir);

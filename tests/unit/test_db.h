@@ -9,6 +9,15 @@
 
 #include "db/store.h"
 
+/* SQL that takes a version-5 store back to version 4's tables (migration
+ * 5's additions dropped), for tests that fake an older database. */
+#define TDB_UNDO_V5                                                                              \
+    "DROP TABLE deliveries; DROP TABLE regressions; DROP TABLE points; DROP TABLE series; "     \
+    "DROP TABLE contexts; DROP TABLE testbeds; DROP INDEX jobs_ingest; "                        \
+    "ALTER TABLE jobs DROP COLUMN ingested; ALTER TABLE tasks DROP COLUMN testbed_id; "         \
+    "ALTER TABLE tasks DROP COLUMN context_id; ALTER TABLE schedules DROP COLUMN webhook; "     \
+    "ALTER TABLE schedules DROP COLUMN detect; "
+
 typedef struct tdb_fx {
     char dir[256];
     char path[320];

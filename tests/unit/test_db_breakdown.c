@@ -307,7 +307,8 @@ static void test_migrate_v2(void **state)
     sqlite3 *sq = NULL;
     assert_int_equal(sqlite3_open(f->path, &sq), SQLITE_OK);
     assert_int_equal(sqlite3_exec(sq, "DROP TABLE breakdowns; DROP TABLE datasets; "
-                                  "ALTER TABLE runs DROP COLUMN dataset; PRAGMA user_version = 2",
+                                  "ALTER TABLE runs DROP COLUMN dataset; " TDB_UNDO_V5
+                                  "PRAGMA user_version = 2",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(sq);
@@ -316,7 +317,7 @@ static void test_migrate_v2(void **state)
                      0);
 
     assert_int_equal(pdb_open(f->path, &f->db, &err), 0);
-    assert_int_equal(tdb_raw(f->path, "PRAGMA user_version"), 4);
+    assert_int_equal(tdb_raw(f->path, "PRAGMA user_version"), 5);
     /* What version 2 recorded is still there, without breakdown rows. */
     json_t *res = NULL;
     assert_int_equal(pdb_job_results(f->db, job, &res), 0);

@@ -576,7 +576,7 @@ static void test_migrate_v1(void **state)
     assert_int_equal(tdb_raw(path, "SELECT count(*) FROM items"), 10);
 
     assert_int_equal(pdb_open(path, &db, &err), 0);
-    assert_int_equal(tdb_raw(path, "PRAGMA user_version"), 4);
+    assert_int_equal(tdb_raw(path, "PRAGMA user_version"), 5);
     assert_counters_true(path, 0);
     json_t *j = tdb_job(db, 1), *t = json_object_get(j, "tasks");
     assert_int_equal(tdb_jint(t, "queued"), 3);
@@ -633,7 +633,7 @@ static void test_migrate_v1(void **state)
 
     /* Opening again migrates nothing. */
     assert_int_equal(pdb_open(path, &db, &err), 0);
-    assert_int_equal(tdb_raw(path, "PRAGMA user_version"), 4);
+    assert_int_equal(tdb_raw(path, "PRAGMA user_version"), 5);
     assert_counters_true(path, 3);
     pdb_close(db);
     const char *suffix[] = {"", "-wal", "-shm"};

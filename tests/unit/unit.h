@@ -29,6 +29,9 @@ int pb_test_datasets(void);
 int pb_test_engine_ckpt(void);
 int pb_test_engine_tok(void);
 int pb_test_regress(void);
+int pb_test_series(void);
+int pb_test_openai(void);
+int pb_test_kernels_suite(void);
 
 /* Parse JSON text written in a test; fails the test on bad JSON. New reference. */
 json_t *pb_test_json(const char *text);
