@@ -139,9 +139,8 @@ typedef struct ingest {
     json_t *created; /* ids of the regressions this job raised */
 } ingest_t;
 
-/* Compare point p with its series' history; *r is filled when it is worse. */
-static int gate(const ingest_t *g, int kind, pdb_point_t *p, const pdb_point_t *hist, size_t nh,
-                pdb_regression_t *r)
+int pb_detect_gate(const pb_detect_cfg_t *cfg, int kind, pdb_point_t *p, const pdb_point_t *hist,
+                   size_t nh, pdb_regression_t *r)
 {
     if (kind == PS_KIND_PROPORTION && nh > 0) {
         const pdb_point_t *prev = &hist[nh - 1];
@@ -152,7 +151,7 @@ static int gate(const ingest_t *g, int kind, pdb_point_t *p, const pdb_point_t *
             return 0;
         int dropped = 0;
         double pv, diff, lo, hi;
-        if (pb_rg_prop_drop(k1, n1, k2, n2, g->cfg.alpha, g->cfg.min_effect, &dropped, &pv) ||
+        if (pb_rg_prop_drop(k1, n1, k2, n2, cfg->alpha, cfg->min_effect, &dropped, &pv) ||
             pb_rg_two_prop(k1, n1, k2, n2, &pv, &diff, &lo, &hi))
             return 0;
         if (!dropped)
@@ -172,8 +171,8 @@ static int gate(const ingest_t *g, int kind, pdb_point_t *p, const pdb_point_t *
         for (size_t i = 0; i < nh; i++)
             vals[i] = hist[i].value;
         pb_rg_perf_t res;
-        if (pb_rg_perf_check(vals, nh, p->value, g->cfg.min_change, g->cfg.threshold,
-                             g->cfg.confidence, &res) != 0 ||
+        if (pb_rg_perf_check(vals, nh, p->value, cfg->min_change, cfg->threshold,
+                             cfg->confidence, &res) != 0 ||
             res.n < 2)
             return 0;
         p->baseline = res.mean;
@@ -213,7 +212,7 @@ static int ingest_point(ingest_t *g, const pdb_series_key_t *k, pdb_point_t *p)
     pdb_regression_t r = {.series_id = sid, .detector_version = PB_RG_VERSION,
                           .job_after = p->job_id, .value_after = p->value, .value_before = NAN,
                           .change = NAN, .p_value = NAN, .ci_lo = NAN, .ci_hi = NAN};
-    int worse = gate(g, k->kind, p, hist, nh, &r);
+    int worse = pb_detect_gate(&g->cfg, k->kind, p, hist, nh, &r);
     rc = pdb_point_insert(c->db, p);
     if (rc == PB_EEXIST)
         return 0; /* ingested before (a retried pass): nothing new to say */

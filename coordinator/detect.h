@@ -11,6 +11,7 @@
 
 #include "common/pb.h"
 #include "coordinator/coord.h"
+#include "db/store.h"
 
 /* A schedule's "detect" settings. */
 typedef struct pb_detect_cfg {
@@ -40,6 +41,14 @@ void pb_detect_cfg_default(pb_detect_cfg_t *d);
 /* o may be NULL (defaults). PB_EINVAL naming "detect.<key>" on a bad value
  * or unknown key. */
 int pb_detect_cfg_parse(const json_t *o, pb_detect_cfg_t *d, pb_err_t *err);
+
+/* Stage 1 for one new point p of a series of kind (PS_KIND_*) against its
+ * history hist[0, nh) (oldest first): sets p's baseline (and, for
+ * measurements, the prediction band limit_lo..limit_hi); returns 1 and
+ * fills r's detector, job_before, value_before, change, p_value and
+ * interval when p is worse, else 0. */
+int pb_detect_gate(const pb_detect_cfg_t *cfg, int kind, pdb_point_t *p, const pdb_point_t *hist,
+                   size_t nh, pdb_regression_t *r);
 
 /* Ingest up to max done jobs (oldest first), each in its own transaction:
  * points, stage-1 regressions, webhook deliveries. Returns how many jobs

@@ -443,7 +443,7 @@ static int oai_loglik(pb_backend_t *b, const char *context, const char *const *c
     /* The context's trailing whitespace belongs to the continuation. */
     while (ws > 0 && strchr(" \t\n\r\v\f", context[ws - 1]))
         ws--;
-    size_t split = utf8_chars(context, ws);
+    size_t split[2] = {utf8_chars(context, ws), ws};
     if (c == NULL || ok == NULL) {
         rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
         goto out;
@@ -463,8 +463,9 @@ static int oai_loglik(pb_backend_t *b, const char *context, const char *const *c
         goto out;
     for (size_t i = 0; i < n; i++) {
         pb_err_t why = {0};
-        size_t total = split + utf8_chars(context + ws, cl - ws) + utf8_chars(conts[i],
-                                                                               strlen(conts[i]));
+        size_t total[2] = {split[0] + utf8_chars(context + ws, cl - ws) +
+                               utf8_chars(conts[i], strlen(conts[i])),
+                           cl + strlen(conts[i])};
         if (c[i].error && c[i].status >= 400 && c[i].status < 500 && c[i].status != 429)
             rc = PB_EUNSUPPORTED;
         else if (c[i].error)

@@ -73,12 +73,15 @@ int pb_oai_parse_embed(const char *body, size_t len, size_t n, float **out, size
  * data[].score (score). */
 int pb_oai_parse_scores(int rerank, const char *body, size_t len, size_t n, double *scores,
                         pb_err_t *why);
-/* echo + logprobs: the sum of token_logprobs of the tokens that end past
- * character split of the prompt (whose length is total characters), and
- * greedy when each is its top_logprobs' best. PB_EUNSUPPORTED when the body
- * has no usable logprobs. */
-int pb_oai_parse_loglik(const char *body, size_t len, size_t split, size_t total, double *ll,
-                        int *greedy, pb_err_t *why);
+/* echo + logprobs: the sum of token_logprobs of the prompt tokens that end
+ * past the split, and greedy when each is its top_logprobs' best. split and
+ * total (the prompt's length) are given in characters ([0], what OpenAI and
+ * vLLM count text_offset in) and in bytes ([1]); bytes are used when a
+ * text_offset equals the byte length and that differs from the character
+ * length (a server counting bytes). PB_EUNSUPPORTED when the body has no
+ * usable logprobs. */
+int pb_oai_parse_loglik(const char *body, size_t len, const size_t split[2],
+                        const size_t total[2], double *ll, int *greedy, pb_err_t *why);
 /* /tokenize: the "tokens" array (*ids malloc'd, *n of them). */
 int pb_oai_parse_tokens(const char *body, size_t len, int32_t **ids, size_t *n, pb_err_t *why);
 

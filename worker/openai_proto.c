@@ -322,8 +322,8 @@ int pb_oai_parse_scores(int rerank, const char *body, size_t len, size_t n, doub
     return rc;
 }
 
-int pb_oai_parse_loglik(const char *body, size_t len, size_t split, size_t total, double *ll,
-                        int *greedy, pb_err_t *why)
+int pb_oai_parse_loglik(const char *body, size_t len, const size_t split_in[2],
+                        const size_t total_in[2], double *ll, int *greedy, pb_err_t *why)
 {
     json_t *v = load(body, len, why);
     if (v == NULL)
@@ -340,6 +340,11 @@ int pb_oai_parse_loglik(const char *body, size_t len, size_t split, size_t total
                         "no choices[0].logprobs.token_logprobs and text_offset in the echo");
         goto out;
     }
+    int bytes = 0;
+    for (size_t i = 0; i < nt && total_in[1] != total_in[0]; i++)
+        if (json_integer_value(json_array_get(off, i)) == (json_int_t)total_in[1])
+            bytes = 1;
+    size_t split = split_in[bytes], total = total_in[bytes];
     for (size_t i = 0; i < nt; i++) {
         json_int_t o = json_integer_value(json_array_get(off, i));
         json_int_t next = i + 1 < nt ? json_integer_value(json_array_get(off, i + 1))

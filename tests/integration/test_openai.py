@@ -7,7 +7,8 @@ oversized bodies are per-item errors naming what was wrong, each attempt
 counted by the server; an unreachable server fails the task; a re-run job
 is answered from the worker's response cache; the API key reaches the
 server but never the store, the logs or an error message; a ranking run
-uses /v1/embeddings and /v1/rerank."""
+uses /v1/embeddings and /v1/rerank; a server with /tokenize sizes a
+long-context run in its tokens."""
 
 import os
 import time

@@ -215,18 +215,30 @@ static void test_parse_loglik(void **state)
     double ll = 0;
     int greedy = -1;
     pb_err_t why = {0};
-    assert_int_equal(pb_oai_parse_loglik(body, strlen(body), 7, 11, &ll, &greedy, &why), 0);
+    assert_int_equal(pb_oai_parse_loglik(body, strlen(body), (size_t[]){7, 7}, (size_t[]){11, 11}, &ll, &greedy, &why), 0);
     assert_true(fabs(ll + 0.25) < 1e-12);
     assert_int_equal(greedy, 1);
     /* the split inside " cat": that token belongs to the continuation too */
-    assert_int_equal(pb_oai_parse_loglik(body, strlen(body), 5, 11, &ll, &greedy, &why), 0);
+    assert_int_equal(pb_oai_parse_loglik(body, strlen(body), (size_t[]){5, 5}, (size_t[]){11, 11}, &ll, &greedy, &why), 0);
     assert_true(fabs(ll + 1.75) < 1e-12);
     const char *worse = "{\"choices\": [{\"logprobs\": {\"token_logprobs\": [null, -2],"
                         " \"text_offset\": [0, 3], \"top_logprobs\": [null, {\"x\": -1}]}}]}";
-    assert_int_equal(pb_oai_parse_loglik(worse, strlen(worse), 3, 5, &ll, &greedy, &why), 0);
+    assert_int_equal(pb_oai_parse_loglik(worse, strlen(worse), (size_t[]){3, 3}, (size_t[]){5, 5}, &ll, &greedy, &why), 0);
     assert_int_equal(greedy, 0);
+    /* "é" + "t" + "é": 3 characters, 5 bytes; context "é" (1 char, 2 bytes).
+     * Offsets in characters (0, 1, 2, generated at 3) and in bytes (0, 2,
+     * 3, generated at 5) give the same sum. */
+    const char *chars = "{\"choices\": [{\"logprobs\": {\"token_logprobs\": [null, -1, -2, -4],"
+                        " \"text_offset\": [0, 1, 2, 3], \"top_logprobs\": [null, {}, {}, {}]}}]}";
+    const char *bytes = "{\"choices\": [{\"logprobs\": {\"token_logprobs\": [null, -1, -2, -4],"
+                        " \"text_offset\": [0, 2, 3, 5], \"top_logprobs\": [null, {}, {}, {}]}}]}";
+    size_t split[2] = {1, 2}, total[2] = {3, 5};
+    assert_int_equal(pb_oai_parse_loglik(chars, strlen(chars), split, total, &ll, NULL, &why), 0);
+    assert_true(fabs(ll + 3) < 1e-12);
+    assert_int_equal(pb_oai_parse_loglik(bytes, strlen(bytes), split, total, &ll, NULL, &why), 0);
+    assert_true(fabs(ll + 3) < 1e-12);
     const char *none = "{\"choices\": [{\"text\": \"x\"}]}";
-    assert_int_equal(pb_oai_parse_loglik(none, strlen(none), 3, 5, &ll, &greedy, &why),
+    assert_int_equal(pb_oai_parse_loglik(none, strlen(none), (size_t[]){3, 3}, (size_t[]){5, 5}, &ll, &greedy, &why),
                      PB_EUNSUPPORTED);
     assert_non_null(strstr(why.msg, "logprobs"));
 }

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "common/regress.h"
+#include "coordinator/detect.h"
 #include "coordinator/latest.h"
 #include "coordinator/webhook.h"
 #include "suites/suite.h"
@@ -200,6 +202,65 @@ static void test_regressions_and_deliveries(void **state)
     json_decref(l);
 }
 
+/* Stage 1 on synthetic histories: proportions against the previous run,
+ * measurements against the spread of up to 64 runs, by direction. */
+static void test_gate(void **state)
+{
+    (void)state;
+    pb_detect_cfg_t cfg;
+    pb_detect_cfg_default(&cfg);
+    pdb_point_t hist[20];
+    pdb_regression_t r;
+    for (int i = 0; i < 20; i++) /* timings around 100 us, +-1% */
+        hist[i] = point(1, i + 1, 100.0 * (1.0 + 0.01 * ((i * 7) % 5 - 2) / 2.0));
+
+    pdb_point_t p = point(1, 30, 125.0); /* 25% slower */
+    memset(&r, 0, sizeof r);
+    assert_int_equal(pb_detect_gate(&cfg, PS_KIND_LOWER, &p, hist, 20, &r), 1);
+    assert_string_equal(r.detector, "perf_gate");
+    assert_int_equal(r.job_before, 20);
+    assert_true(fabs(r.change - 0.25) < 0.01 && r.p_value < 1e-6);
+    assert_true(p.limit_lo < 100.0 && p.limit_hi > 100.0 && p.limit_hi < 105.0);
+    p = point(1, 30, 75.0); /* faster: an improvement for a timing */
+    assert_int_equal(pb_detect_gate(&cfg, PS_KIND_LOWER, &p, hist, 20, &r), 0);
+    assert_true(!isnan(p.baseline));
+    p = point(1, 30, 75.0); /* but a 25% loss of throughput */
+    assert_int_equal(pb_detect_gate(&cfg, PS_KIND_HIGHER, &p, hist, 20, &r), 1);
+    p = point(1, 30, 103.0); /* outside the band, under the 5% threshold */
+    assert_int_equal(pb_detect_gate(&cfg, PS_KIND_LOWER, &p, hist, 20, &r), 0);
+    p = point(1, 30, 500.0);
+    assert_int_equal(pb_detect_gate(&cfg, PS_KIND_INFO, &p, hist, 20, &r), 0);
+    assert_int_equal(pb_detect_gate(&cfg, PS_KIND_LOWER, &p, hist, 1, &r), 0); /* no spread */
+
+    /* Proportions: 0.96 of 200 after 1.0 of 200 is significant but under
+     * the 5-point minimum effect; 0.80 is a regression. */
+    pdb_point_t prev = point(1, 5, 1.0), q = point(1, 6, 0.96);
+    prev.n = q.n = 200;
+    assert_int_equal(pb_detect_gate(&cfg, PS_KIND_PROPORTION, &q, &prev, 1, &r), 0);
+    assert_true(q.baseline == 1.0);
+    q.value = 0.80;
+    assert_int_equal(pb_detect_gate(&cfg, PS_KIND_PROPORTION, &q, &prev, 1, &r), 1);
+    assert_int_equal(r.job_before, 5);
+    assert_true(fabs(r.change + 0.2) < 1e-12 && r.p_value < 1e-9 && r.ci_lo > 0.1);
+    assert_string_equal(r.detector, "two_prop");
+    /* Small n: Fisher's exact test, and 3 of 6 after 6 of 6 is not enough. */
+    prev.n = q.n = 6;
+    q.value = 0.5;
+    assert_int_equal(pb_detect_gate(&cfg, PS_KIND_PROPORTION, &q, &prev, 1, &r), 0);
+    q.value = 1.0; /* no drop, no alert; an improvement never alerts */
+    prev.value = 0.5;
+    assert_int_equal(pb_detect_gate(&cfg, PS_KIND_PROPORTION, &q, &prev, 1, &r), 0);
+    /* The change-point helper: a step of 10% after 10 quiet points. */
+    double x[20];
+    pb_detect_cp_t cps[PB_RG_MAX_POINTS];
+    for (int i = 0; i < 20; i++)
+        x[i] = (i < 10 ? 100.0 : 110.0) + ((i * 3) % 4) * 0.1;
+    assert_int_equal(pb_detect_change_points(x, 20, cps), 1);
+    assert_int_equal(cps[0].k, 10);
+    assert_true(fabs(cps[0].mean_after - cps[0].mean_before - 10.0) < 0.1);
+    assert_true(cps[0].p_value < 1e-6);
+}
+
 static void test_webhook_backoff(void **state)
 {
     (void)state;
@@ -263,6 +324,7 @@ int pb_test_series(void)
         T(test_provenance_recorded_once),
         T(test_series_points_history),
         T(test_regressions_and_deliveries),
+        cmocka_unit_test(test_gate),
         cmocka_unit_test(test_webhook_backoff),
         cmocka_unit_test(test_latest_checkpoint),
     };
