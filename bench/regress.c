@@ -93,7 +93,7 @@ static int store_pass(const double *x)
     double load = now() - t0;
     t0 = now();
     json_t *sum = NULL;
-    if (pb_detect_scan(&c, 1, &sum) != 0)
+    if (pb_detect_scan(&c, 1, 0, &sum) != 0)
         return 1;
     double dt = now() - t0;
     printf("regress: store with %d series x %d points loaded in %.1f s\n", SERIES, POINTS, load);

@@ -182,7 +182,7 @@ static void regression_scan(pb_coord_t *c, const pb_http_req_t *req, pb_http_res
         json_decref(body);
     }
     json_t *summary = NULL;
-    int rc = pb_detect_scan(c, all, &summary);
+    int rc = pb_detect_scan(c, all, 0, &summary);
     if (rc)
         pb_api_reply_rc(resp, rc, "change-point pass");
     else

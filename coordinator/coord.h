@@ -100,6 +100,7 @@ typedef struct pb_coord {
     int webhooks_inflight;
     uint64_t webhooks_delivered, webhooks_failed_attempts;
     double next_scan_at; /* next change-point pass; <= 0: none planned */
+    int scan_running;    /* the nightly pass goes on, a slice per tick */
 } pb_coord_t;
 
 /* Broker (broker.c). */

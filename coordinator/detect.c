@@ -471,10 +471,10 @@ out:
     return rc;
 }
 
-int pb_detect_scan(pb_coord_t *c, int all, json_t **summary)
+int pb_detect_scan(pb_coord_t *c, int all, int limit, json_t **summary)
 {
     json_t *ids = NULL, *by_sched = json_object();
-    int rc = by_sched ? pdb_series_unscanned(c->db, all, &ids) : PB_ENOMEM;
+    int rc = by_sched ? pdb_series_unscanned(c->db, all, limit, &ids) : PB_ENOMEM;
     int n_cps = 0, created_total = 0;
     size_t i;
     json_t *v;
@@ -514,7 +514,7 @@ int pb_detect_scan(pb_coord_t *c, int all, json_t **summary)
     rc = rc ? rc : pdb_commit(c->db);
     if (rc)
         pdb_rollback(c->db);
-    else
+    else if (json_array_size(ids) > 0)
         pb_info("change-point pass: %zu series, %d change points, %d new regressions",
                 json_array_size(ids), n_cps, created_total);
 out:

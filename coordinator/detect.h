@@ -56,8 +56,9 @@ int pb_detect_gate(const pb_detect_cfg_t *cfg, int kind, pdb_point_t *p, const p
 int pb_detect_ingest(pb_coord_t *c, size_t max);
 
 /* Stage 2 over the series with points newer than their last scan (every
- * series when all). *summary (may be NULL) gets {"series_scanned",
- * "change_points", "regressions_created"}. */
-int pb_detect_scan(pb_coord_t *c, int all, json_t **summary);
+ * series when all), at most limit of them (0: no limit; the nightly timer
+ * goes a slice per tick so the loop never stalls). *summary (may be NULL)
+ * gets {"series_scanned", "change_points", "regressions_created"}. */
+int pb_detect_scan(pb_coord_t *c, int all, int limit, json_t **summary);
 
 #endif

@@ -227,6 +227,9 @@ static int parse_args(int argc, char **argv, pb_coord_config_t *cfg)
     return 0;
 }
 
+/* Series per tick of the nightly change-point pass (about 0.1 s). */
+#define PB_SCAN_SLICE 250
+
 static void on_tick(uv_timer_t *t)
 {
     pb_coord_t *c = t->data;
@@ -235,12 +238,19 @@ static void on_tick(uv_timer_t *t)
     /* Results first: a few jobs per tick keeps the loop responsive. */
     if (!c->in_txn)
         pb_detect_ingest(c, 4);
-    if (!c->in_txn && c->next_scan_at > 0 && pb_wall_time() >= c->next_scan_at) {
+    if (c->next_scan_at > 0 && pb_wall_time() >= c->next_scan_at) {
         pb_cron_t cr;
-        pb_detect_scan(c, 0, NULL);
+        c->scan_running = 1;
         c->next_scan_at = pb_cron_parse(c->cfg.scan_cron, &cr, NULL) == 0
                               ? pb_cron_next(&cr, pb_wall_time())
                               : 0;
+    }
+    if (c->scan_running && !c->in_txn) {
+        json_t *sum = NULL;
+        if (pb_detect_scan(c, 0, PB_SCAN_SLICE, &sum) != 0 ||
+            json_integer_value(json_object_get(sum, "series_scanned")) < PB_SCAN_SLICE)
+            c->scan_running = 0;
+        json_decref(sum);
     }
     pb_webhook_tick(c);
     double now = pb_wall_time();

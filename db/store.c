@@ -353,6 +353,20 @@ int pdb_rollback(pdb_t *db)
 
 const char *pdb_errmsg(pdb_t *db) { return db ? sqlite3_errmsg(db->db) : "no database"; }
 
+int pdb__one(pdb_t *db, sqlite3_stmt *s, pdb_row_fn row, void *ctx, json_t **out)
+{
+    int rc = 0, src = sqlite3_step(s);
+    *out = NULL;
+    if (src == SQLITE_ROW) {
+        *out = row(s, ctx);
+        rc = *out ? 0 : PB_ENOMEM;
+    } else {
+        rc = src == SQLITE_DONE ? PB_ENOTFOUND : pdb__err(db, src);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
 int pdb__collect(pdb_t *db, sqlite3_stmt *s, pdb_row_fn row, void *ctx, json_t **out)
 {
     int rc = 0, src;

@@ -315,8 +315,8 @@ int pdb_job_provenance(pdb_t *db, int64_t job_id, json_t **out);
 int pdb_context_get(pdb_t *db, int64_t id, json_t **out);
 
 /* Series with points newer than their last change-point scan (all when
- * all): array of ids. */
-int pdb_series_unscanned(pdb_t *db, int all, json_t **out);
+ * all): array of at most limit ids (0: no limit), oldest series first. */
+int pdb_series_unscanned(pdb_t *db, int all, int limit, json_t **out);
 int pdb_series_scanned(pdb_t *db, int64_t id, double now);
 /* A series' kind (PS_KIND_*) and schedule (0: none). */
 int pdb_series_info(pdb_t *db, int64_t id, int *kind, int64_t *schedule_id);

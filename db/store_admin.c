@@ -161,20 +161,9 @@ int pdb_schedules_list(pdb_t *db, json_t **out)
 
 int pdb_schedule_get(pdb_t *db, int64_t id, json_t **out)
 {
-    int rc = 0;
     sqlite3_stmt *s = pdb__st(db, PDB_ST_SCHED_GET);
-
-    *out = NULL;
     sqlite3_bind_int64(s, 1, id);
-    int src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        *out = schedule_row(s);
-        rc = *out ? 0 : PB_ENOMEM;
-    } else {
-        rc = src == SQLITE_DONE ? PB_ENOTFOUND : pdb__err(db, src);
-    }
-    sqlite3_reset(s);
-    return rc;
+    return pdb__one(db, s, schedule_row_fn, NULL, out);
 }
 
 /* Run a single-row UPDATE; PB_ENOTFOUND when it matched nothing. */

@@ -84,6 +84,10 @@ const char *pdb__col_text(sqlite3_stmt *s, int col); /* valid until the next ste
 typedef json_t *(*pdb_row_fn)(sqlite3_stmt *s, void *ctx);
 int pdb__collect(pdb_t *db, sqlite3_stmt *s, pdb_row_fn row, void *ctx, json_t **out);
 
+/* Step s (already bound) for one row: *out = row(s, ctx), PB_ENOTFOUND
+ * when there is none. Resets s. */
+int pdb__one(pdb_t *db, sqlite3_stmt *s, pdb_row_fn row, void *ctx, json_t **out);
+
 /* Bind text that stays alive until the statement is reset (SQLITE_STATIC);
  * NULL binds SQL NULL. */
 int pdb__bind_text(sqlite3_stmt *s, int i, const char *text);

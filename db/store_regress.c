@@ -198,13 +198,7 @@ int pdb_regression_get(pdb_t *db, int64_t id, json_t **out)
     if (rc)
         return rc;
     sqlite3_bind_int64(s, 1, id);
-    int src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        *out = reg_row(s, NULL);
-        rc = *out ? 0 : PB_ENOMEM;
-    } else {
-        rc = src == SQLITE_DONE ? PB_ENOTFOUND : pdb__err(db, src);
-    }
+    rc = pdb__one(db, s, reg_row, NULL, out);
     sqlite3_finalize(s);
     return rc;
 }

@@ -386,17 +386,18 @@ static json_t *id_row(sqlite3_stmt *s, void *ctx)
     return json_integer(sqlite3_column_int64(s, 0));
 }
 
-int pdb_series_unscanned(pdb_t *db, int all, json_t **out)
+int pdb_series_unscanned(pdb_t *db, int all, int limit, json_t **out)
 {
     sqlite3_stmt *s = NULL;
     *out = NULL;
     int rc = pdb__prep(db,
                   "SELECT id FROM series WHERE ?1 OR scanned_at IS NULL OR "
-                  "scanned_at < updated_at ORDER BY id",
+                  "scanned_at < updated_at ORDER BY id LIMIT ?2",
                   &s);
     if (rc)
         return rc;
     sqlite3_bind_int(s, 1, all ? 1 : 0);
+    sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
     rc = pdb__collect(db, s, id_row, NULL, out);
     sqlite3_finalize(s);
     return rc;
@@ -522,11 +523,7 @@ int pdb_series_get(pdb_t *db, int64_t id, json_t **out)
     if (rc)
         return rc;
     sqlite3_bind_int64(s, 1, id);
-    int src = sqlite3_step(s);
-    if (src == SQLITE_ROW)
-        series = series_row(s, NULL);
-    rc = src == SQLITE_ROW ? (series ? 0 : PB_ENOMEM)
-                           : src == SQLITE_DONE ? PB_ENOTFOUND : pdb__err(db, src);
+    rc = pdb__one(db, s, series_row, NULL, &series);
     sqlite3_finalize(s);
     if (rc)
         return rc;

@@ -236,7 +236,8 @@ static int oai_generate(pb_backend_t *b, pb_gen_req_t *reqs, size_t n, pb_err_t 
             c[i].error = NULL;
             continue;
         }
-        int prc = pb_oai_parse_text(o->s.chat, c[i].resp, c[i].resp_len, &q->text, &q->tokens, &why);
+        int prc = pb_oai_parse_text(o->s.chat, c[i].resp, c[i].resp_len, &q->text, &q->tokens,
+                                    &why);
         if (prc == PB_ENOMEM) {
             rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
             goto out;

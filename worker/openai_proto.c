@@ -58,9 +58,11 @@ int pb_oai_spec_parse(const json_t *m, pb_oai_spec_t *s, pb_err_t *err)
     rc = rc ? rc : pb_json_str(m, "rerank", NULL, 0, &rerank, "model", err);
     rc = rc ? rc : pb_json_int(m, "max_concurrency", PB_OAI_CONCURRENCY, 1,
                                PB_OAI_CONCURRENCY_MAX, &conc, "model", err);
-    rc = rc ? rc : pb_json_num(m, "timeout_s", PB_OAI_TIMEOUT_S, 0.05, 3600, &timeout, "model", err);
+    rc = rc ? rc : pb_json_num(m, "timeout_s", PB_OAI_TIMEOUT_S, 0.05, 3600, &timeout, "model",
+                               err);
     rc = rc ? rc : pb_json_int(m, "retries", PB_OAI_RETRIES, 0, 20, &retries, "model", err);
-    rc = rc ? rc : pb_json_int(m, "backoff_ms", PB_OAI_BACKOFF_MS, 1, 60000, &backoff, "model", err);
+    rc = rc ? rc : pb_json_int(m, "backoff_ms", PB_OAI_BACKOFF_MS, 1, 60000, &backoff, "model",
+                               err);
     rc = rc ? rc : pb_json_int(m, "max_response_mb", PB_OAI_RESPONSE_MB, 1, 256, &resp_mb, "model",
                                err);
     rc = rc ? rc : pb_json_num(m, "temperature", 0, 0, 100, &temp, "model", err);
@@ -274,7 +276,8 @@ int pb_oai_parse_embed(const char *body, size_t len, size_t n, float **out, size
         }
         json_array_foreach(vec, j, x) {
             if (!json_is_number(x)) {
-                rc = pb_err_set(why, PB_EPARSE, "", "data[%zu].embedding[%zu] is not a number", i, j);
+                rc = pb_err_set(why, PB_EPARSE, "", "data[%zu].embedding[%zu] is not a number", i,
+                                j);
                 break;
             }
             m[idx * d + j] = (float)json_number_value(x);
@@ -328,7 +331,8 @@ int pb_oai_parse_loglik(const char *body, size_t len, const size_t split_in[2],
     json_t *v = load(body, len, why);
     if (v == NULL)
         return PB_EPARSE;
-    const json_t *lp = json_object_get(json_array_get(json_object_get(v, "choices"), 0), "logprobs");
+    const json_t *c0 = json_array_get(json_object_get(v, "choices"), 0);
+    const json_t *lp = json_object_get(c0, "logprobs");
     const json_t *tlp = json_object_get(lp, "token_logprobs");
     const json_t *off = json_object_get(lp, "text_offset");
     const json_t *top = json_object_get(lp, "top_logprobs");

@@ -3,9 +3,11 @@ backend's tests and benchmark. The first path segment picks the behaviour, so
 one server serves every mode at once: a model spec's base_url is
 `server.url(mode)` and requests arrive at /<mode>/v1/completions and so on.
 
-Modes (each counts its requests in `server.hits[mode]`):
+Modes (each counts its requests in `server.hits[mode]` and its TCP
+connections in `server.conns[mode]`):
   instant       the right answer at once (an arithmetic prompt "A+B=" gets
                 str(A + B); other prompts get "ok")
+  reuse         as instant (a mode of its own, for counting connections)
   slow-MS       the right answer after MS milliseconds
   drop          closes the connection without answering
   429, 500, 400 that status every time (429 carries Retry-After: 1)
@@ -110,6 +112,7 @@ class Handler(BaseHTTPRequestHandler):
             srv.hits[mode] += 1
             srv.endpoints[(mode, endpoint)] += 1
             srv.per_prompt[(mode, endpoint, prompt)] += 1
+            srv.conns.setdefault(mode, set()).add(self.client_address)
             nth = srv.per_prompt[(mode, endpoint, prompt)]
             if self.headers.get("Authorization"):
                 srv.auth_seen.add(self.headers["Authorization"])
@@ -135,7 +138,7 @@ class Handler(BaseHTTPRequestHandler):
         ok = ({"choices": [{"index": 0, "message": {"role": "assistant", "content": ans}}]}
               if chat else {"choices": [{"index": 0, "text": ans}]})
         ok["usage"] = {"completion_tokens": 1}
-        if mode in ("instant", "tok"):
+        if mode in ("instant", "tok", "reuse"):
             return self.send(200, ok)
         if mode.startswith("slow-"):
             time.sleep(int(mode[5:]) / 1000)
@@ -203,6 +206,7 @@ class FaultServer:
         self.endpoints = Counter()
         self.per_prompt = Counter()
         self.auth_seen = set()
+        self.conns = {}  # mode -> client (host, port)s seen: one per TCP connection
         self.key = key
         self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.fault = self

@@ -3,14 +3,17 @@ makes them: a schedule on a 1 s interval runs the oracle backend cleanly a
 few times, then its template is patched so the oracle answers half the items
 wrong ("error_rate": 0.5) and the coordinator's detectors raise a regression
 on the next run; a local receiver takes the schedule's webhook posts.
-`make_regression(cluster)` returns what the tests look at."""
+`make_regression(cluster)` returns what the tests look at; the `cluster` and
+`data` fixtures (import them into a test module) give each module its own."""
 
 import copy
 import http.server
 import json
 import threading
 
-from pbutil import spec, t, wait_for
+import pytest
+
+from pbutil import running_cluster, spec, t, wait_for
 
 GOOD_RUNS = 3  # clean runs before the bad one: the history the detectors compare with
 FINAL = ("done", "failed", "cancelled")
@@ -21,12 +24,14 @@ class Receiver:
 
     def __init__(self):
         self.bodies = []
+        self.headers = []  # each POST's headers, in the order of bodies
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n)
+                outer.headers.append(dict(self.headers))
                 try:
                     outer.bodies.append(json.loads(raw))
                 except ValueError:
@@ -108,3 +113,16 @@ def make_regression(cluster, name="nightly-regress"):
     regs.sort(key=lambda x: (x["job_after"], x["id"]))
     assert regs[0]["job_after"] == bad_jobs[0], (regs, bad_jobs)
     return Data(sid, name, good_jobs, bad_jobs, regs, hook)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    yield from running_cluster(tmp_path_factory.mktemp("regress"),
+                               lambda c: c.start(workers=1, slots=2))
+
+
+@pytest.fixture(scope="module")
+def data(cluster):
+    d = make_regression(cluster)
+    yield d
+    d.receiver.close()

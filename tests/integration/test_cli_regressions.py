@@ -10,8 +10,7 @@ import subprocess
 
 import pytest
 
-import pbutil
-import regressdata
+from regressdata import cluster, data  # noqa: F401 (fixtures)
 from pbutil import binary, free_port, t
 
 
@@ -22,17 +21,6 @@ def run_cli(args, url):
                           text=True, timeout=t(30), env=env)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    yield from pbutil.running_cluster(tmp_path_factory.mktemp("cliregress"),
-                                      lambda c: c.start(workers=1, slots=2))
-
-
-@pytest.fixture(scope="module")
-def data(cluster):
-    d = regressdata.make_regression(cluster)
-    yield d
-    d.receiver.close()
 
 
 def _state(api, rid):

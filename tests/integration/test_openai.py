@@ -48,11 +48,12 @@ def model(srv, fault, **kw):
     return m
 
 
-def run_job(c, fault, name, samples=8, digits=(1, 2), states=("done",), seed=11, **kw):
+def run_job(c, fault, name, samples=8, digits=(1, 2), states=("done",), seed=11, shard_size=16,
+            **kw):
     """Submit an arithmetic job against fault mode and wait; returns (job, items)."""
     j = c.api.submit(spec(name=name, backend="openai", digits=digits, samples=samples,
                           seed=seed, fmt="plain", model_extra=model(c.srv, fault, **kw),
-                          max_attempts=1))
+                          max_attempts=1, shard_size=shard_size))
     job = c.api.wait_job(j, t(30), states=states)
     items, _ = c.api.all_items(j)
     return job, items
@@ -94,6 +95,15 @@ def test_no_cache_model_option_pays_again(oai):
     for k in range(2):
         run_job(oai, "instant", f"nocache-{k}", samples=3, digits=(3, 3), cache=False)
     assert completions(oai, "instant") - before == 6
+
+
+def test_connections_are_kept_alive_and_reused(oai):
+    job, items = run_job(oai, "reuse", "reuse", samples=64, digits=(3, 3), max_concurrency=4,
+                         cache=False, shard_size=64)
+    assert len(items) == 64
+    assert oai.srv.count("reuse", "/v1/completions") == 64
+    # one task: its four connections (and the /tokenize probe's) carry all 65 requests
+    assert len(oai.srv.conns["reuse"]) <= 5, oai.srv.conns["reuse"]
 
 
 def test_transient_faults_are_retried_until_right(oai):

@@ -8,25 +8,13 @@ Screenshots go under $PB_BUILDDIR/test-screenshots/."""
 
 import pytest
 
-import pbutil
-import regressdata
+from regressdata import cluster, data  # noqa: F401 (fixtures)
 from browser import Page, browser, chart_served  # noqa: F401 (browser is a fixture)
 from pbutil import t, wait_for
 
 ALLOW = ("static.js", "favicon.ico", "chart.js")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    yield from pbutil.running_cluster(tmp_path_factory.mktemp("webregress"),
-                                      lambda c: c.start(workers=1, slots=2))
-
-
-@pytest.fixture(scope="module")
-def data(cluster):
-    d = regressdata.make_regression(cluster)
-    yield d
-    d.receiver.close()
 
 
 def _row(p, rid):

@@ -1,16 +1,25 @@
 /* Unit tests for the openai backend's pure parts (worker/openai_proto.c):
  * model spec validation naming the field, request bodies, response parsing
  * of good and bad bodies, Retry-After in both forms, the back-off schedule
- * and the cache key; and the response cache (worker/openai_cache.c): hits,
- * misses, the off switch and eviction of the oldest past the cap. */
+ * and the cache key; the response cache (worker/openai_cache.c): hits,
+ * misses, the off switch and eviction of the oldest past the cap; and the
+ * backend against a scripted loopback server: log-likelihood from an echo,
+ * a 503 retried after Retry-After, a 400 not retried, /tokenize asked once,
+ * pair scores from embeddings. */
 #include "tests/unit/unit.h"
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "worker/backend.h"
 #include "worker/openai.h"
 
 static int spec_err(const char *text, pb_oai_spec_t *s, pb_err_t *err)
@@ -215,15 +224,16 @@ static void test_parse_loglik(void **state)
     double ll = 0;
     int greedy = -1;
     pb_err_t why = {0};
-    assert_int_equal(pb_oai_parse_loglik(body, strlen(body), (size_t[]){7, 7}, (size_t[]){11, 11}, &ll, &greedy, &why), 0);
+    size_t s7[2] = {7, 7}, s5[2] = {5, 5}, s3[2] = {3, 3}, t11[2] = {11, 11}, t5[2] = {5, 5};
+    assert_int_equal(pb_oai_parse_loglik(body, strlen(body), s7, t11, &ll, &greedy, &why), 0);
     assert_true(fabs(ll + 0.25) < 1e-12);
     assert_int_equal(greedy, 1);
     /* the split inside " cat": that token belongs to the continuation too */
-    assert_int_equal(pb_oai_parse_loglik(body, strlen(body), (size_t[]){5, 5}, (size_t[]){11, 11}, &ll, &greedy, &why), 0);
+    assert_int_equal(pb_oai_parse_loglik(body, strlen(body), s5, t11, &ll, &greedy, &why), 0);
     assert_true(fabs(ll + 1.75) < 1e-12);
     const char *worse = "{\"choices\": [{\"logprobs\": {\"token_logprobs\": [null, -2],"
                         " \"text_offset\": [0, 3], \"top_logprobs\": [null, {\"x\": -1}]}}]}";
-    assert_int_equal(pb_oai_parse_loglik(worse, strlen(worse), (size_t[]){3, 3}, (size_t[]){5, 5}, &ll, &greedy, &why), 0);
+    assert_int_equal(pb_oai_parse_loglik(worse, strlen(worse), s3, t5, &ll, &greedy, &why), 0);
     assert_int_equal(greedy, 0);
     /* "é" + "t" + "é": 3 characters, 5 bytes; context "é" (1 char, 2 bytes).
      * Offsets in characters (0, 1, 2, generated at 3) and in bytes (0, 2,
@@ -238,7 +248,7 @@ static void test_parse_loglik(void **state)
     assert_int_equal(pb_oai_parse_loglik(bytes, strlen(bytes), split, total, &ll, NULL, &why), 0);
     assert_true(fabs(ll + 3) < 1e-12);
     const char *none = "{\"choices\": [{\"text\": \"x\"}]}";
-    assert_int_equal(pb_oai_parse_loglik(none, strlen(none), (size_t[]){3, 3}, (size_t[]){5, 5}, &ll, &greedy, &why),
+    assert_int_equal(pb_oai_parse_loglik(none, strlen(none), s3, t5, &ll, &greedy, &why),
                      PB_EUNSUPPORTED);
     assert_non_null(strstr(why.msg, "logprobs"));
 }
@@ -302,7 +312,7 @@ static void test_cache_key(void **state)
 static void test_cache(void **state)
 {
     (void)state;
-    char dir[512], path[600], key[8];
+    char dir[512], path[600], key[16];
     pb_test_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/sub/responses.sqlite", dir);
     char *body = NULL;
@@ -347,6 +357,161 @@ static void test_cache(void **state)
     pb_oai_cache_close();
 }
 
+/* ---- the backend against a scripted loopback server ---- */
+
+/* Answers each request with the next of its replies (the last one again
+ * once they run out), one connection at a time, and counts requests. */
+typedef struct tsrv {
+    int fd, port, hits;
+    const char *const *replies;
+    size_t n;
+    pthread_t th;
+} tsrv_t;
+
+static void *tsrv_main(void *arg)
+{
+    tsrv_t *t = arg;
+    int c;
+    while ((c = accept(t->fd, NULL, NULL)) >= 0) {
+        char buf[65536];
+        size_t len = 0;
+        ssize_t k;
+        while ((k = read(c, buf + len, sizeof buf - 1 - len)) > 0) {
+            len += (size_t)k;
+            buf[len] = '\0';
+            char *end = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "content-length:");
+            size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
+            if (end == NULL || len < (size_t)(end + 4 - buf) + body)
+                continue;
+            const char *r = t->replies[(size_t)t->hits < t->n ? (size_t)t->hits : t->n - 1];
+            __atomic_add_fetch(&t->hits, 1, __ATOMIC_SEQ_CST);
+            char out[8192];
+            int n = snprintf(out, sizeof out, "%s", r);
+            if (write(c, out, (size_t)n) != n)
+                break;
+            len = 0;
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+static void tsrv_start(tsrv_t *t, const char *const *replies, size_t n)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    memset(t, 0, sizeof *t);
+    t->replies = replies;
+    t->n = n;
+    t->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(t->fd >= 0);
+    assert_int_equal(bind(t->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(t->fd, 8), 0);
+    assert_int_equal(getsockname(t->fd, (struct sockaddr *)&a, &al), 0);
+    t->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&t->th, NULL, tsrv_main, t), 0);
+}
+
+static void tsrv_stop(tsrv_t *t)
+{
+    shutdown(t->fd, SHUT_RDWR); /* wakes accept */
+    pthread_join(t->th, NULL);
+    close(t->fd);
+}
+
+static pb_backend_t *open_at(const tsrv_t *t, const char *more)
+{
+    char text[512];
+    pb_backend_t *b = NULL;
+    pb_err_t err = {{0}, {0}};
+    snprintf(text, sizeof text,
+             "{\"base_url\": \"http://127.0.0.1:%d\", \"model\": \"m\", \"backoff_ms\": 1,"
+             " \"max_concurrency\": 1, \"timeout_s\": 5%s}", t->port, more);
+    json_t *m = pb_test_json(text);
+    if (pb_backend_find("openai")->open(m, 1, &b, &err))
+        fail_msg("open: %s", err.msg);
+    json_decref(m);
+    return b;
+}
+
+#define OK_HDR "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+
+static void test_backend_loglik_and_retries(void **state)
+{
+    (void)state;
+    const pb_backend_ops_t *ops = pb_backend_find("openai");
+    char echo[1024];
+    const char *lp = "{\"choices\": [{\"text\": \"The cat sat on\", \"logprobs\": {"
+                     "\"tokens\": [\"The\", \" cat\", \" sat\", \" on\"],"
+                     "\"token_logprobs\": [null, -1.5, -0.25, -3],"
+                     "\"text_offset\": [0, 3, 7, 11],"
+                     "\"top_logprobs\": [null, {\" cat\": -1.5}, {\" sat\": -0.25}, {}]}}]}";
+    snprintf(echo, sizeof echo, OK_HDR "%zu\r\n\r\n%s", strlen(lp), lp);
+    /* a 503 with Retry-After: 0 first: retried, then the echo */
+    const char *replies[] = {
+        "HTTP/1.1 503 Busy\r\nRetry-After: 0\r\nContent-Length: 2\r\n\r\n{}", echo};
+    tsrv_t t;
+    tsrv_start(&t, replies, 2);
+    pb_backend_t *b = open_at(&t, "");
+    const char *conts[] = {" sat"};
+    double ll = 0;
+    int greedy = 0;
+    pb_err_t err = {{0}, {0}};
+    /* context "The cat", continuation " sat": the echo's token at 7..11 */
+    assert_int_equal(ops->loglik(b, "The cat", conts, 1, &ll, &greedy, &err), 0);
+    assert_true(fabs(ll + 0.25) < 1e-12);
+    assert_int_equal(greedy, 1);
+    assert_int_equal(t.hits, 2);
+    ops->close(b);
+    tsrv_stop(&t);
+
+    /* a server without echo + logprobs: 400, not retried, a clear error */
+    const char *refuse[] = {"HTTP/1.1 400 Bad Request\r\nContent-Length: 23\r\n\r\n"
+                            "{\"error\": \"no logprobs\"}"};
+    tsrv_start(&t, refuse, 1);
+    b = open_at(&t, "");
+    assert_int_equal(ops->loglik(b, "The cat", conts, 1, &ll, &greedy, &err), PB_EUNSUPPORTED);
+    assert_non_null(strstr(err.msg, "not supported by this server"));
+    assert_int_equal(t.hits, 1);
+    ops->close(b);
+    tsrv_stop(&t);
+}
+
+static void test_backend_tokenize_once_and_embed(void **state)
+{
+    (void)state;
+    const pb_backend_ops_t *ops = pb_backend_find("openai");
+    const char *replies[] = {"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}"};
+    tsrv_t t;
+    tsrv_start(&t, replies, 1);
+    pb_backend_t *b = open_at(&t, "");
+    int64_t n = 0;
+    /* asked once, then remembered */
+    assert_int_equal(ops->count_tokens(b, "a b", 3, &n), PB_EUNSUPPORTED);
+    assert_int_equal(ops->count_tokens(b, "a b c", 5, &n), PB_EUNSUPPORTED);
+    assert_int_equal(t.hits, 1);
+    ops->close(b);
+    tsrv_stop(&t);
+
+    char emb[512];
+    const char *body = "{\"data\": [{\"index\": 0, \"embedding\": [1, 0]},"
+                       " {\"index\": 1, \"embedding\": [0.5, 0.5]},"
+                       " {\"index\": 2, \"embedding\": [0, 1]}]}";
+    snprintf(emb, sizeof emb, OK_HDR "%zu\r\n\r\n%s", strlen(body), body);
+    const char *er[] = {emb};
+    tsrv_start(&t, er, 1);
+    b = open_at(&t, "");
+    /* no rerank endpoint: pair scores are embedding dot products */
+    ps_item_t q = {.prompt = "query"};
+    const char *docs[] = {"d1", "d2"};
+    double sc[2];
+    pb_err_t err = {{0}, {0}};
+    assert_int_equal(ops->score_pairs(b, &q, docs, 2, sc, &err), 0);
+    assert_true(fabs(sc[0] - 0.5) < 1e-9 && fabs(sc[1]) < 1e-9);
+    ops->close(b);
+    tsrv_stop(&t);
+}
+
 int pb_test_openai(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +519,8 @@ int pb_test_openai(void)
         cmocka_unit_test(test_parse_text),  cmocka_unit_test(test_parse_vectors),
         cmocka_unit_test(test_parse_loglik), cmocka_unit_test(test_retry_after_and_backoff),
         cmocka_unit_test(test_cache_key),   cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_backend_loglik_and_retries),
+        cmocka_unit_test(test_backend_tokenize_once_and_embed),
     };
     return cmocka_run_group_tests_name("openai", tests, NULL, NULL);
 }

@@ -125,11 +125,11 @@ static void test_series_points_history(void **state)
     assert_string_equal(tdb_jstr(json_object_get(s0, "testbed"), "name"), "several testbeds");
     json_decref(list);
     json_t *unscanned = NULL;
-    assert_int_equal(pdb_series_unscanned(f->db, 0, &unscanned), 0);
+    assert_int_equal(pdb_series_unscanned(f->db, 0, 0, &unscanned), 0);
     assert_int_equal(json_array_size(unscanned), 2);
     json_decref(unscanned);
     assert_int_equal(pdb_series_scanned(f->db, a, 3.0), 0);
-    assert_int_equal(pdb_series_unscanned(f->db, 0, &unscanned), 0);
+    assert_int_equal(pdb_series_unscanned(f->db, 0, 0, &unscanned), 0);
     assert_int_equal(json_array_size(unscanned), 1);
     json_decref(unscanned);
 }
