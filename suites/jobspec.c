@@ -90,6 +90,49 @@ int ps_native_model_check(const json_t *m, pb_err_t *err)
     return 0;
 }
 
+int ps_openai_model_check(const json_t *m, pb_err_t *err)
+{
+    const char *url, *model, *mode, *key_env, *rerank;
+    int64_t i;
+    double d;
+    int b;
+    int rc = pb_json_str(m, "base_url", NULL, 1, &url, "model", err);
+    rc = rc ? rc : pb_json_str(m, "model", NULL, 1, &model, "model", err);
+    rc = rc ? rc : pb_json_str(m, "mode", "completion", 0, &mode, "model", err);
+    rc = rc ? rc : pb_json_str(m, "api_key_env", NULL, 0, &key_env, "model", err);
+    rc = rc ? rc : pb_json_str(m, "rerank", NULL, 0, &rerank, "model", err);
+    rc = rc ? rc : pb_json_int(m, "max_concurrency", 1, 1, PS_OAI_CONCURRENCY_MAX, &i, "model", err);
+    rc = rc ? rc : pb_json_num(m, "timeout_s", 1, 0.05, 3600, &d, "model", err);
+    rc = rc ? rc : pb_json_int(m, "retries", 0, 0, 20, &i, "model", err);
+    rc = rc ? rc : pb_json_int(m, "backoff_ms", 1, 1, 60000, &i, "model", err);
+    rc = rc ? rc : pb_json_int(m, "max_response_mb", 1, 1, 256, &i, "model", err);
+    rc = rc ? rc : pb_json_num(m, "temperature", 0, 0, 100, &d, "model", err);
+    rc = rc ? rc : pb_json_bool(m, "cache", 1, &b, "model", err);
+    rc = rc ? rc : pb_json_bool(m, "tokenize", 1, &b, "model", err);
+    if (rc)
+        return rc;
+    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        strlen(url) > PS_OAI_URL_MAX)
+        return pb_err_set(err, PB_EINVAL, "model.base_url",
+                          "model.base_url must be an http:// or https:// URL of at most %d bytes",
+                          PS_OAI_URL_MAX);
+    if (*model == '\0' || strlen(model) > 512)
+        return pb_err_set(err, PB_EINVAL, "model.model", "model.model must be 1 to 512 bytes");
+    if (strcmp(mode, "completion") != 0 && strcmp(mode, "chat") != 0)
+        return pb_err_set(err, PB_EINVAL, "model.mode",
+                          "model.mode must be \"completion\" or \"chat\"");
+    if (rerank && strcmp(rerank, "rerank") != 0 && strcmp(rerank, "score") != 0)
+        return pb_err_set(err, PB_EINVAL, "model.rerank",
+                          "model.rerank must be \"rerank\" (/v1/rerank) or \"score\" (/score)");
+    if (key_env && (*key_env == '\0' || strlen(key_env) > 128))
+        return pb_err_set(err, PB_EINVAL, "model.api_key_env",
+                          "model.api_key_env must be 1 to 128 bytes");
+    const json_t *extra = json_object_get(m, "extra");
+    if (extra && !json_is_null(extra) && !json_is_object(extra))
+        return pb_err_set(err, PB_EINVAL, "model.extra", "model.extra must be an object");
+    return 0;
+}
+
 /* "model": {"name", "backend", ...}; other keys are the backend's business
  * and are kept as given. *out is a new copy. */
 static int check_model(const json_t *spec, json_t **out, pb_err_t *err)
@@ -112,6 +155,8 @@ static int check_model(const json_t *spec, json_t **out, pb_err_t *err)
     if (!ps_backend_known(s))
         return pb_err_set(err, PB_EINVAL, "model.backend", "unknown backend \"%.64s\"", s);
     if (strcmp(s, "native") == 0 && (rc = ps_native_model_check(m, err)))
+        return rc;
+    if (strcmp(s, "openai") == 0 && (rc = ps_openai_model_check(m, err)))
         return rc;
     *out = json_deep_copy(m);
     return *out ? 0 : PB_ENOMEM;

@@ -93,4 +93,15 @@ int ps_backend_known(const char *name);
 #define PS_NATIVE_STOP_LEN 256
 int ps_native_model_check(const json_t *model, pb_err_t *err);
 
+/* The openai backend's model options (worker/backend_openai.c reads them):
+ * "base_url" (required, http(s)), "model" (required), "mode" ("completion"
+ * or "chat"), "rerank" ("rerank" or "score"), "api_key_env" (the name of a
+ * variable in the worker's environment), "max_concurrency", "timeout_s",
+ * "retries", "backoff_ms", "max_response_mb", "temperature", "cache",
+ * "tokenize", "extra" (an object). Only shapes and ranges: the key
+ * variable is looked up on the worker. */
+#define PS_OAI_URL_MAX 960
+#define PS_OAI_CONCURRENCY_MAX 1024
+int ps_openai_model_check(const json_t *model, pb_err_t *err);
+
 #endif

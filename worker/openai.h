@@ -14,15 +14,17 @@
 #include "common/sha256.h"
 #include "common/util.h"
 
+#include "suites/jobspec.h"
+
 #define PB_OAI_CONCURRENCY 16          /* default max_concurrency */
-#define PB_OAI_CONCURRENCY_MAX 1024
+#define PB_OAI_CONCURRENCY_MAX PS_OAI_CONCURRENCY_MAX
 #define PB_OAI_TIMEOUT_S 60.0          /* default per-attempt timeout */
 #define PB_OAI_RETRIES 4               /* default retries after the first attempt */
 #define PB_OAI_BACKOFF_MS 500          /* first back-off; doubles per retry */
 #define PB_OAI_BACKOFF_MAX_MS 30000
 #define PB_OAI_RETRY_AFTER_MAX_MS 120000 /* a longer Retry-After is cut to this */
 #define PB_OAI_RESPONSE_MB 8           /* default cap on one response body */
-#define PB_OAI_URL_MAX 1024
+#define PB_OAI_URL_MAX (PS_OAI_URL_MAX + 64) /* base_url and an endpoint path */
 #define PB_OAI_EMBED_CHUNK 32          /* texts per /v1/embeddings request */
 
 enum { PB_OAI_RERANK_NONE, PB_OAI_RERANK_COHERE, PB_OAI_RERANK_SCORE };

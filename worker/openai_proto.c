@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "common/json.h"
+#include "suites/jobspec.h"
 
 /* ---- the model spec ---- */
 
@@ -27,16 +28,11 @@ void pb_oai_spec_free(pb_oai_spec_t *s)
     memset(s, 0, sizeof *s);
 }
 
-/* base_url: http(s)://..., without a trailing '/' and without "/v1" (the
- * endpoints carry their own prefix). */
+/* base_url (checked by ps_openai_model_check) without a trailing '/' and
+ * without "/v1" (the endpoints carry their own prefix). */
 static int parse_base(const char *url, char **out, pb_err_t *err)
 {
     size_t n = strlen(url);
-    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
-        n > PB_OAI_URL_MAX - 64)
-        return pb_err_set(err, PB_EINVAL, "model.base_url",
-                          "model.base_url must be an http:// or https:// URL of at most %d bytes",
-                          PB_OAI_URL_MAX - 64);
     while (n > 0 && url[n - 1] == '/')
         n--;
     if (n >= 3 && memcmp(url + n - 3, "/v1", 3) == 0)
@@ -51,7 +47,9 @@ int pb_oai_spec_parse(const json_t *m, pb_oai_spec_t *s, pb_err_t *err)
     int64_t conc, retries, backoff, resp_mb;
     double timeout, temp;
     memset(s, 0, sizeof *s);
-    int rc = pb_json_str(m, "base_url", NULL, 1, &url, "model", err);
+    /* Shapes and ranges as the coordinator checked them at submit. */
+    int rc = ps_openai_model_check(m, err);
+    rc = rc ? rc : pb_json_str(m, "base_url", NULL, 1, &url, "model", err);
     rc = rc ? rc : pb_json_str(m, "model", NULL, 1, &model, "model", err);
     rc = rc ? rc : pb_json_str(m, "mode", "completion", 0, &mode, "model", err);
     rc = rc ? rc : pb_json_str(m, "api_key_env", NULL, 0, &key_env, "model", err);
@@ -70,22 +68,9 @@ int pb_oai_spec_parse(const json_t *m, pb_oai_spec_t *s, pb_err_t *err)
     rc = rc ? rc : pb_json_bool(m, "tokenize", 1, &s->tokenize, "model", err);
     if (rc)
         return rc;
-    if (*model == '\0' || strlen(model) > 512)
-        return pb_err_set(err, PB_EINVAL, "model.model", "model.model must be 1 to 512 bytes");
-    if (strcmp(mode, "completion") != 0 && strcmp(mode, "chat") != 0)
-        return pb_err_set(err, PB_EINVAL, "model.mode",
-                          "model.mode must be \"completion\" or \"chat\"");
-    if (rerank && strcmp(rerank, "rerank") != 0 && strcmp(rerank, "score") != 0)
-        return pb_err_set(err, PB_EINVAL, "model.rerank",
-                          "model.rerank must be \"rerank\" (/v1/rerank) or \"score\" (/score)");
     const json_t *extra = json_object_get(m, "extra");
-    if (extra && !json_is_null(extra) && !json_is_object(extra))
-        return pb_err_set(err, PB_EINVAL, "model.extra", "model.extra must be an object");
     const char *key = NULL;
     if (key_env) {
-        if (*key_env == '\0' || strlen(key_env) > 128)
-            return pb_err_set(err, PB_EINVAL, "model.api_key_env",
-                              "model.api_key_env must be 1 to 128 bytes");
         key = getenv(key_env);
         if (key == NULL || *key == '\0')
             return pb_err_set(err, PB_EINVAL, "model.api_key_env",

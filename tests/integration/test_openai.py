@@ -191,17 +191,23 @@ def test_unreachable_server_fails_the_task(oai):
     ({"extra": [1]}, "model.extra"),
 ])
 def test_bad_spec_fails_naming_the_field(oai, extra, field):
+    """Shapes are refused at submit (400 naming the field); a key variable
+    missing from the worker's environment can only fail the task there."""
     m = model(oai.srv, "instant")
     m.update(extra)
     for k in [k for k, v in m.items() if v is None]:
         del m[k]
-    j = oai.api.submit(spec(name="bad-spec", backend="openai", digits=(1, 1), samples=1,
-                            model_extra=m, max_attempts=1))
+    body = spec(name="bad-spec", backend="openai", digits=(1, 1), samples=1, model_extra=m,
+                max_attempts=1)
+    if field != "model.api_key_env":
+        r = oai.api.post("/api/v1/jobs", body)
+        assert r.status == 400 and r.json()["field"] == field, r
+        return
+    j = oai.api.submit(body)
     job = oai.api.wait_job(j, t(30), states=("failed",))
     (ft,) = job["failed_tasks"]
     assert field in ft["error"], ft
-    if field == "model.api_key_env":
-        assert "PB_TEST_NO_SUCH_VARIABLE is not set" in ft["error"], ft
+    assert "PB_TEST_NO_SUCH_VARIABLE is not set" in ft["error"], ft
 
 
 def test_api_key_is_sent_but_never_stored_logged_or_echoed(oai):

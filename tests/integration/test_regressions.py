@@ -230,3 +230,50 @@ def test_latest_in_follows_the_newest_checkpoint(cluster, tmp_path):
                                                   "latest_in": str(tmp_path / "notes")}))
     assert r.status == 400 and r.json()["field"] == "model.latest_in", r
     assert "no checkpoint" in r.json()["error"]
+
+
+def test_native_provenance_follows_latest_checkpoint(cluster, tmp_path):
+    """A schedule on "latest_in" runs the newest checkpoint each time it
+    fires; each point records the checkpoint's path and the SHA-256 of its
+    weights and config, so the series shows where the checkpoint changed."""
+    import hashlib
+    import shutil
+    from test_native import make_checkpoint
+
+    def hashes(d):
+        w = hashlib.sha256()
+        for f in sorted(p.name for p in d.iterdir() if p.name.endswith(".safetensors")):
+            w.update(f.encode() + b"\0" + (d / f).read_bytes())
+        return w.hexdigest(), hashlib.sha256((d / "config.json").read_bytes()).hexdigest()
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    first = make_checkpoint(runs / "checkpoint-100")
+    job = spec(name="trainee", backend="native", digits=(1, 1), samples=4, model_name="trainee",
+               model_extra={"latest_in": str(runs), "max_tokens": 2})
+    api = cluster.api
+    r = api.post("/api/v1/schedules", {"name": "trainee", "cron": "@every 1s", "job": job,
+                                       "enabled": False})
+    assert r.status == 201, r
+    sid = r.json()["id"]
+    a = _run_firings(cluster, sid, 1)
+    # Training saves a newer checkpoint: other weights, same config.
+    second = runs / "checkpoint-200"
+    shutil.copytree(first, second)
+    raw = bytearray((second / "model.safetensors").read_bytes())
+    raw[-4:] = b"\x00\x00\x80\x3f"  # the last weight becomes 1.0
+    (second / "model.safetensors").write_bytes(bytes(raw))
+    b = _run_firings(cluster, sid, 1)
+    new = [j for j in b if j not in a]
+    _ingested(cluster, b)
+    assert api.job(a[-1])["model"]["path"] == str(first)
+    assert api.job(new[-1])["model"]["path"] == str(second)
+    (s,) = api.get_json(f"/api/v1/series?schedule={sid}&metric=score")["series"]
+    points = api.get_json(f"/api/v1/series/{s['id']}")["points"]
+    ctx = {p["job_id"]: p["context"] for p in points}
+    for jid, d in ((a[-1], first), (new[-1], second)):
+        w, c = hashes(d)
+        assert ctx[jid]["path"] == str(d) and ctx[jid]["backend"] == "native"
+        assert ctx[jid]["weights_sha256"] == w and ctx[jid]["config_sha256"] == c, ctx[jid]
+    assert ctx[a[-1]]["config_sha256"] == ctx[new[-1]]["config_sha256"]
+    assert ctx[a[-1]]["weights_sha256"] != ctx[new[-1]]["weights_sha256"]
