@@ -258,11 +258,29 @@ out:
     return rc;
 }
 
+/* Each run's "provenance": the testbeds and contexts its tasks ran with. */
+static int add_provenance(json_t *run, const json_t *prov)
+{
+    json_t *list = json_array();
+    size_t i;
+    json_t *p;
+    json_int_t idx = json_integer_value(json_object_get(run, "index"));
+    json_array_foreach(prov, i, p)
+        if (json_integer_value(json_object_get(p, "run")) == idx &&
+            json_array_append_new(list, json_pack("{s:O, s:O}", "testbed",
+                                                  json_object_get(p, "testbed"), "context",
+                                                  json_object_get(p, "context"))))
+            break;
+    return list ? json_object_set_new(run, "provenance", list) : -1;
+}
+
 static void api_results(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
 {
-    json_t *out = NULL;
+    json_t *out = NULL, *prov = NULL;
     int rc = pdb_job_results(c->db, id, &out);
+    rc = rc ? rc : pdb_run_provenance(c->db, id, &prov);
     if (rc) {
+        json_decref(out);
         pb_api_reply_rc(resp, rc, "job");
         return;
     }
@@ -270,12 +288,15 @@ static void api_results(pb_coord_t *c, int64_t id, pb_http_resp_t *resp)
     json_t *run;
     json_array_foreach(json_object_get(out, "runs"), i, run)
     {
-        if (pb_api_decorate_run(run) || pb_api_breakdown_render(run)) {
+        if (pb_api_decorate_run(run) || pb_api_breakdown_render(run) ||
+            add_provenance(run, prov)) {
+            json_decref(prov);
             json_decref(out);
             pb_http_resp_error(resp, 500, "out of memory", NULL);
             return;
         }
     }
+    json_decref(prov);
     pb_api_reply_json(resp, 200, out);
 }
 

@@ -311,6 +311,10 @@ int pdb_job_brief(pdb_t *db, int64_t job_id, int64_t *schedule_id, double *finis
 /* Where a job's tasks ran: [{"run", "bucket", "testbed_id" (0 when several
  * or unknown), "context_id" (the last recorded, or 0)}]. */
 int pdb_job_provenance(pdb_t *db, int64_t job_id, json_t **out);
+/* What a job's results were produced on and with: distinct [{"run",
+ * "testbed": {"id", "name", "info"} or null, "context": {...} or null}]
+ * over its done tasks, by run. */
+int pdb_run_provenance(pdb_t *db, int64_t job_id, json_t **out);
 /* A stored context's JSON ({} when id is 0 or unknown). */
 int pdb_context_get(pdb_t *db, int64_t id, json_t **out);
 

@@ -364,6 +364,38 @@ int pdb_job_provenance(pdb_t *db, int64_t job_id, json_t **out)
     return rc;
 }
 
+static json_t *run_prov_row(sqlite3_stmt *s, void *ctx)
+{
+    (void)ctx;
+    json_t *tb = sqlite3_column_type(s, 1) == SQLITE_NULL
+                     ? json_null()
+                     : json_pack("{s:I, s:s?, s:o?}", "id", (json_int_t)sqlite3_column_int64(s, 1),
+                                 "name", pdb__col_text(s, 2), "info", pdb__col_json(s, 3));
+    json_t *cx = pdb__col_json(s, 4);
+    return json_pack("{s:I, s:o, s:o}", "run", (json_int_t)sqlite3_column_int64(s, 0), "testbed",
+                     tb ? tb : json_null(), "context", cx ? cx : json_null());
+}
+
+int pdb_run_provenance(pdb_t *db, int64_t job_id, json_t **out)
+{
+    sqlite3_stmt *s = NULL;
+    *out = NULL;
+    int rc = pdb__prep(db,
+                       "SELECT p.run_idx, p.testbed_id, tb.name, tb.info, c.info FROM "
+                       "(SELECT DISTINCT run_idx, testbed_id, context_id FROM tasks "
+                       "WHERE job_id = ?1 AND state = 'done') p "
+                       "LEFT JOIN testbeds tb ON tb.id = p.testbed_id "
+                       "LEFT JOIN contexts c ON c.id = p.context_id "
+                       "ORDER BY p.run_idx, p.testbed_id, p.context_id",
+                       &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(s, 1, job_id);
+    rc = pdb__collect(db, s, run_prov_row, NULL, out);
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int pdb_context_get(pdb_t *db, int64_t id, json_t **out)
 {
     *out = NULL;

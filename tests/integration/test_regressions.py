@@ -88,6 +88,9 @@ def test_one_regression_one_delivery_across_a_restart(cluster, receiver):
     assert ctx["seed"] == 1234 and ctx["backend"] == "oracle"
     tb = api.get_json("/api/v1/testbeds")["testbeds"]
     assert tb and tb[0]["info"]["threads"] >= 1 and tb[0]["info"]["cpu_model"]
+    # The job's results say the same, per run.
+    (prov,) = api.get_json(f"/api/v1/jobs/{good[-1]}/results")["runs"][0]["provenance"]
+    assert prov["context"] == ctx and prov["testbed"]["name"] == s["testbed"]["name"], prov
 
     # Restart the coordinator between runs: history must survive.
     cluster.coord.stop()
