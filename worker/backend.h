@@ -69,6 +69,11 @@ typedef struct pb_backend_ops {
      * result's provenance context (native: "path", "weights_sha256",
      * "config_sha256"), so a series can tell two checkpoints apart. */
     int (*provenance)(pb_backend_t *b, json_t *ctx);
+
+    /* The task's cancel flag (optional): set non-zero when the task is
+     * cancelled or times out. A backend that waits on something slow (a
+     * remote server) checks it and gives up the call with PB_ECANCELLED. */
+    void (*set_cancel)(pb_backend_t *b, volatile int *cancel);
 } pb_backend_ops_t;
 
 const pb_backend_ops_t *pb_backend_find(const char *name);

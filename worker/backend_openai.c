@@ -153,8 +153,9 @@ static int run_calls(oai_t *o, call_t *c, size_t n, pb_err_t *err)
         q[nm].body = c[i].body;
         miss[nm++] = i;
     }
-    if (nm && pb_oai_http_run(o->h, q, nm)) {
-        rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+    if (nm && (rc = pb_oai_http_run(o->h, q, nm)) != 0) {
+        rc = rc == PB_ECANCELLED ? pb_err_set(err, rc, "", "cancelled")
+                                 : pb_err_set(err, PB_ENOMEM, "", "out of memory");
         goto out;
     }
     for (size_t k = 0; k < nm; k++) {
@@ -493,6 +494,11 @@ out:
     return rc;
 }
 
+static void oai_set_cancel(pb_backend_t *b, volatile int *cancel)
+{
+    pb_oai_http_set_cancel(((oai_t *)b)->h, cancel);
+}
+
 const pb_backend_ops_t pb_backend__openai = {
     .name = "openai",
     .open = oai_open,
@@ -503,4 +509,5 @@ const pb_backend_ops_t pb_backend__openai = {
     .embed = oai_embed,
     .score_pairs = oai_score_pairs,
     .loglik = oai_loglik,
+    .set_cancel = oai_set_cancel,
 };

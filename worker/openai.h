@@ -122,8 +122,12 @@ int pb_oai_http_new(const pb_oai_spec_t *s, pb_oai_http_t **out, pb_err_t *err);
 /* Run reqs[0, n) with up to max_concurrency in flight, retrying as the
  * spec says: connect errors, timeouts, dropped connections, 429 (after its
  * Retry-After when given) and 5xx; never other 4xx. Returns 0 once every
- * request is done (each with a status or an error), or PB_ENOMEM. */
+ * request is done (each with a status or an error), PB_ECANCELLED when the
+ * cancel flag was raised, or PB_ENOMEM. */
 int pb_oai_http_run(pb_oai_http_t *h, pb_oai_req_t *reqs, size_t n);
+/* A flag that stops pb_oai_http_run within about 100 ms with PB_ECANCELLED
+ * (requests in flight are dropped); NULL: none. */
+void pb_oai_http_set_cancel(pb_oai_http_t *h, volatile int *cancel);
 void pb_oai_http_free(pb_oai_http_t *h);
 /* Total attempts made by h (for tests and the bench). */
 uint64_t pb_oai_http_attempts(const pb_oai_http_t *h);

@@ -25,8 +25,11 @@ struct pb_oai_http {
     const pb_oai_spec_t *spec;
     pb_rng_t rng;      /* jitter */
     uint64_t attempts;
+    volatile int *cancel; /* the task's flag, or NULL */
     char url[PB_OAI_URL_MAX];
 };
+
+void pb_oai_http_set_cancel(pb_oai_http_t *h, volatile int *cancel) { h->cancel = cancel; }
 
 /* Per-request data the callbacks see. */
 typedef struct easy_ctx {
@@ -266,6 +269,10 @@ int pb_oai_http_run(pb_oai_http_t *h, pb_oai_req_t *reqs, size_t n)
         pb_buf_init(&q->resp, 0);
     }
     while (done < n && rc == 0) {
+        if (h->cancel && *h->cancel) {
+            rc = PB_ECANCELLED;
+            break;
+        }
         /* New requests in order first, then retries that are due. */
         now = pb_now_us();
         int64_t wake = -1;
@@ -308,7 +315,7 @@ int pb_oai_http_run(pb_oai_http_t *h, pb_oai_req_t *reqs, size_t n)
         }
         if (done == n || rc)
             break;
-        int timeout = 1000;
+        int timeout = h->cancel ? 100 : 1000; /* how soon a cancel is seen */
         if (next < n && running < (size_t)h->spec->max_concurrency)
             continue; /* a slot came free: start the next request now */
         if (wake >= 0) {

@@ -641,6 +641,8 @@ int pb_runner_run(const json_t *task, volatile int *cancel, pb_runner_progress_f
     int rc = run_setup(&c, task, &params, &run_open, err);
     if (rc)
         goto out;
+    if (c.be && c.ops->set_cancel)
+        c.ops->set_cancel(c.be, cancel);
     if (c.suite->corpus && (rc = run_ranking(&c, cancel, progress, ctx, err)))
         goto out; /* a ranking suite's items were all recorded there */
     for (int64_t lo = c.ts.item_lo; !c.suite->corpus && lo < c.ts.item_hi; lo += c.ts.batch) {

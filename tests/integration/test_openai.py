@@ -264,3 +264,29 @@ def test_server_tokenizer_sizes_prompts_in_tokens(oai):
         assert 450 <= it["meta"]["length"] <= 512, it
         assert it["error"] is None, it
     assert oai.srv.count("tok", "/tokenize") > 2
+
+
+def test_cancel_stops_requests_in_flight(oai):
+    """A job stuck on a slow server is cancelled: the worker gives the batch
+    up at once (its slots come free for the next job) instead of waiting
+    out the server's timeout and retries."""
+    api = oai.api
+    # Two tasks: both of the worker's slots wait on the slow server.
+    slow = api.submit(spec(name="cancel-slow", backend="openai", digits=(1, 2), samples=4,
+                           fmt="plain", max_attempts=1, shard_size=4,
+                           model_extra=model(oai.srv, "slow-20000", timeout_s=30, retries=3,
+                                             cache=False)))
+    deadline = time.time() + t(10)
+    while api.job(slow)["tasks"].get("leased", 0) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the requests are in flight
+    t0 = time.time()
+    assert api.post(f"/api/v1/jobs/{slow}/cancel").status == 200
+    # Both slots free again: a two-task job finishes well before the slow
+    # server would have answered (20 s) or the backend timed out (30 s).
+    quick = api.submit(spec(name="after-cancel", backend="openai", digits=(1, 2), samples=2,
+                            fmt="plain", max_attempts=1, shard_size=2,
+                            model_extra=model(oai.srv, "instant", cache=False)))
+    api.wait_job(quick, t(8))
+    assert time.time() - t0 < 8, "the cancelled task held its slot"
+    assert api.job(slow)["state"] == "cancelled"
