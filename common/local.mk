@@ -10,7 +10,8 @@ libpbcommon_la_SOURCES = \
 	common/proto.h common/proto.c \
 	common/sha256.h common/sha256.c \
 	common/regress.h common/regress.c \
-	common/version.h common/version.c
+	common/version.h common/version.c \
+	common/utf8.h common/utf8.c
 libpbcommon_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(ZMQ_CFLAGS)
 libpbcommon_la_LIBADD = $(JANSSON_LIBS) $(ZMQ_LIBS) -lm
 # The commit a build comes from, checked on every make and rewritten only

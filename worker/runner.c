@@ -20,6 +20,7 @@
 #include "worker/breakdown.h"
 #include "worker/rank.h"
 #include "common/sha256.h"
+#include "common/utf8.h"
 #include "common/version.h"
 #include "worker/datasets.h"
 
@@ -123,52 +124,35 @@ static int check_bucket(const ps_suite_t *suite, const char *task, const json_t 
     return 0;
 }
 
-/* Length of the longest valid UTF-8 prefix of s[0..n). */
-static size_t utf8_valid_prefix(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                                 : (c & 0xf8) == 0xf0 ? 4 : 0;
-        if (len == 0 || i + len > n || (len == 2 && c < 0xc2))
-            return i;
-        for (size_t k = 1; k < len; k++)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return i;
-        i += len;
-    }
-    return n;
-}
-
-/* Model replies are outside input: cut to PB_RUNNER_PRED_MAX bytes on a
- * UTF-8 boundary, and bytes that are not valid UTF-8 become '?', so a reply
- * can neither swell the frame nor break the JSON. Returns the text to send
- * (text itself, or *copy, which the caller frees) and its length. */
+/* Model replies are outside input: each maximal invalid UTF-8 subpart
+ * becomes U+FFFD (common/utf8.h: the same bytes an OpenAI-compatible
+ * server sends, posbench-serve included) and the result is cut to
+ * PB_RUNNER_PRED_MAX bytes on a character boundary, so a reply can neither
+ * swell the frame nor break the JSON. Returns the text to send (text
+ * itself, or *copy, which the caller frees) and its length; NULL when out
+ * of memory. */
 static const char *clean_text(const char *text, size_t *len, char **copy)
 {
     size_t n = strlen(text);
     *copy = NULL;
+    if (pb_utf8_valid_prefix(text, n) != n) {
+        pb_buf_t b;
+        pb_buf_init(&b, 0);
+        if (pb_utf8_clean(text, n, &b) || pb_buf_append(&b, "", 1)) {
+            pb_buf_free(&b);
+            return NULL;
+        }
+        *copy = b.data; /* NUL-terminated: its own allocation */
+        text = b.data;
+        n = b.len - 1;
+    }
     if (n > PB_RUNNER_PRED_MAX) {
         n = PB_RUNNER_PRED_MAX;
         while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
             n--;
     }
     *len = n;
-    size_t ok = utf8_valid_prefix((const unsigned char *)text, n);
-    if (ok == n)
-        return text;
-    char *c = malloc(n + 1);
-    if (c == NULL)
-        return NULL;
-    memcpy(c, text, n);
-    c[n] = '\0';
-    while (ok < n) {
-        c[ok++] = '?';
-        ok += utf8_valid_prefix((const unsigned char *)c + ok, n - ok);
-    }
-    *copy = c;
-    return c;
+    return text;
 }
 
 /* The item's meta with its "length" (in the run's unit) filled in when the

@@ -15,6 +15,7 @@
 #include "common/proto.h"
 #include "common/rng.h"
 #include "common/util.h"
+#include "common/utf8.h"
 
 
 /* ---- errors ---- */
@@ -507,6 +508,39 @@ static void test_proto_errors(void **state)
     pb_msg_clear(&m);
 }
 
+/* UTF-8 repair: expectations from Python's bytes.decode("utf-8", "replace"),
+ * which replaces each maximal invalid subpart as the WHATWG decoder does. */
+static void test_utf8(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"ab\xc0\xaf" "cd", "ab\xef\xbf\xbd\xef\xbf\xbd" "cd"},
+        {"x\xe2\x82", "x\xef\xbf\xbd"},
+        {"\xed\xa0\x80z", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz"},
+        {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xe2\x82\xac ok", "\xe2\x82\xac ok"},
+        {"\xf0\x9f\x98", "\xef\xbf\xbd"},
+        {"\xff", "\xef\xbf\xbd"},
+    };
+    for (size_t i = 0; i < PB_ARRAY_LEN(cases); i++) {
+        pb_buf_t b;
+        pb_buf_init(&b, 0);
+        size_t n = strlen(cases[i].in);
+        assert_int_equal(pb_utf8_clean(cases[i].in, n, &b), 0);
+        assert_int_equal(b.len, strlen(cases[i].out));
+        assert_memory_equal(b.data, cases[i].out, b.len);
+        assert_int_equal(pb_utf8_valid_prefix(b.data, b.len), b.len);
+        pb_buf_free(&b);
+    }
+    assert_int_equal(pb_utf8_valid_prefix("ok\xc3", 3), 2);
+    /* A stream holds back an unfinished character, not an invalid byte. */
+    assert_int_equal(pb_utf8_ready("ab\xe2\x82", 4), 2);
+    assert_int_equal(pb_utf8_ready("ab\xff", 3), 3);
+    assert_int_equal(pb_utf8_ready("ab\xe2\x82\xac", 5), 5);
+}
+
 int pb_test_common(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +552,7 @@ int pb_test_common(void)
         cmocka_unit_test(test_wilson),
         cmocka_unit_test(test_grow),
         cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_hostport),
         cmocka_unit_test(test_json_getters),
         cmocka_unit_test(test_json_canonical),
