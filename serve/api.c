@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/json.h"
+#include "common/utf8.h"
 
 #define TOKENIZE_MAX (1 << 20) /* ids per /detokenize request */
 
@@ -221,7 +222,7 @@ static void route_detokenize(pv_server_t *srv, const json_t *body, pb_http_resp_
             rc = PB_EINVAL;
     rc = rc ? rc : n ? pe_tok_decode(srv->tok, ids, n, 0, &text, &len) : 0;
     pb_buf_init(&clean, 0);
-    rc = rc ? rc : pv_utf8_clean(text ? text : "", len, &clean);
+    rc = rc ? rc : pb_utf8_clean(text ? text : "", len, &clean);
     rc = rc ? rc : pb_buf_cstr(&clean);
     free(ids);
     free(text);

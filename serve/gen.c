@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 #define SCORE_CHUNK 32         /* rows of logits held at once when scoring */
 #define DEFAULT_MAX_TOKENS 16  /* /v1/completions without max_tokens (OpenAI's) */
 
@@ -119,7 +121,7 @@ static int emit(pv_job_t *job, size_t index, const char *raw, size_t n, const ch
     pb_buf_t t, ev;
     pb_buf_init(&t, 0);
     pb_buf_init(&ev, 0);
-    int rc = pv_utf8_clean(raw, n, &t);
+    int rc = pb_utf8_clean(raw, n, &t);
     json_t *o = NULL, *choice = NULL;
     if (rc == 0 && job->kind == PV_JOB_CHAT) {
         json_t *delta = finish ? json_object() : json_pack("{s:s#}", "content", t.data ? t.data : "", t.len);
@@ -170,7 +172,7 @@ static int on_token(void *arg, int32_t id)
     size_t hold = p->stop_len_max ? p->stop_len_max - 1 : 0;
     size_t safe = g->hit ? g->cut : g->len > hold ? g->len - hold : 0;
     if (safe > g->emitted) {
-        safe = g->emitted + pv_utf8_ready(g->text + g->emitted, safe - g->emitted);
+        safe = g->emitted + pb_utf8_ready(g->text + g->emitted, safe - g->emitted);
         if (safe > g->emitted && emit(job, g->index, g->text + g->emitted, safe - g->emitted,
                                       NULL, 0)) {
             g->failed = 1;
@@ -372,10 +374,10 @@ static int run_prompt(pv_job_t *job, size_t index, json_t *choices, pb_err_t *er
         char *pt = NULL;
         size_t pl = 0;
         rc = decode(srv, pr->ids, pr->n_ids, 1, &pt, &pl);
-        rc = rc ? rc : pv_utf8_clean(pt, pl, &clean);
+        rc = rc ? rc : pb_utf8_clean(pt, pl, &clean);
         free(pt);
     }
-    rc = rc ? rc : pv_utf8_clean(text, len, &clean);
+    rc = rc ? rc : pb_utf8_clean(text, len, &clean);
     json_t *lpj = NULL;
     if (rc == 0 && p->logprobs >= 0) {
         size_t n = pr->n_ids + n_out, topn = (size_t)p->logprobs;

@@ -32,7 +32,7 @@ static void usage(FILE *f)
         "  --model DIR            checkpoint directory (config.json, safetensors, tokenizer)\n"
         "  --name NAME            model id served and expected in requests (default: DIR's name)\n"
         "  --rope-scaling T:F[:N] RoPE scaling override: T one of linear, ntk, dynamic, yarn,\n"
-        "                         truncate, none; F the factor; N the original context (yarn,\n"
+        "                         none; F the factor; N the original context (yarn,\n"
         "                         dynamic; default the checkpoint's max_position_embeddings)\n"
         "  --rope-theta X         RoPE base override\n"
         "  --pe JSON              any PE override the engine accepts, e.g. '{\"type\":\"alibi\"}'\n"
@@ -157,8 +157,6 @@ static int build_pe(const opts_t *o, const pe_ckpt_t *ck, json_t **out, pb_err_t
         json_t *s = json_pack("{s:s, s:f}", "type", type, "factor", factor);
         if (s && (!strcmp(type, "yarn") || !strcmp(type, "dynamic")) && orig > 0)
             json_object_set_new(s, "original_max_position", json_integer(orig));
-        if (s && !strcmp(type, "truncate"))
-            json_object_set_new(s, "truncate", json_real(factor));
         json_object_set_new(*out, "scaling", s);
     }
     if (*out == NULL)

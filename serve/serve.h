@@ -1,9 +1,10 @@
 /* posbench-serve's private header (prefix pv_): an OpenAI-compatible HTTP
  * server over the native engine. main.c loads the model and runs the libuv
- * loop, api.c parses requests on the loop thread, batch.c runs model work on
- * one model thread and posts answers back through a uv_async_t, proto.c
- * holds the pure parts (request parameters, chat templates, UTF-8 and SSE
- * framing) that the unit tests call directly. */
+ * loop, api.c parses requests on the loop thread, batch.c queues them for
+ * one model thread and posts answers back through a uv_async_t, gen.c does
+ * the model work (generation, scoring, embeddings), proto.c
+ * holds the pure parts (request parameters, chat templates, SSE framing;
+ * UTF-8 repair is common/utf8.h) that the unit tests call directly. */
 #ifndef PV_SERVE_H
 #define PV_SERVE_H
 
@@ -62,12 +63,6 @@ const char *pv_chat_eot(pv_chat_t kind);
  * turn opened. PB_EINVAL naming "messages[i].role" and the like. */
 int pv_chat_render(pv_chat_t kind, const json_t *messages, pb_buf_t *out, pb_err_t *err);
 
-/* Bytes of s[0, n) that can be shown now: all but a trailing incomplete
- * (still possibly valid) UTF-8 sequence. */
-size_t pv_utf8_ready(const char *s, size_t n);
-/* Append s[0, n) to out with each ill-formed UTF-8 subpart replaced by
- * U+FFFD (the maximal-subpart rule Python and browsers use). */
-int pv_utf8_clean(const char *s, size_t n, pb_buf_t *out);
 /* A token's text for logprobs: the text if valid UTF-8, else "bytes:\xNN..". */
 int pv_token_str(const char *s, size_t n, pb_buf_t *out);
 

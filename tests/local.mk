@@ -23,10 +23,11 @@ tests_unit_run_unit_SOURCES = \
 	tests/unit/test_engine_tok.c \
 	tests/unit/test_regress.c tests/unit/test_series.c \
 	tests/unit/test_kernels_suite.c \
-	tests/unit/test_openai.c
+	tests/unit/test_openai.c \
+	tests/unit/test_serve.c
 tests_unit_run_unit_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(UV_CFLAGS) $(ZMQ_CFLAGS) \
 	$(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(CURL_CFLAGS)
-tests_unit_run_unit_LDADD = libpbcoord.la libpbworker.la libpbhttp.la libpbdb.la \
+tests_unit_run_unit_LDADD = libpbserve.la libpbcoord.la libpbworker.la libpbhttp.la libpbdb.la \
 	libpbsuites.la libpbengine.la libpbkernels.la libpbcommon.la $(CMOCKA_LIBS) $(UV_LIBS) $(ZMQ_LIBS) $(SQLITE_LIBS) \
 	$(CURL_LIBS)
 TESTS += tests/unit/run_unit
@@ -52,3 +53,4 @@ EXTRA_DIST += tests/integration/regressdata.py tests/integration/test_web_regres
 	tests/integration/test_cli_regressions.py
 EXTRA_DIST += tests/integration/test_kernels_suite.py
 EXTRA_DIST += tests/integration/test_openai.py tests/integration/fault_server.py
+EXTRA_DIST += tests/integration/test_serve.py

@@ -26,6 +26,7 @@ static const struct {
     {"series", pb_test_series},
     {"openai", pb_test_openai},
     {"kernels_suite", pb_test_kernels_suite},
+    {"serve", pb_test_serve},
 };
 
 json_t *pb_test_json(const char *text)

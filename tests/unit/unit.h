@@ -32,6 +32,7 @@ int pb_test_regress(void);
 int pb_test_series(void);
 int pb_test_openai(void);
 int pb_test_kernels_suite(void);
+int pb_test_serve(void);
 
 /* Parse JSON text written in a test; fails the test on bad JSON. New reference. */
 json_t *pb_test_json(const char *text);
