@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "coordinator/detect.h"
 #include "db/store.h"
 #include "suites/suite.h"
@@ -55,6 +56,7 @@ static int store_pass(const double *x)
     pb_coord_t c;
     pb_err_t err = {0};
     memset(&c, 0, sizeof c);
+    pb_log_set_level(PB_LOG_ERROR); /* one line per regression found otherwise */
     if (pdb_open(path, &c.db, &err) != 0) {
         fprintf(stderr, "bench_regress: %s\n", err.msg);
         return 1;
