@@ -105,6 +105,9 @@ int pdb__task_provenance(pdb_t *db, int64_t task_id, const json_t *prov);
  * pdb__run_once steps one that returns no rows and finalizes it. NaN binds
  * SQL NULL and NULL reads back as NaN; an id <= 0 binds NULL. */
 int pdb__prep(pdb_t *db, const char *sql, sqlite3_stmt **s);
+/* Prepare sql, bind id to ?1, collect its rows with row (pdb__collect),
+ * finalize. */
+int pdb__list_by_id(pdb_t *db, const char *sql, int64_t id, pdb_row_fn row, json_t **out);
 int pdb__run_once(pdb_t *db, sqlite3_stmt *s);
 void pdb__bind_real(sqlite3_stmt *s, int i, double v);
 void pdb__bind_id(sqlite3_stmt *s, int i, int64_t v);

@@ -115,6 +115,19 @@ int pdb__prep(pdb_t *db, const char *sql, sqlite3_stmt **s)
     return src == SQLITE_OK ? 0 : pdb__err(db, src);
 }
 
+int pdb__list_by_id(pdb_t *db, const char *sql, int64_t id, pdb_row_fn row, json_t **out)
+{
+    sqlite3_stmt *s = NULL;
+    *out = NULL;
+    int rc = pdb__prep(db, sql, &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(s, 1, id);
+    rc = pdb__collect(db, s, row, NULL, out);
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int pdb__run_once(pdb_t *db, sqlite3_stmt *s)
 {
     int src = sqlite3_step(s);
@@ -348,20 +361,12 @@ static json_t *prov_row(sqlite3_stmt *s, void *ctx)
 
 int pdb_job_provenance(pdb_t *db, int64_t job_id, json_t **out)
 {
-    sqlite3_stmt *s = NULL;
-    *out = NULL;
-    int rc = pdb__prep(db,
-                  "SELECT run_idx, bucket, coalesce(min(testbed_id), 0), "
-                  "coalesce(max(testbed_id), 0), coalesce(max(context_id), 0), "
-                  "sum(testbed_id IS NULL) FROM tasks WHERE job_id = ?1 AND state = 'done' "
-                  "GROUP BY run_idx, bucket ORDER BY run_idx, bucket",
-                  &s);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(s, 1, job_id);
-    rc = pdb__collect(db, s, prov_row, NULL, out);
-    sqlite3_finalize(s);
-    return rc;
+    return pdb__list_by_id(db,
+                           "SELECT run_idx, bucket, coalesce(min(testbed_id), 0), "
+                           "coalesce(max(testbed_id), 0), coalesce(max(context_id), 0), "
+                           "sum(testbed_id IS NULL) FROM tasks WHERE job_id = ?1 AND "
+                           "state = 'done' GROUP BY run_idx, bucket ORDER BY run_idx, bucket",
+                           job_id, prov_row, out);
 }
 
 static json_t *run_prov_row(sqlite3_stmt *s, void *ctx)
@@ -378,22 +383,14 @@ static json_t *run_prov_row(sqlite3_stmt *s, void *ctx)
 
 int pdb_run_provenance(pdb_t *db, int64_t job_id, json_t **out)
 {
-    sqlite3_stmt *s = NULL;
-    *out = NULL;
-    int rc = pdb__prep(db,
-                       "SELECT p.run_idx, p.testbed_id, tb.name, tb.info, c.info FROM "
-                       "(SELECT DISTINCT run_idx, testbed_id, context_id FROM tasks "
-                       "WHERE job_id = ?1 AND state = 'done') p "
-                       "LEFT JOIN testbeds tb ON tb.id = p.testbed_id "
-                       "LEFT JOIN contexts c ON c.id = p.context_id "
-                       "ORDER BY p.run_idx, p.testbed_id, p.context_id",
-                       &s);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(s, 1, job_id);
-    rc = pdb__collect(db, s, run_prov_row, NULL, out);
-    sqlite3_finalize(s);
-    return rc;
+    return pdb__list_by_id(db,
+                           "SELECT p.run_idx, p.testbed_id, tb.name, tb.info, c.info FROM "
+                           "(SELECT DISTINCT run_idx, testbed_id, context_id FROM tasks "
+                           "WHERE job_id = ?1 AND state = 'done') p "
+                           "LEFT JOIN testbeds tb ON tb.id = p.testbed_id "
+                           "LEFT JOIN contexts c ON c.id = p.context_id "
+                           "ORDER BY p.run_idx, p.testbed_id, p.context_id",
+                           job_id, run_prov_row, out);
 }
 
 int pdb_context_get(pdb_t *db, int64_t id, json_t **out)
@@ -559,17 +556,12 @@ int pdb_series_get(pdb_t *db, int64_t id, json_t **out)
     sqlite3_finalize(s);
     if (rc)
         return rc;
-    rc = pdb__prep(db,
-              "SELECT p.series_id, p.job_id, p.run_idx, p.t, p.value, p.n, p.lower, p.upper, "
-              "p.baseline, p.limit_lo, p.limit_hi, p.context_id, c.info FROM points p "
-              "LEFT JOIN contexts c ON c.id = p.context_id WHERE p.series_id = ?1 "
-              "ORDER BY p.job_id, p.run_idx",
-              &s);
-    if (rc == 0) {
-        sqlite3_bind_int64(s, 1, id);
-        rc = pdb__collect(db, s, point_row, NULL, &points);
-        sqlite3_finalize(s);
-    }
+    rc = pdb__list_by_id(db,
+                         "SELECT p.series_id, p.job_id, p.run_idx, p.t, p.value, p.n, p.lower, "
+                         "p.upper, p.baseline, p.limit_lo, p.limit_hi, p.context_id, c.info "
+                         "FROM points p LEFT JOIN contexts c ON c.id = p.context_id "
+                         "WHERE p.series_id = ?1 ORDER BY p.job_id, p.run_idx",
+                         id, point_row, &points);
     if (rc == 0) {
         *out = json_pack("{s:o, s:o}", "series", series, "points", points);
         return *out ? 0 : PB_ENOMEM;

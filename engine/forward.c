@@ -98,10 +98,20 @@ static void norm(pe_model_t *m, float *out, const float *x, const float *w, cons
         pk_rmsnorm(m->ctx, out, x, w, T, m->d.d_model, m->eps);
 }
 
-/* One chunk of T <= m->rows tokens at positions pos; the final-normed
- * hidden states are left in *hidden (T, d_model), inside m->scratch. */
-static int chunk(pe_model_t *m, pe_state_t *st, const int32_t *ids, const int32_t *pos, int T,
-                 float **hidden)
+/* A run of a chunk's rows that belongs to one sequence: rows [row0,
+ * row0 + T) extend st. */
+typedef struct seg {
+    pe_state_t *st;
+    int row0, T;
+} seg_t;
+
+/* One chunk of T <= m->rows tokens at positions pos, made of nseg
+ * sequences' segments in row order: the linear layers run once over all
+ * rows, KV append and attention per segment on its own state. The
+ * final-normed hidden states are left in *hidden (T, d_model), inside
+ * m->scratch. */
+static int chunk(pe_model_t *m, const seg_t *seg, int nseg, const int32_t *ids,
+                 const int32_t *pos, int T, float **hidden)
 {
     const pe_dims_t *d = &m->d;
     const int D = d->d_model, H = d->n_heads, KVH = d->n_kv_heads, hd = d->head_dim;
@@ -157,10 +167,16 @@ static int chunk(pe_model_t *m, pe_state_t *st, const int32_t *ids, const int32_
             pk_rope_apply(m->ctx, &m->rope, qkv, T, H, (size_t)qkvw, pos);
             pk_rope_apply(m->ctx, &m->rope, qkv + qd, T, KVH, (size_t)qkvw, pos);
         }
-        if (pk_kv_append(m->ctx, &st->kv[l], qkv + qd, qkv + qd + kvd, T, (size_t)qkvw, pos))
-            return PB_ETOOBIG;
-        if (pk_attention(m->ctx, &ac, qkv, T, (size_t)qkvw, pos, &st->kv[l], att, (size_t)qd))
-            return PB_EINVAL;
+        for (int s = 0; s < nseg; s++) {
+            pk_kv_t *kv = &seg[s].st->kv[l];
+            const float *q = qkv + (size_t)seg[s].row0 * qkvw;
+            const int32_t *sp = pos + seg[s].row0;
+            if (pk_kv_append(m->ctx, kv, q + qd, q + qd + kvd, seg[s].T, (size_t)qkvw, sp))
+                return PB_ETOOBIG;
+            if (pk_attention(m->ctx, &ac, q, seg[s].T, (size_t)qkvw, sp, kv,
+                             att + (size_t)seg[s].row0 * qd, (size_t)qd))
+                return PB_EINVAL;
+        }
         linear(m, &L->o, att, T, h, D);
         if (m->parallel_res) /* NeoX: the MLP reads the block's input, not x + attn */
             norm(m, att, x, L->n2_w, L->n2_b, T);
@@ -206,12 +222,12 @@ static int chunk(pe_model_t *m, pe_state_t *st, const int32_t *ids, const int32_
  * states (the embedding path). */
 typedef void (*hidden_fn)(void *arg, const float *h, int T, int first);
 
-static int forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n, float *logits,
-                   int all_logits, hidden_fn on_hidden, void *arg, pb_err_t *err)
+/* What every forward checks before touching st: ids, room, the APE
+ * table, an encoder's single call, a head for logits. */
+static int check(const pe_model_t *m, const pe_state_t *st, const int32_t *ids, size_t n,
+                 const float *logits, pb_err_t *err)
 {
     const pe_dims_t *d = &m->d;
-    if (n == 0)
-        return 0;
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= d->vocab)
             return pb_err_set(err, PB_EINVAL, "ids", "token id %d at %zu outside [0, %d)",
@@ -230,6 +246,18 @@ static int forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n, 
     if (logits && !m->head.w)
         return pb_err_set(err, PB_EUNSUPPORTED, "logits",
                           "this checkpoint has no language-model head (embeddings only)");
+    return 0;
+}
+
+static int forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n, float *logits,
+                   int all_logits, hidden_fn on_hidden, void *arg, pb_err_t *err)
+{
+    const pe_dims_t *d = &m->d;
+    int rc0;
+    if (n == 0)
+        return 0;
+    if ((rc0 = check(m, st, ids, n, logits, err)))
+        return rc0;
     if (m->rope_ready && m->rope_cfg.scaling == PK_ROPE_SCALE_DYNAMIC_NTK &&
         m->rope_seq != st->len + (int)n) {
         /* HF's dynamic NTK: the base follows the longest position seen */
@@ -247,7 +275,8 @@ static int forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n, 
         for (int i = 0; i < T; i++)
             pos[i] = st->len + i;
         float *h;
-        int rc = chunk(m, st, ids + off, pos, T, &h);
+        seg_t one = {st, 0, T};
+        int rc = chunk(m, &one, 1, ids + off, pos, T, &h);
         if (rc)
             return pb_err_set(err, rc, "ids", "forward pass failed at token %zu: %s", off,
                               pb_strerror(rc));
@@ -278,6 +307,83 @@ int pe_model_forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n
                      float *logits, int all_logits, pb_err_t *err)
 {
     return forward(m, st, ids, n, logits, all_logits, NULL, NULL, err);
+}
+
+int pe_model_forward_batch(pe_model_t *m, pe_state_t *const *st, const int32_t *const *ids,
+                           const size_t *n, size_t nseq, float *logits, pb_err_t *err)
+{
+    const size_t D = (size_t)m->d.d_model, V = (size_t)m->d.vocab, R = (size_t)m->rows;
+    int32_t *rid = NULL;
+    seg_t *seg = NULL;
+    float *last = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < nseq; i++) {
+        if (n[i] == 0)
+            return pb_err_set(err, PB_EINVAL, "ids", "sequence %zu has no tokens", i);
+        for (size_t j = 0; j < i; j++)
+            if (st[j] == st[i])
+                return pb_err_set(err, PB_EINVAL, "st", "sequences %zu and %zu share a state",
+                                  j, i);
+        if ((rc = check(m, st[i], ids[i], n[i], logits, err)))
+            return rc;
+    }
+    /* one sequence, an encoder, or dynamic NTK (whose rope table follows
+     * each sequence's own length): the single-sequence pass per sequence */
+    if (nseq == 1 || !m->d.causal ||
+        (m->rope_ready && m->rope_cfg.scaling == PK_ROPE_SCALE_DYNAMIC_NTK)) {
+        for (size_t i = 0; i < nseq && rc == 0; i++)
+            rc = forward(m, st[i], ids[i], n[i], logits ? logits + i * V : NULL, 0, NULL, NULL,
+                         err);
+        return rc;
+    }
+    size_t maxseg = nseq < R ? nseq : R;
+    rid = malloc(R * sizeof *rid);
+    seg = malloc(maxseg * sizeof *seg);
+    last = malloc(maxseg * D * sizeof *last);
+    if (!rid || !seg || !last) {
+        rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+        goto out;
+    }
+    /* fill chunks of up to R rows with the sequences in order; a sequence
+     * longer than what is left of a chunk goes on in the next one */
+    size_t i = 0, off = 0;
+    while (i < nseq) {
+        int T = 0, nseg = 0;
+        size_t first = i; /* sequences whose last token falls in this chunk start here */
+        while (i < nseq && (size_t)T < R) {
+            size_t take = n[i] - off < R - (size_t)T ? n[i] - off : R - (size_t)T;
+            seg[nseg] = (seg_t){st[i], T, (int)take};
+            memcpy(rid + T, ids[i] + off, take * sizeof *rid);
+            for (size_t t = 0; t < take; t++)
+                m->pos[T + (int)t] = st[i]->len + (int32_t)t;
+            T += (int)take;
+            nseg++;
+            off += take;
+            if (off == n[i]) {
+                i++;
+                off = 0;
+            }
+        }
+        float *h;
+        if ((rc = chunk(m, seg, nseg, rid, m->pos, T, &h))) {
+            rc = pb_err_set(err, rc, "ids", "batched forward pass failed: %s", pb_strerror(rc));
+            goto out;
+        }
+        for (int s = 0; s < nseg; s++)
+            seg[s].st->len += seg[s].T;
+        /* the head once over the last rows of the sequences that ended */
+        size_t ended = i - first;
+        if (!logits || ended == 0)
+            continue;
+        for (size_t e = 0; e < ended; e++)
+            memcpy(last + e * D, h + (size_t)(seg[e].row0 + seg[e].T - 1) * D, D * sizeof *h);
+        linear(m, &m->head, last, (int)ended, logits + first * V, (int)V);
+    }
+out:
+    free(rid);
+    free(seg);
+    free(last);
+    return rc;
 }
 
 /* ---- generation ----------------------------------------------------------- */
