@@ -51,6 +51,12 @@ typedef struct pb_backend_ops {
                  pb_err_t *err);
     int (*score_pairs)(pb_backend_t *b, const ps_item_t *query, const char *const *docs,
                        size_t n, double *scores, pb_err_t *err);
+    /* score_pairs for nq queries at once (optional): query i's docs[i][0,
+     * n[i]) into scores[i]. A remote model takes them concurrently; any
+     * query's failure fails the call. */
+    int (*score_pairs_many)(pb_backend_t *b, const ps_item_t *const *queries,
+                            const char *const *const *docs, const size_t *n, size_t nq,
+                            double *const *scores, pb_err_t *err);
 
     /* Multiple-choice scoring (optional; NULL for the baselines): for each
      * of conts[0, n), ll[i] = sum of log p(continuation tokens | context)

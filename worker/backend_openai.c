@@ -384,6 +384,50 @@ static int oai_score_pairs(pb_backend_t *b, const ps_item_t *query, const char *
     return rc;
 }
 
+/* Rerank or /score requests for nq queries, in flight together. */
+static int oai_score_pairs_many(pb_backend_t *b, const ps_item_t *const *queries,
+                                const char *const *const *docs, const size_t *n, size_t nq,
+                                double *const *scores, pb_err_t *err)
+{
+    oai_t *o = (oai_t *)b;
+    int rc = 0;
+    if (o->s.rerank == PB_OAI_RERANK_NONE) { /* embeddings: already concurrent inside */
+        for (size_t i = 0; rc == 0 && i < nq; i++)
+            rc = oai_score_pairs(b, queries[i], docs[i], n[i], scores[i], err);
+        return rc;
+    }
+    call_t *c = calloc(nq ? nq : 1, sizeof *c);
+    unsigned char *ok = calloc(nq ? nq : 1, 1);
+    if (c == NULL || ok == NULL) {
+        rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nq; i++) {
+        c[i].path = o->s.rerank == PB_OAI_RERANK_SCORE ? "/score" : "/v1/rerank";
+        c[i].body = pb_oai_rerank_body(&o->s, queries[i]->prompt ? queries[i]->prompt : "",
+                                       docs[i], n[i]);
+    }
+    rc = run_calls(o, c, nq, err);
+    for (size_t i = 0; rc == 0 && i < nq; i++) {
+        pb_err_t why = {0};
+        if (c[i].error) {
+            rc = call_failed(o, &c[i], "", err);
+        } else if ((rc = pb_oai_parse_scores(o->s.rerank, c[i].resp, c[i].resp_len, n[i],
+                                             scores[i], &why)) != 0) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "bad response from %s: %s", c[i].path, why.msg);
+            rc = rc == PB_ENOMEM ? pb_err_set(err, rc, "", "out of memory")
+                                 : call_failed(o, &c[i], msg, err);
+        }
+        ok[i] = rc == 0;
+    }
+    store_calls(o, c, nq, ok);
+out:
+    calls_free(c, nq);
+    free(ok);
+    return rc;
+}
+
 /* ---- tokens and log-likelihood ---- */
 
 static int oai_tokenize(pb_backend_t *b, const char *text, size_t len, int32_t **ids, size_t *n)
@@ -508,6 +552,7 @@ const pb_backend_ops_t pb_backend__openai = {
     .tokenize = oai_tokenize,
     .embed = oai_embed,
     .score_pairs = oai_score_pairs,
+    .score_pairs_many = oai_score_pairs_many,
     .loglik = oai_loglik,
     .set_cancel = oai_set_cancel,
 };

@@ -168,6 +168,7 @@ static void pick(const ps_rank_sets_t *sets, const double *pool_sc, const uint32
 typedef struct round {
     ps_item_t *its;
     ps_rank_sets_t *sets;
+    double **tpool;  /* teacher's pool scores, when it scores a round at once */
     float *qemb;     /* dual: (nq, dim) */
     int64_t *top;    /* dual: (nq, k) */
     float *top_sc;   /* the kernel's (unused: rescored in double) */
@@ -221,8 +222,9 @@ static int rank_query(rank_ctx_t *c, round_t *r, size_t i, size_t k, int64_t lat
         rk.n = np;
     }
     lat_us += pb_now_us() - t0;
-    rc = pool_scores(c, c->tops, c->tbe, it, s, tsc, err);
-    if (rc)
+    if (r->tpool)
+        memcpy(tsc, r->tpool[i], np * sizeof *tsc);
+    else if ((rc = pool_scores(c, c->tops, c->tbe, it, s, tsc, err)) != 0)
         goto out;
     pick(s, ssc, s->hard, s->n_hard, sh);
     pick(s, tsc, s->hard, s->n_hard, th);
@@ -252,6 +254,54 @@ out:
     free(dsc);
     free(pred);
     return rc;
+}
+
+/* The teacher's pool scores for every query of the round in one call
+ * (score_pairs_many: a remote teacher takes them concurrently). */
+static int teacher_round(const rank_ctx_t *c, round_t *r, size_t nq, pb_err_t *err)
+{
+    const ps_item_t **qs = calloc(nq, sizeof *qs);
+    const char ***docs = calloc(nq, sizeof *docs);
+    size_t *n = calloc(nq, sizeof *n);
+    int rc = 0;
+    r->tpool = calloc(nq, sizeof *r->tpool);
+    if (qs == NULL || docs == NULL || n == NULL || r->tpool == NULL)
+        rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+    for (size_t i = 0; rc == 0 && i < nq; i++) {
+        const ps_rank_sets_t *s = &r->sets[i];
+        qs[i] = &r->its[i];
+        n[i] = s->n_pool;
+        docs[i] = malloc((s->n_pool ? s->n_pool : 1) * sizeof *docs[i]);
+        r->tpool[i] = malloc((s->n_pool ? s->n_pool : 1) * sizeof *r->tpool[i]);
+        if (docs[i] == NULL || r->tpool[i] == NULL) {
+            rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
+            break;
+        }
+        for (size_t j = 0; j < s->n_pool; j++)
+            docs[i][j] = c->corpus->text[s->pool[j]];
+    }
+    if (rc == 0) {
+        int64_t t0 = pb_now_us();
+        rc = c->tops->score_pairs_many(c->tbe, qs, (const char *const *const *)docs, n, nq,
+                                       r->tpool, err);
+        if (rc && rc != PB_ENOMEM)
+            rc = PB_EBACKEND;
+        *c->t->model_us += pb_now_us() - t0;
+    }
+    for (size_t i = 0; docs && i < nq; i++)
+        free(docs[i]);
+    free(docs);
+    free(qs);
+    free(n);
+    return rc;
+}
+
+static void round_free_tpool(round_t *r, size_t nq)
+{
+    for (size_t i = 0; r->tpool && i < nq; i++)
+        free(r->tpool[i]);
+    free(r->tpool);
+    r->tpool = NULL;
 }
 
 static int run_round(rank_ctx_t *c, int64_t lo, size_t nq, pb_err_t *err)
@@ -304,6 +354,8 @@ static int run_round(rank_ctx_t *c, int64_t lo, size_t nq, pb_err_t *err)
         lat = (pb_now_us() - t0) / (int64_t)nq; /* the round's query side, per query */
         *t->model_us += pb_now_us() - t0;
     }
+    if (c->tops->score_pairs_many && (rc = teacher_round(c, &r, nq, err)) != 0)
+        goto out;
     for (size_t i = 0; i < nq; i++) {
         rc = rank_query(c, &r, i, k, lat, err);
         if (rc)
@@ -322,6 +374,7 @@ out:
         ps_item_clear(&r.its[i]);
         ps_rank_sets_clear(&r.sets[i]);
     }
+    round_free_tpool(&r, nq);
     free(r.its);
     free(r.sets);
     free(r.qemb);

@@ -25,7 +25,8 @@ connections in `server.conns[mode]`):
 /tokenize answers 404 in every mode except "tok" (one id per word; its
 completions are instant's).
 /v1/embeddings gives a hashed bag of words; /v1/rerank and /score give word
-overlap with the query."""
+overlap with the query (/v1/rerank after MS in slow-MS, keeping the peak of
+requests in flight in `server.peak[(mode, endpoint)]`)."""
 
 import email.utils
 import hashlib
@@ -126,6 +127,8 @@ class Handler(BaseHTTPRequestHandler):
                     for i, t in enumerate(req.get("input", []))]
             return self.send(200, {"object": "list", "data": data})
         if endpoint == "/v1/rerank":
+            if mode.startswith("slow-"):
+                srv.wait_counted(mode, endpoint, int(mode[5:]) / 1000)
             res = [{"index": i, "relevance_score": overlap(req["query"], d)}
                    for i, d in enumerate(req.get("documents", []))]
             return self.send(200, {"results": list(reversed(res))})
@@ -206,6 +209,8 @@ class FaultServer:
         self.endpoints = Counter()
         self.per_prompt = Counter()
         self.auth_seen = set()
+        self.inflight = Counter()  # (mode, endpoint) -> requests being answered (slow rerank)
+        self.peak = Counter()
         self.conns = {}  # mode -> client (host, port)s seen: one per TCP connection
         self.key = key
         self.httpd = Server(("127.0.0.1", 0), Handler)
@@ -216,6 +221,16 @@ class FaultServer:
 
     def url(self, mode):
         return f"http://127.0.0.1:{self.port}/{mode}"
+
+    def wait_counted(self, mode, endpoint, seconds):
+        """Sleep as a slow server does, keeping the peak of requests in flight."""
+        key = (mode, endpoint)
+        with self.lock:
+            self.inflight[key] += 1
+            self.peak[key] = max(self.peak[key], self.inflight[key])
+        time.sleep(seconds)
+        with self.lock:
+            self.inflight[key] -= 1
 
     def count(self, mode, endpoint=None):
         with self.lock:

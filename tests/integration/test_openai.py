@@ -247,6 +247,25 @@ def test_ranking_uses_embeddings_and_rerank(oai):
     assert answer("12+30=") == "42"
 
 
+def test_rerank_teacher_scores_a_round_concurrently(oai):
+    """The retrieval teacher's rerank requests for a round of queries are in
+    flight together, not one after another."""
+    api = oai.api
+    teacher = model(oai.srv, "slow-300", rerank="rerank", max_concurrency=8)
+    teacher["backend"] = "openai"
+    j = api.submit({"name": "oai-rerank-round",
+                    "model": {"name": "emb", "backend": "openai",
+                              **model(oai.srv, "instant"), "teacher": teacher},
+                    "runs": [{"suite": "retrieval", "task": "synthetic", "samples": 8}],
+                    "seed": 6, "max_attempts": 1, "shard_size": 8})
+    job = api.wait_job(j, t(60))
+    items, _ = api.all_items(j)
+    assert len(items) == job["items_total"] >= 8, job  # 8 queries per bucket
+    assert all(i["error"] is None for i in items), items[:2]
+    assert oai.srv.count("slow-300", "/v1/rerank") == len(items)
+    assert oai.srv.peak[("slow-300", "/v1/rerank")] >= 4, oai.srv.peak
+
+
 def test_server_tokenizer_sizes_prompts_in_tokens(oai):
     api = oai.api
     j = api.submit({"name": "oai-longctx",
