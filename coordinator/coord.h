@@ -123,6 +123,9 @@ void pb_api_handle(void *ctx, const pb_http_req_t *req, pb_http_resp_t *resp);
  * is set and *existing says whether an idempotency key matched. */
 int pb_api_submit(pb_coord_t *c, const json_t *spec, const char *idem_key, int64_t schedule_id,
                   int64_t *job_id, int *existing, pb_err_t *err);
+/* A native model's PE override checked by the engine (the suites layer
+ * checks only its shape); the field is named under "model.". */
+int pb_api_check_native_pe(const json_t *model, pb_err_t *err);
 /* Fire due schedules (called from the tick). */
 void pb_api_fire_schedules(pb_coord_t *c);
 /* Decorate a run of pdb_job_results: per-bucket accuracy and intervals,

@@ -19,6 +19,7 @@ libpbcoord_la_SOURCES = \
 	coordinator/webhook.h coordinator/webhook.c \
 	coordinator/api_regress.h coordinator/api_regress.c \
 	coordinator/latest.h coordinator/latest.c \
+	coordinator/api_schedules.h coordinator/api_schedules.c \
 	coordinator/zloop.h coordinator/zloop.c
 libpbcoord_la_CFLAGS = $(AM_CFLAGS) $(UV_CFLAGS) $(ZMQ_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS)
 libpbcoord_la_LIBADD = libpbhttp.la libpbdb.la libpbsuites.la libpbengine.la libpbcommon.la $(UV_LIBS) $(ZMQ_LIBS) \
