@@ -25,6 +25,8 @@ bench_bench_regress_LDADD = libpbcoord.la $(SQLITE_LIBS) -lm
 # against an instant-answer HTTP server written for it; openai.py the same
 # through a real coordinator and worker.
 EXTRA_DIST += bench/openai.py
+# posbench-serve's batching: requests/s and tokens/s, --max-batch 8 vs 1 (issue 8).
+EXTRA_DIST += bench/serve_batch.py
 noinst_PROGRAMS += bench/bench_openai bench/bench_instant_server
 bench_bench_openai_SOURCES = bench/openai.c
 bench_bench_openai_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS)

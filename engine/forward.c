@@ -1,7 +1,9 @@
 /* engine/forward.c: the forward pass over a KV-cache state (chunked
- * prefill, decode), then what is built on it: generation (greedy and
- * seeded top-k/top-p sampling), continuation log-likelihood and pooled
- * embeddings. Weights and PE parameters come from model.c. */
+ * prefill, decode), also over several sequences at once (their rows
+ * stacked through the linear layers), then what is built on it: generation
+ * of one or several sequences together (greedy and seeded top-k/top-p
+ * sampling), continuation log-likelihood and pooled embeddings. Weights and
+ * PE parameters come from model.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +329,8 @@ int pe_model_forward_batch(pe_model_t *m, pe_state_t *const *st, const int32_t *
         if ((rc = check(m, st[i], ids[i], n[i], logits, err)))
             return rc;
     }
+    if (nseq == 0)
+        return 0;
     /* one sequence, an encoder, or dynamic NTK (whose rope table follows
      * each sequence's own length): the single-sequence pass per sequence */
     if (nseq == 1 || !m->d.causal ||
@@ -338,7 +342,7 @@ int pe_model_forward_batch(pe_model_t *m, pe_state_t *const *st, const int32_t *
     }
     size_t maxseg = nseq < R ? nseq : R;
     rid = malloc(R * sizeof *rid);
-    seg = malloc(maxseg * sizeof *seg);
+    seg = calloc(maxseg, sizeof *seg);
     last = malloc(maxseg * D * sizeof *last);
     if (!rid || !seg || !last) {
         rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
@@ -446,65 +450,184 @@ static int sample(const float *logits, int n, const pe_gen_params_t *p, uint64_t
     return cand[k - 1].id;
 }
 
+/* One sequence's choice after its logits: the token, then whether it ends
+ * the sequence (pe_generate's order of checks). 1: it goes on. */
+static int gen_step(const pe_model_t *m, pe_gen_seq_t *g, const float *logits, uint64_t *rng,
+                    cand_t *cand, int32_t *id)
+{
+    const pe_gen_params_t *p = g->p;
+    const int V = m->d.vocab;
+    *id = p->temperature > 0 ? sample(logits, V, p, rng, cand) : argmax(logits, V);
+    g->out[g->n_out++] = *id;
+    for (size_t i = 0; i < p->n_stop; i++)
+        if (p->stop_ids[i] == *id) {
+            g->why = PE_STOP_ID;
+            return 0;
+        }
+    if (p->on_token && p->on_token(p->arg, *id)) {
+        g->why = PE_STOP_CALLBACK;
+        return 0;
+    }
+    if (g->n_out == (size_t)p->max_tokens)
+        return 0;
+    const pe_state_t *st = g->st;
+    if (st->len >= st->cap || (m->pe.kind == PE_PE_APE && st->len >= m->d.max_pos)) {
+        g->why = PE_STOP_CONTEXT;
+        return 0;
+    }
+    return 1;
+}
+
+/* A running sequence: its RNG, the token it feeds next (once started). */
+typedef struct slot {
+    pe_gen_seq_t *g;
+    uint64_t rng;
+    int32_t next;
+    int started;
+} slot_t;
+
+struct pe_gen_batch {
+    pe_model_t *m;
+    slot_t *slot;
+    size_t n, cap;
+    pe_state_t **st;     /* (cap) the step's arguments to pe_model_forward_batch */
+    const int32_t **ids;
+    size_t *len;
+    float *logits;       /* (cap, vocab) */
+    cand_t *cand;        /* (vocab) once a sampled sequence joins */
+};
+
+int pe_gen_batch_create(pe_model_t *m, pe_gen_batch_t **out, pb_err_t *err)
+{
+    if (!(*out = calloc(1, sizeof **out)))
+        return pb_err_set(err, PB_ENOMEM, "", "out of memory");
+    (*out)->m = m;
+    return 0;
+}
+
+void pe_gen_batch_free(pe_gen_batch_t *b)
+{
+    if (!b)
+        return;
+    free(b->slot);
+    free(b->st);
+    free(b->ids);
+    free(b->len);
+    free(b->logits);
+    free(b->cand);
+    free(b);
+}
+
+size_t pe_gen_batch_running(const pe_gen_batch_t *b) { return b->n; }
+
+/* Room for one more sequence. */
+static int batch_grow(pe_gen_batch_t *b)
+{
+    if (b->n < b->cap)
+        return 0;
+    size_t cap = b->cap ? 2 * b->cap : 8, V = (size_t)b->m->d.vocab;
+    void *p;
+    if (!(p = realloc(b->slot, cap * sizeof *b->slot)))
+        return PB_ENOMEM;
+    b->slot = p;
+    if (!(p = realloc(b->st, cap * sizeof *b->st)))
+        return PB_ENOMEM;
+    b->st = p;
+    if (!(p = realloc(b->ids, cap * sizeof *b->ids)))
+        return PB_ENOMEM;
+    b->ids = p;
+    if (!(p = realloc(b->len, cap * sizeof *b->len)))
+        return PB_ENOMEM;
+    b->len = p;
+    if (!(p = realloc(b->logits, cap * V * sizeof *b->logits)))
+        return PB_ENOMEM;
+    b->logits = p;
+    b->cap = cap;
+    return 0;
+}
+
+int pe_gen_batch_add(pe_gen_batch_t *b, pe_gen_seq_t *g, pb_err_t *err)
+{
+    const pe_gen_params_t *p = g->p;
+    g->out = NULL;
+    g->n_out = 0;
+    g->why = PE_STOP_MAX_TOKENS;
+    g->done = 0;
+    if (g->n == 0)
+        return pb_err_set(err, PB_EINVAL, "ids", "generation needs a prompt");
+    if (batch_grow(b) ||
+        (p->temperature > 0 && !b->cand &&
+         !(b->cand = malloc((size_t)b->m->d.vocab * sizeof *b->cand))) ||
+        !(g->out = malloc((size_t)(p->max_tokens > 0 ? p->max_tokens : 1) * sizeof *g->out)))
+        return pb_err_set(err, PB_ENOMEM, "", "out of memory");
+    pe_state_reset(g->st);
+    b->slot[b->n++] = (slot_t){.g = g, .rng = p->seed};
+    return 0;
+}
+
+int pe_gen_batch_step(pe_gen_batch_t *b, pb_err_t *err)
+{
+    const size_t V = (size_t)b->m->d.vocab;
+    if (b->n == 0)
+        return 0;
+    for (size_t k = 0; k < b->n; k++) {
+        slot_t *s = &b->slot[k];
+        b->st[k] = s->g->st;
+        b->ids[k] = s->started ? &s->next : s->g->prompt;
+        b->len[k] = s->started ? 1 : s->g->n;
+    }
+    int rc = pe_model_forward_batch(b->m, b->st, b->ids, b->len, b->n, b->logits, err);
+    if (rc) { /* the states may hold part of the pass: every sequence ends */
+        for (size_t k = 0; k < b->n; k++)
+            b->slot[k].g->done = 1;
+        b->n = 0;
+        return rc;
+    }
+    size_t keep = 0;
+    for (size_t k = 0; k < b->n; k++) {
+        slot_t s = b->slot[k];
+        s.started = 1;
+        if (s.g->p->max_tokens > 0 &&
+            gen_step(b->m, s.g, b->logits + k * V, &s.rng, b->cand, &s.next))
+            b->slot[keep++] = s;
+        else
+            s.g->done = 1;
+    }
+    b->n = keep;
+    return 0;
+}
+
+int pe_generate_batch(pe_model_t *m, pe_gen_seq_t *seq, size_t nseq, pb_err_t *err)
+{
+    pe_gen_batch_t *b = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < nseq; i++)
+        seq[i].out = NULL;
+    rc = pe_gen_batch_create(m, &b, err);
+    for (size_t i = 0; rc == 0 && i < nseq; i++)
+        rc = pe_gen_batch_add(b, &seq[i], err);
+    while (rc == 0 && pe_gen_batch_running(b) > 0)
+        rc = pe_gen_batch_step(b, err);
+    for (size_t i = 0; i < nseq; i++)
+        if (rc || seq[i].n_out == 0) {
+            free(seq[i].out);
+            seq[i].out = NULL;
+            seq[i].n_out = 0;
+        }
+    pe_gen_batch_free(b);
+    return rc;
+}
+
 int pe_generate(pe_model_t *m, pe_state_t *st, const int32_t *prompt, size_t n,
                 const pe_gen_params_t *p, int32_t **out, size_t *n_out, pe_stop_t *why,
                 pb_err_t *err)
 {
-    const int V = m->d.vocab;
-    float *logits = NULL;
-    cand_t *cand = NULL;
-    int32_t *ids = NULL;
-    uint64_t rng = p->seed;
-    pe_stop_t stop = PE_STOP_MAX_TOKENS;
-    size_t cnt = 0;
-    int rc;
-    *out = NULL;
-    *n_out = 0;
-    pe_state_reset(st);
-    logits = malloc((size_t)V * sizeof *logits);
-    cand = p->temperature > 0 ? malloc((size_t)V * sizeof *cand) : NULL;
-    ids = malloc((size_t)(p->max_tokens > 0 ? p->max_tokens : 1) * sizeof *ids);
-    if (!logits || !ids || (p->temperature > 0 && !cand)) {
-        rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
-        goto out;
-    }
-    if ((rc = pe_model_forward(m, st, prompt, n, logits, 0, err)))
-        goto out;
-    while (cnt < (size_t)(p->max_tokens > 0 ? p->max_tokens : 0)) {
-        int32_t id = p->temperature > 0 ? sample(logits, V, p, &rng, cand) : argmax(logits, V);
-        ids[cnt++] = id;
-        int hit = 0;
-        for (size_t i = 0; i < p->n_stop && !hit; i++)
-            hit = p->stop_ids[i] == id;
-        if (hit) {
-            stop = PE_STOP_ID;
-            break;
-        }
-        if (p->on_token && p->on_token(p->arg, id)) {
-            stop = PE_STOP_CALLBACK;
-            break;
-        }
-        if (cnt == (size_t)p->max_tokens)
-            break;
-        if (st->len >= st->cap || (m->pe.kind == PE_PE_APE && st->len >= m->d.max_pos)) {
-            stop = PE_STOP_CONTEXT;
-            break;
-        }
-        if ((rc = pe_model_forward(m, st, &id, 1, logits, 0, err)))
-            goto out;
-    }
-    if (cnt) {
-        *out = ids;
-        ids = NULL;
-    }
-    *n_out = cnt;
-    if (why)
-        *why = stop;
-    rc = 0;
-out:
-    free(logits);
-    free(cand);
-    free(ids);
+    pe_gen_seq_t g = {.st = st, .prompt = prompt, .n = n, .p = p};
+    int rc = pe_generate_batch(m, &g, 1, err);
+    *out = g.out;
+    *n_out = g.n_out;
+    if (why && rc == 0)
+        *why = g.why;
     return rc;
 }
 

@@ -86,6 +86,18 @@ int pe_state_capacity(const pe_state_t *st);
 int pe_model_forward(pe_model_t *m, pe_state_t *st, const int32_t *ids, size_t n,
                      float *logits, int all_logits, pb_err_t *err);
 
+/* Several sequences in one pass: sequence i's n[i] >= 1 tokens ids[i] run
+ * after what st[i] holds and are appended to it (the states distinct).
+ * Rows of all sequences are stacked so each linear layer and the head run
+ * once over them all; positions, KV append and attention are each
+ * sequence's own, so the results equal pe_model_forward per sequence up to
+ * float rounding. logits: NULL, or (nseq, vocab), each sequence's last
+ * token. Every sequence is checked first (as pe_model_forward; nothing is
+ * run when one fails). Encoders and dynamic NTK run sequence by sequence.
+ * Decode steps of several sequences (one token each) are this call too. */
+int pe_model_forward_batch(pe_model_t *m, pe_state_t *const *st, const int32_t *const *ids,
+                           const size_t *n, size_t nseq, float *logits, pb_err_t *err);
+
 /* Generation. temperature <= 0: greedy (argmax, ties to the lower id);
  * otherwise seeded sampling after top_k (0 = off) then top_p (>= 1 = off).
  * Stops after max_tokens, on a stop id (kept in the output), when on_token
@@ -103,11 +115,45 @@ typedef struct pe_gen_params {
 
 typedef enum { PE_STOP_MAX_TOKENS, PE_STOP_ID, PE_STOP_CALLBACK, PE_STOP_CONTEXT } pe_stop_t;
 
-/* Prefill prompt[0, n) into st (reset first) and generate. *out is malloc'd
+/* Prefill prompt[0, n >= 1) into st (reset first) and generate. *out is malloc'd
  * (*n_out ids, NULL when none); *why says what stopped it (may be NULL). */
 int pe_generate(pe_model_t *m, pe_state_t *st, const int32_t *prompt, size_t n,
                 const pe_gen_params_t *p, int32_t **out, size_t *n_out, pe_stop_t *why,
                 pb_err_t *err);
+
+/* Generation of several sequences together. A batch holds running
+ * sequences; each step is one pe_model_forward_batch call over the next
+ * token of every started sequence and the whole prompt of every sequence
+ * added since the last step, then picks each one's token (its own params:
+ * stops, max_tokens, seed, on_token, called in batch order). A sequence
+ * that stops gets done = 1 and leaves the batch; new ones may be added
+ * between steps (continuous batching). Each sequence's tokens are what
+ * pe_generate gives it alone, up to float rounding in the stacked GEMMs. */
+typedef struct pe_gen_seq {
+    pe_state_t *st;              /* reset when added; distinct per sequence */
+    const int32_t *prompt;       /* borrowed until done */
+    size_t n;                    /* >= 1 */
+    const pe_gen_params_t *p;
+    int32_t *out;                /* out: malloc'd by add, n_out ids; the caller frees it */
+    size_t n_out;
+    pe_stop_t why;               /* out, once done */
+    int done;                    /* out: 1 once it has left the batch */
+} pe_gen_seq_t;
+
+typedef struct pe_gen_batch pe_gen_batch_t;
+
+int pe_gen_batch_create(pe_model_t *m, pe_gen_batch_t **out, pb_err_t *err);
+void pe_gen_batch_free(pe_gen_batch_t *b); /* the sequences stay the caller's */
+/* g (borrowed until done) joins at the next step. */
+int pe_gen_batch_add(pe_gen_batch_t *b, pe_gen_seq_t *g, pb_err_t *err);
+/* One step over the batch (0 with nothing running). An error ends every
+ * running sequence (done = 1, its state unusable); the batch stays usable. */
+int pe_gen_batch_step(pe_gen_batch_t *b, pb_err_t *err);
+size_t pe_gen_batch_running(const pe_gen_batch_t *b);
+
+/* All of seq[0, nseq) through one batch until every one is done (out NULL
+ * when none, and for every sequence on an error). */
+int pe_generate_batch(pe_model_t *m, pe_gen_seq_t *seq, size_t nseq, pb_err_t *err);
 
 /* Sum of log p(cont[i] | ctx, cont[<i]) in *ll; *greedy (may be NULL) = 1
  * when every cont token is the argmax. st is reset and used as scratch.

@@ -76,7 +76,7 @@ static void route_metrics(pv_server_t *srv, pb_http_resp_t *resp)
 {
     pb_buf_t b;
     size_t queued, running;
-    uint64_t hist[8], batches, jobs;
+    uint64_t hist[8], batches, jobs, gcalls, gseqs, gmax, greq;
     pb_buf_init(&b, 0);
     pthread_mutex_lock(&srv->mx);
     queued = srv->queued;
@@ -84,6 +84,10 @@ static void route_metrics(pv_server_t *srv, pb_http_resp_t *resp)
     memcpy(hist, srv->m.batch_hist, sizeof hist);
     batches = srv->m.batches;
     jobs = srv->m.batched_jobs;
+    gcalls = srv->m.gen_calls;
+    gseqs = srv->m.gen_seqs;
+    gmax = srv->m.gen_seq_max;
+    greq = srv->m.gen_req_max;
     pthread_mutex_unlock(&srv->mx);
     int rc = pb_buf_puts(&b, "# HELP posbench_serve_requests_total Requests answered, by endpoint "
                              "and status.\n# TYPE posbench_serve_requests_total counter\n");
@@ -109,8 +113,22 @@ static void route_metrics(pv_server_t *srv, pb_http_resp_t *resp)
     }
     rc = rc ? rc : pb_buf_printf(&b,
         "posbench_serve_batch_size_bucket{le=\"+Inf\"} %llu\nposbench_serve_batch_size_sum %llu\n"
-        "posbench_serve_batch_size_count %llu\n",
-        (unsigned long long)batches, (unsigned long long)jobs, (unsigned long long)batches);
+        "posbench_serve_batch_size_count %llu\n"
+        "# HELP posbench_serve_generate_steps_total Engine steps (one batched pass: the next "
+        "token of every running sequence, the prompts of the new ones).\n"
+        "# TYPE posbench_serve_generate_steps_total counter\n"
+        "posbench_serve_generate_steps_total %llu\n"
+        "# TYPE posbench_serve_generate_step_sequences_total counter\n"
+        "posbench_serve_generate_step_sequences_total %llu\n"
+        "# HELP posbench_serve_generate_step_sequences_max Most sequences in one step.\n"
+        "# TYPE posbench_serve_generate_step_sequences_max gauge\n"
+        "posbench_serve_generate_step_sequences_max %llu\n"
+        "# HELP posbench_serve_generate_step_requests_max Most requests in one step.\n"
+        "# TYPE posbench_serve_generate_step_requests_max gauge\n"
+        "posbench_serve_generate_step_requests_max %llu\n",
+        (unsigned long long)batches, (unsigned long long)jobs, (unsigned long long)batches,
+        (unsigned long long)gcalls, (unsigned long long)gseqs, (unsigned long long)gmax,
+        (unsigned long long)greq);
     if (rc) {
         pb_buf_free(&b);
         pv_resp_error(resp, 503, "out of memory", NULL, NULL);

@@ -1,10 +1,10 @@
 /* posbench-serve's model thread (serve.h): requests queue under one mutex;
- * the thread takes up to --max-batch of them per pass, tokenizes them all,
- * then runs them back to back (the engine has no batched forward over
- * several sequences, so "batched" means one pass, one thread, no loop
- * latency between them). Answers and stream chunks go back to the libuv
- * loop through a uv_async_t; only the loop thread touches connections.
- * Generation: gen.c. */
+ * each turn the thread takes the requests whose prompts fit beside the
+ * sequences already running (up to --max-batch sequences), tokenizes them,
+ * and runs one engine step over every running sequence (gen.c: continuous
+ * batching, so requests join and leave between tokens); embeddings run one
+ * request at a time. Answers and stream chunks go back to the libuv loop
+ * through a uv_async_t; only the loop thread touches connections. */
 #include "serve/serve.h"
 
 #include <stdlib.h>
@@ -86,11 +86,11 @@ static void *model_main(void *arg)
     pv_server_t *srv = arg;
     pv_job_t *batch[256];
     for (;;) {
-        size_t k = 0;
+        size_t k = 0, load = pv__gen_load(srv), seqs = load;
         pthread_mutex_lock(&srv->mx);
-        while (!srv->stop && srv->head == NULL)
+        while (!srv->stop && srv->head == NULL && load == 0)
             pthread_cond_wait(&srv->cv, &srv->mx);
-        if (srv->stop) {
+        if (srv->stop && load == 0) { /* running ones stop at their next token */
             while (srv->head) {
                 pv_job_t *j = srv->head;
                 srv->head = j->next;
@@ -104,39 +104,45 @@ static void *model_main(void *arg)
             uv_async_send(&srv->wake);
             return NULL;
         }
-        while (srv->head && k < (size_t)srv->max_batch && k < PB_ARRAY_LEN(batch)) {
+        /* new requests while their prompts fit in --max-batch sequences
+         * beside those running (always one when idle) */
+        while (!srv->stop && srv->head && k < PB_ARRAY_LEN(batch) &&
+               (seqs == 0 || seqs + srv->head->n_prompts <= (size_t)srv->max_batch)) {
+            seqs += srv->head->n_prompts ? srv->head->n_prompts : 1;
             batch[k++] = srv->head;
             srv->head = srv->head->next;
         }
         if (srv->head == NULL)
             srv->tail = NULL;
         srv->queued -= k;
-        srv->running = k;
-        batch_hist(&srv->m, k);
+        srv->running += k;
+        if (k)
+            batch_hist(&srv->m, k);
         pthread_mutex_unlock(&srv->mx);
 
-        /* tokenize every request of the pass first: a bad one fails alone */
-        for (size_t i = 0; i < k; i++)
-            if (pv__prepare(batch[i]) != 0)
-                batch[i] = NULL;
+        /* tokenize the new requests first: a bad one fails alone */
         for (size_t i = 0; i < k; i++) {
-            if (batch[i] == NULL)
+            if (pv__prepare(batch[i]) != 0)
                 continue;
             if (batch[i]->kind == PV_JOB_EMBED)
                 pv__run_embed(batch[i]);
             else
-                pv__run_generate(batch[i]);
+                pv__gen_start(batch[i]);
         }
+        pv__gen_step(srv);
+        size_t runs = pv__gen_runs(srv);
         pthread_mutex_lock(&srv->mx);
-        srv->running = 0;
+        srv->running = runs;
         pthread_mutex_unlock(&srv->mx);
     }
 }
 
 int pv_batch_start(pv_server_t *srv)
 {
-    if (pthread_create(&srv->thread, NULL, model_main, srv) != 0)
+    if (pv__gen_open(srv) != 0 || pthread_create(&srv->thread, NULL, model_main, srv) != 0) {
+        pv__gen_close(srv);
         return PB_ENOMEM;
+    }
     srv->thread_started = 1;
     return 0;
 }
@@ -176,6 +182,7 @@ void pv_batch_join(pv_server_t *srv)
     if (srv->thread_started)
         pthread_join(srv->thread, NULL);
     srv->thread_started = 0;
+    pv__gen_close(srv);
 }
 
 void pv_job_free(pv_job_t *job)

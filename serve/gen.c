@@ -1,7 +1,8 @@
 /* posbench-serve's model work (serve.h), on the model thread: tokenizing a
- * request, generation through pe_generate (the same call, stop ids and
- * decoding as the worker's native backend, so greedy answers agree), stop
- * strings and streamed deltas from the engine's per-token callback,
+ * request, generation through pe_generate_batch for all the prompts of a
+ * pass together (the decoding, stop ids and seeds of the worker's native
+ * backend's pe_generate, so greedy answers agree), stop strings and
+ * streamed deltas from the engine's per-token callback,
  * per-token log-probabilities by a scoring pass (echo + logprobs), and
  * pooled embeddings. Answers are OpenAI's JSON shapes, built here. */
 #include "serve/serve.h"
@@ -249,9 +250,32 @@ static int token_text(const pv_server_t *srv, int32_t id, int skip, pb_buf_t *ou
     return rc ? rc : pb_buf_cstr(out);
 }
 
+/* Characters (code points) that bytes s[0, n) complete; *owed carries the
+ * continuation bytes a character begun earlier still needs. A character
+ * counts once its last byte is there, as vLLM's incremental detokenizer
+ * holds a partial one back; a stray or cut-short byte counts as the one
+ * U+FFFD it becomes. */
+static size_t utf8_done(const char *s, size_t n, int *owed)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)s[i];
+        if ((b & 0xC0) == 0x80) { /* continuation */
+            c += *owed == 0 || --*owed == 0;
+            continue;
+        }
+        c += *owed > 0; /* a character cut short */
+        *owed = b >= 0xC2 && b <= 0xDF ? 1 : b >= 0xE0 && b <= 0xEF ? 2
+                : b >= 0xF0 && b <= 0xF4 ? 3 : 0;
+        c += *owed == 0;
+    }
+    return c;
+}
+
 /* OpenAI's logprobs object for ids[from, n): the legacy completions shape
- * (tokens, token_logprobs, top_logprobs, text_offset: byte offsets into the
- * returned text) or chat's {"content": [...]}. */
+ * (tokens, token_logprobs, top_logprobs, text_offset: character offsets
+ * into the returned text, as OpenAI and vLLM count) or chat's
+ * {"content": [...]}. */
 static json_t *logprobs_json(pv_job_t *job, const int32_t *ids, size_t n, size_t from,
                              const double *lp, const int32_t *tid, const double *tlp)
 {
@@ -260,6 +284,7 @@ static json_t *logprobs_json(pv_job_t *job, const int32_t *ids, size_t n, size_t
     json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
     json_t *content = json_array();
     size_t off = 0;
+    int owed = 0;
     pb_buf_t b;
     int ok = toks && lps && tops && offs && content;
     pb_buf_init(&b, 0);
@@ -297,7 +322,7 @@ static json_t *logprobs_json(pv_job_t *job, const int32_t *ids, size_t n, size_t
         char *t = NULL;
         size_t len = 0;
         if (pe_tok_decode(srv->tok, &ids[i], 1, 1, &t, &len) == 0)
-            off += len;
+            off += utf8_done(t, len, &owed);
         free(t);
     }
     pb_buf_free(&b);
@@ -313,57 +338,76 @@ static json_t *logprobs_json(pv_job_t *job, const int32_t *ids, size_t n, size_t
     return o;
 }
 
-/* One prompt: generate (streaming deltas as they come) and, unless
- * streaming, append its choice to choices. */
-static int run_prompt(pv_job_t *job, size_t index, json_t *choices, pb_err_t *err)
+/* One sequence: a prompt of a generation request. */
+typedef struct seq {
+    gen_t g;           /* g.job, g.index: whose prompt */
+    pe_gen_params_t gp;
+    int32_t stops[2];
+    int max;           /* the answer's budget */
+    int rc;
+    pb_err_t err;
+    json_t *choice;    /* the non-streamed answer's choice */
+    pe_gen_seq_t gs;   /* the engine's view once admitted: out, n_out, why */
+    pe_state_t *st;
+    int admitted, ended;
+} seq_t;
+
+/* Before generation: the budget, the stop ids, a stream's opening chunks. */
+static int seq_begin(seq_t *s)
 {
+    pv_job_t *job = s->g.job;
     pv_server_t *srv = job->srv;
-    pv_prompt_t *pr = &job->prompts[index];
+    size_t index = s->g.index, n_stops = 0;
+    const pv_prompt_t *pr = &job->prompts[index];
     const pv_params_t *p = &job->p;
-    gen_t g = {.job = job, .index = index};
-    pe_state_t *st = NULL;
-    int32_t *out = NULL, *all = NULL, stops[2];
-    size_t n_out = 0, n_stops = 0, len = 0;
-    char *text = NULL;
-    double *lp = NULL, *tlp = NULL;
-    int32_t *tid = NULL;
-    pe_stop_t why = PE_STOP_MAX_TOKENS;
-    pb_buf_t clean;
-    pb_buf_init(&clean, 0);
     int max = p->max_tokens >= 0 ? p->max_tokens
               : job->kind == PV_JOB_CHAT ? srv->ctx : DEFAULT_MAX_TOKENS;
     if ((size_t)max > (size_t)srv->ctx - pr->n_ids)
         max = srv->ctx - (int)pr->n_ids; /* the context bounds the answer */
     if (pe_tok_eos(srv->tok) >= 0)
-        stops[n_stops++] = pe_tok_eos(srv->tok);
+        s->stops[n_stops++] = pe_tok_eos(srv->tok);
     if (job->kind == PV_JOB_CHAT && srv->chat_eot >= 0)
-        stops[n_stops++] = srv->chat_eot;
+        s->stops[n_stops++] = srv->chat_eot;
+    s->max = max;
+    s->gp = (pe_gen_params_t){
+        .max_tokens = max, .temperature = p->temperature, .top_p = p->top_p,
+        .top_k = p->top_k, .seed = p->seed + index, .stop_ids = s->stops, .n_stop = n_stops,
+        .on_token = on_token, .arg = &s->g,
+    };
     int rc = 0;
     if (p->stream && job->kind == PV_JOB_CHAT)
         rc = emit(job, index, "", 0, NULL, 1);
     if (rc == 0 && p->stream && p->echo)
         rc = emit(job, index, pr->text ? pr->text : "", pr->text ? pr->len : 0, NULL, 0);
-    if (rc == 0 && max > 0) {
-        pe_gen_params_t gp = {
-            .max_tokens = max, .temperature = p->temperature, .top_p = p->top_p,
-            .top_k = p->top_k, .seed = p->seed + index, .stop_ids = stops, .n_stop = n_stops,
-            .on_token = on_token, .arg = &g,
-        };
-        rc = pe_state_create(srv->model, (int)pr->n_ids + max, 0, &st, err);
-        rc = rc ? rc : pe_generate(srv->model, st, pr->ids, pr->n_ids, &gp, &out, &n_out, &why, err);
-        if (rc == 0 && g.failed)
-            rc = pv__cancelled(job) ? PB_ECANCELLED : pb_err_set(err, PB_ENOMEM, "", "out of memory");
-    }
+    return rc;
+}
+
+/* After generation: a stream's last chunks, or the choice (with the echoed
+ * prompt and the scored logprobs when asked). */
+static int seq_end(seq_t *s)
+{
+    pv_job_t *job = s->g.job;
+    pv_server_t *srv = job->srv;
+    size_t index = s->g.index;
+    const pv_prompt_t *pr = &job->prompts[index];
+    const pv_params_t *p = &job->p;
+    pb_err_t *err = &s->err;
+    int32_t *all = NULL, *tid = NULL;
+    double *lp = NULL, *tlp = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    pb_buf_t clean;
+    pb_buf_init(&clean, 0);
+    int rc = decode(srv, s->gs.out, s->gs.n_out, 1, &text, &len);
     if (rc)
         goto out;
-    if ((rc = decode(srv, out, n_out, 1, &text, &len)))
-        goto out;
     int hit = find_stop(p, text, len, &len);
-    const char *finish = hit || why == PE_STOP_ID ? "stop" : "length";
+    const char *finish = hit || s->gs.why == PE_STOP_ID ? "stop" : "length";
     job->prompt_tokens += (int64_t)pr->n_ids;
-    job->completion_tokens += (int64_t)n_out;
+    job->completion_tokens += (int64_t)s->gs.n_out;
     if (p->stream) {
-        rc = len > g.emitted ? emit(job, index, text + g.emitted, len - g.emitted, NULL, 0) : 0;
+        rc = len > s->g.emitted ? emit(job, index, text + s->g.emitted, len - s->g.emitted, NULL, 0)
+                                : 0;
         rc = rc ? rc : emit(job, index, "", 0, finish, 0);
         goto out;
     }
@@ -380,7 +424,7 @@ static int run_prompt(pv_job_t *job, size_t index, json_t *choices, pb_err_t *er
     rc = rc ? rc : pb_utf8_clean(text, len, &clean);
     json_t *lpj = NULL;
     if (rc == 0 && p->logprobs >= 0) {
-        size_t n = pr->n_ids + n_out, topn = (size_t)p->logprobs;
+        size_t n = pr->n_ids + s->gs.n_out, topn = (size_t)p->logprobs;
         all = malloc(n * sizeof *all);
         lp = calloc(n, sizeof *lp);
         tid = malloc((n * topn + 1) * sizeof *tid);
@@ -390,8 +434,8 @@ static int run_prompt(pv_job_t *job, size_t index, json_t *choices, pb_err_t *er
             goto out;
         }
         memcpy(all, pr->ids, pr->n_ids * sizeof *all);
-        if (n_out)
-            memcpy(all + pr->n_ids, out, n_out * sizeof *all);
+        if (s->gs.n_out)
+            memcpy(all + pr->n_ids, s->gs.out, s->gs.n_out * sizeof *all);
         size_t from = p->echo && job->kind != PV_JOB_CHAT ? 0 : pr->n_ids;
         if ((rc = score(srv, all, n, from, (int)topn, lp, tid, tlp, err)))
             goto out;
@@ -400,23 +444,18 @@ static int run_prompt(pv_job_t *job, size_t index, json_t *choices, pb_err_t *er
             goto out;
         }
     }
-    json_t *choice = NULL;
     if (rc == 0 && job->kind == PV_JOB_CHAT)
-        choice = json_pack("{s:I, s:{s:s, s:s#}, s:o*, s:s}", "index", (json_int_t)index,
-                           "message", "role", "assistant", "content",
-                           clean.data ? clean.data : "", clean.len, "logprobs",
-                           lpj ? lpj : json_null(), "finish_reason", finish);
+        s->choice = json_pack("{s:I, s:{s:s, s:s#}, s:o*, s:s}", "index", (json_int_t)index,
+                              "message", "role", "assistant", "content",
+                              clean.data ? clean.data : "", clean.len, "logprobs",
+                              lpj ? lpj : json_null(), "finish_reason", finish);
     else if (rc == 0)
-        choice = json_pack("{s:I, s:s#, s:o*, s:s}", "index", (json_int_t)index, "text",
-                           clean.data ? clean.data : "", clean.len, "logprobs",
-                           lpj ? lpj : json_null(), "finish_reason", finish);
-    if (rc == 0 && (choice == NULL || json_array_append_new(choices, choice)))
+        s->choice = json_pack("{s:I, s:s#, s:o*, s:s}", "index", (json_int_t)index, "text",
+                              clean.data ? clean.data : "", clean.len, "logprobs",
+                              lpj ? lpj : json_null(), "finish_reason", finish);
+    if (rc == 0 && s->choice == NULL)
         rc = pb_err_set(err, PB_ENOMEM, "", "out of memory");
 out:
-    pe_state_free(st);
-    free(g.ids);
-    free(g.text);
-    free(out);
     free(text);
     free(all);
     free(lp);
@@ -433,21 +472,25 @@ static json_t *usage_json(const pv_job_t *job)
                      (json_int_t)(job->prompt_tokens + job->completion_tokens));
 }
 
-void pv__run_generate(pv_job_t *job)
+/* A job's answer from its sequences s[0, n_prompts): the first error, the
+ * stream's end, or the choices in prompt order (taken from s). */
+static void job_finish(pv_job_t *job, seq_t *s)
 {
-    pb_err_t err = {{0}, {0}};
     const pv_params_t *p = &job->p;
+    const pb_err_t *err = NULL;
     json_t *choices = json_array(), *o = NULL;
     int rc = choices ? 0 : PB_ENOMEM;
     for (size_t i = 0; rc == 0 && i < job->n_prompts; i++)
-        rc = run_prompt(job, i, choices, &err);
+        if ((rc = s[i].rc))
+            err = &s[i].err;
     if (rc == PB_ECANCELLED) { /* the client left, or the server stops */
         json_decref(choices);
         pv__finish(job, 503, pv_error_json(503, "cancelled", NULL, NULL));
         return;
     }
     if (rc) {
-        char *e = pv_error_json(status_of(rc), err.msg[0] ? err.msg : pb_strerror(rc), NULL, NULL);
+        const char *msg = err && err->msg[0] ? err->msg : pb_strerror(rc);
+        char *e = pv_error_json(status_of(rc), msg, NULL, NULL);
         if (job->posted && e) { /* the stream has begun: end it with the error */
             pb_buf_t ev;
             pb_buf_init(&ev, 0);
@@ -479,17 +522,205 @@ void pv__run_generate(pv_job_t *job)
         pv__finish(job, 200, NULL);
         return;
     }
+    for (size_t i = 0; i < job->n_prompts; i++) {
+        json_array_append_new(choices, s[i].choice);
+        s[i].choice = NULL;
+    }
     o = json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", job->id, "object",
                   job->kind == PV_JOB_CHAT ? "chat.completion" : "text_completion", "created",
                   (json_int_t)job->created, "model", job->srv->name, "choices", choices, "usage",
                   usage_json(job));
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))
-                : NULL;
+    char *str = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))
+                  : NULL;
     json_decref(o);
-    if (s == NULL)
+    if (str == NULL)
         pv__fail(job, 503, "out of memory", NULL);
     else
-        pv__finish(job, 200, s);
+        pv__finish(job, 200, str);
+}
+
+/* ---- requests in flight (continuous batching) ---- */
+
+/* A generation request in flight: its sequences, the next to admit, and
+ * how many have not ended. */
+typedef struct run {
+    struct run *next;
+    pv_job_t *job;
+    seq_t *s;         /* (n): the job's prompts */
+    size_t n, admit, left;
+} run_t;
+
+/* The model thread's generation state: one engine batch that sequences
+ * join and leave between steps, and the requests they belong to. */
+struct pv_gen {
+    pe_gen_batch_t *b;
+    run_t *runs;      /* in arrival order */
+    size_t waiting;   /* sequences of runs not admitted yet */
+};
+
+int pv__gen_open(pv_server_t *srv)
+{
+    pb_err_t err = {{0}, {0}};
+    if ((srv->gen = calloc(1, sizeof *srv->gen)) == NULL)
+        return PB_ENOMEM;
+    return pe_gen_batch_create(srv->model, &srv->gen->b, &err);
+}
+
+static void run_free(run_t *r)
+{
+    for (size_t i = 0; r && i < r->n; i++) { /* the job may be gone */
+        free(r->s[i].g.ids);
+        free(r->s[i].g.text);
+        free(r->s[i].gs.out);
+        pe_state_free(r->s[i].st);
+        json_decref(r->s[i].choice);
+    }
+    if (r)
+        free(r->s);
+    free(r);
+}
+
+void pv__gen_close(pv_server_t *srv)
+{
+    if (srv->gen == NULL)
+        return;
+    pe_gen_batch_free(srv->gen->b);
+    while (srv->gen->runs) { /* only after a failed start: no answers owed */
+        run_t *r = srv->gen->runs;
+        srv->gen->runs = r->next;
+        run_free(r);
+    }
+    free(srv->gen);
+    srv->gen = NULL;
+}
+
+size_t pv__gen_load(const pv_server_t *srv)
+{
+    return pe_gen_batch_running(srv->gen->b) + srv->gen->waiting;
+}
+
+size_t pv__gen_runs(const pv_server_t *srv)
+{
+    size_t n = 0;
+    for (const run_t *r = srv->gen->runs; r; r = r->next)
+        n++;
+    return n;
+}
+
+/* A sequence that needs no generation (or failed to begin) ends at once. */
+static int seq_needs_gen(const seq_t *s) { return s->rc == 0 && s->max > 0; }
+
+void pv__gen_start(pv_job_t *job)
+{
+    pv_gen_t *gen = job->srv->gen;
+    run_t *r = calloc(1, sizeof *r);
+    seq_t *s = r ? calloc(job->n_prompts ? job->n_prompts : 1, sizeof *s) : NULL;
+    if (s == NULL) {
+        free(r);
+        pv__fail(job, 503, "out of memory", NULL);
+        return;
+    }
+    r->job = job;
+    r->s = s;
+    r->n = r->left = job->n_prompts;
+    for (size_t i = 0; i < job->n_prompts; i++) {
+        s[i].g = (gen_t){.job = job, .index = i};
+        s[i].rc = seq_begin(&s[i]);
+        gen->waiting += seq_needs_gen(&s[i]);
+    }
+    run_t **tail = &gen->runs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = r;
+}
+
+/* Admit waiting sequences, oldest request first, while the batch has
+ * fewer than --max-batch. */
+static void gen_fill(pv_server_t *srv)
+{
+    pv_gen_t *gen = srv->gen;
+    for (run_t *r = gen->runs; r && gen->waiting; r = r->next) {
+        for (; r->admit < r->n; r->admit++) {
+            seq_t *q = &r->s[r->admit];
+            if (!seq_needs_gen(q))
+                continue;
+            if (pe_gen_batch_running(gen->b) >= (size_t)srv->max_batch)
+                return;
+            const pv_prompt_t *pr = &r->job->prompts[q->g.index];
+            gen->waiting--;
+            q->gs = (pe_gen_seq_t){.prompt = pr->ids, .n = pr->n_ids, .p = &q->gp};
+            q->rc = pe_state_create(srv->model, (int)pr->n_ids + q->max, 0, &q->st, &q->err);
+            q->gs.st = q->st;
+            q->rc = q->rc ? q->rc : pe_gen_batch_add(gen->b, &q->gs, &q->err);
+            q->admitted = q->rc == 0;
+        }
+    }
+}
+
+/* End what has stopped: a sequence's answer part once the engine is done
+ * with it, a request's answer once all its sequences have ended. */
+static void gen_sweep(pv_server_t *srv)
+{
+    pv_gen_t *gen = srv->gen;
+    for (run_t **pr = &gen->runs; *pr;) {
+        run_t *r = *pr;
+        for (size_t i = 0; i < r->n; i++) {
+            seq_t *q = &r->s[i];
+            if (q->ended || (seq_needs_gen(q) && !(q->admitted && q->gs.done)))
+                continue;
+            if (q->admitted) {
+                pe_state_free(q->st);
+                q->st = NULL;
+                if (q->g.failed)
+                    q->rc = pv__cancelled(r->job) ? PB_ECANCELLED
+                            : pb_err_set(&q->err, PB_ENOMEM, "", "out of memory");
+            }
+            if (q->rc == 0)
+                q->rc = seq_end(q);
+            q->ended = 1;
+            r->left--;
+        }
+        if (r->left > 0) {
+            pr = &r->next;
+            continue;
+        }
+        *pr = r->next;
+        job_finish(r->job, r->s);
+        run_free(r);
+    }
+}
+
+void pv__gen_step(pv_server_t *srv)
+{
+    pv_gen_t *gen = srv->gen;
+    pb_err_t err = {{0}, {0}};
+    gen_fill(srv);
+    size_t n = pe_gen_batch_running(gen->b), reqs = 0;
+    for (const run_t *r = gen->runs; r; r = r->next) { /* requests in this step */
+        int in = 0;
+        for (size_t i = 0; i < r->n && !in; i++)
+            in = r->s[i].admitted && !r->s[i].gs.done;
+        reqs += (size_t)in;
+    }
+    int rc = pe_gen_batch_step(gen->b, &err);
+    if (n) {
+        pthread_mutex_lock(&srv->mx);
+        srv->m.gen_calls++;
+        srv->m.gen_seqs += n;
+        if (n > srv->m.gen_seq_max)
+            srv->m.gen_seq_max = n;
+        if (reqs > srv->m.gen_req_max)
+            srv->m.gen_req_max = reqs;
+        pthread_mutex_unlock(&srv->mx);
+    }
+    if (rc) /* the engine ended every running sequence */
+        for (run_t *r = gen->runs; r; r = r->next)
+            for (size_t i = 0; i < r->n; i++)
+                if (r->s[i].admitted && !r->s[i].ended) {
+                    r->s[i].rc = rc;
+                    r->s[i].err = err;
+                }
+    gen_sweep(srv);
 }
 
 /* ---- embeddings ---- */

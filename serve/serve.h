@@ -100,6 +100,7 @@ typedef struct pv_prompt {
 } pv_prompt_t;
 
 typedef struct pv_server pv_server_t;
+typedef struct pv_gen pv_gen_t; /* gen.c: the requests being generated */
 
 /* A queued request. api.c fills the request part and hands it to batch.c;
  * the model thread owns it until it sets done; the loop thread frees it
@@ -132,6 +133,8 @@ typedef struct pv_metrics {
     uint64_t prompt_tokens, completion_tokens;
     uint64_t batch_hist[8]; /* <=1, <=2, <=4, ... <=64, more (model thread, under mx) */
     uint64_t batches, batched_jobs;
+    uint64_t gen_calls, gen_seqs, gen_seq_max; /* engine steps, sequences in them */
+    uint64_t gen_req_max;                      /* most requests in one step */
 } pv_metrics_t;
 
 struct pv_server {
@@ -158,6 +161,7 @@ struct pv_server {
     pthread_cond_t cv;
     pv_job_t *head, *tail, *ready;
     size_t queued, running;
+    pv_gen_t *gen;         /* the model thread's */
     pv_metrics_t m;
 };
 
@@ -191,9 +195,21 @@ void pv__finish(pv_job_t *job, int status, char *answer);
 void pv__fail(pv_job_t *job, int status, const char *msg, const char *param);
 
 /* gen.c (model thread): tokenize a job's prompts (nonzero: the job was
- * answered with an error), then run it. */
+ * answered with an error), then run it. Completions and chats run by
+ * continuous batching: pv__gen_start queues a job's prompts as sequences;
+ * each pv__gen_step admits waiting ones (oldest first) while fewer than
+ * --max-batch are running, runs one engine step over them all (the new
+ * ones' prompts prefilled in the same pass as the others' next token) and
+ * answers the jobs whose sequences have all ended. Each answer equals the
+ * one it gets alone. pv__gen_load: sequences running or waiting;
+ * pv__gen_runs: jobs in flight. */
 int pv__prepare(pv_job_t *job);
-void pv__run_generate(pv_job_t *job);
+int pv__gen_open(pv_server_t *srv);
+void pv__gen_close(pv_server_t *srv);
+void pv__gen_start(pv_job_t *job);
+void pv__gen_step(pv_server_t *srv);
+size_t pv__gen_load(const pv_server_t *srv);
+size_t pv__gen_runs(const pv_server_t *srv);
 void pv__run_embed(pv_job_t *job);
 
 #endif

@@ -4,8 +4,12 @@
  *              [--n N] [--pe JSON] [--kv-bf16] [--threads N] [--validate]
  *              [--temperature T --top-p P --top-k K --seed S]
  * logits: all logits of one prefill; decode: the same one token at a time;
- * generate: N tokens (greedy unless --temperature); loglik: the last N ids as continuation. */
+ * generate: N tokens (greedy unless --temperature); loglik: the last N ids as continuation.
+ * batch (--ids "1,2;3,4,5"): pe_model_forward_batch over the sequences, then
+ * N batched decode steps, against pe_model_forward per sequence;
+ * batch-generate: pe_generate_batch against pe_generate per sequence. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,113 @@ static void print_rows(const float *x, size_t rows, size_t n)
         printf("]");
     }
     printf("]");
+}
+
+#define NSEQ_MAX 16
+
+/* "1,2;3,4,5" into seqs of ids (each < 4096 ids); the count, 0 on error. */
+static size_t parse_seqs(const char *s, int32_t (*ids)[4096], size_t *n)
+{
+    size_t k = 0;
+    n[0] = 0;
+    while (*s && k < NSEQ_MAX) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || n[k] >= 4096)
+            return 0;
+        ids[k][n[k]++] = (int32_t)v;
+        s = end;
+        if (*s == ';' && ++k < NSEQ_MAX)
+            n[k] = 0;
+        if (*s == ',' || *s == ';')
+            s++;
+    }
+    return k < NSEQ_MAX ? k + 1 : 0;
+}
+
+/* Batched against per-sequence runs of the same sequences; prints
+ * {"max_rel", "lens", "want_lens"} (logits: prefill then steps decodes). */
+static int run_batch(pe_model_t *m, const char *spec, int steps, int gen_mode,
+                     const pe_gen_params_t *gp, pb_err_t *err)
+{
+    static int32_t ids[NSEQ_MAX][4096];
+    size_t n[NSEQ_MAX], k = parse_seqs(spec, ids, n);
+    pe_state_t *a[NSEQ_MAX] = {0}, *b[NSEQ_MAX] = {0};
+    const int32_t *ip[NSEQ_MAX];
+    float *la = NULL, *lb = NULL;
+    pe_gen_seq_t gs[NSEQ_MAX];
+    pe_dims_t d;
+    int rc = 0;
+    double max_rel = 0;
+    pe_model_dims(m, &d);
+    if (k == 0)
+        return 2;
+    la = malloc(k * (size_t)d.vocab * sizeof *la);
+    lb = malloc(k * (size_t)d.vocab * sizeof *lb);
+    for (size_t i = 0; i < k && rc == 0; i++) {
+        ip[i] = ids[i];
+        rc = pe_state_create(m, 0, 0, &a[i], err);
+        rc = rc ? rc : pe_state_create(m, 0, 0, &b[i], err);
+    }
+    if (rc || !la || !lb)
+        goto out;
+    if (gen_mode) {
+        int same = 1;
+        for (size_t i = 0; i < k; i++)
+            gs[i] = (pe_gen_seq_t){.st = a[i], .prompt = ids[i], .n = n[i], .p = gp};
+        if ((rc = pe_generate_batch(m, gs, k, err)))
+            goto out;
+        printf("{\"ids\":[");
+        for (size_t i = 0; i < k; i++) {
+            int32_t *one = NULL;
+            size_t n_one = 0;
+            pe_stop_t why;
+            if ((rc = pe_generate(m, b[i], ids[i], n[i], gp, &one, &n_one, &why, err)))
+                goto out;
+            same &= n_one == gs[i].n_out && why == gs[i].why &&
+                    (n_one == 0 || !memcmp(one, gs[i].out, n_one * sizeof *one));
+            printf("%s[", i ? "," : "");
+            for (size_t j = 0; j < gs[i].n_out; j++)
+                printf("%s%d", j ? "," : "", (int)gs[i].out[j]);
+            printf("]");
+            free(one);
+            free(gs[i].out);
+        }
+        printf("],\"same\":%s}\n", same ? "true" : "false");
+        goto out;
+    }
+    for (int s = 0; s <= steps && rc == 0; s++) {
+        if ((rc = pe_model_forward_batch(m, a, ip, n, k, la, err)))
+            goto out;
+        for (size_t i = 0; i < k && rc == 0; i++)
+            rc = pe_model_forward(m, b[i], ip[i], n[i], lb + i * (size_t)d.vocab, 0, err);
+        for (size_t i = 0; i < k; i++) {
+            const float *x = la + i * (size_t)d.vocab, *y = lb + i * (size_t)d.vocab;
+            double scale = 1e-30, diff = 0;
+            for (int j = 0; j < d.vocab; j++) {
+                scale = fabs(y[j]) > scale ? fabs(y[j]) : scale;
+                diff = fabs(x[j] - y[j]) > diff ? fabs(x[j] - y[j]) : diff;
+            }
+            max_rel = diff / scale > max_rel ? diff / scale : max_rel;
+            ip[i] = &ids[i][(size_t)s % n[i]]; /* the next step: one token each */
+            n[i] = 1;
+        }
+    }
+    printf("{\"max_rel\":%.9g,\"lens\":[", max_rel);
+    for (size_t i = 0; i < k; i++)
+        printf("%s%d", i ? "," : "", pe_state_len(a[i]));
+    printf("],\"want_lens\":[");
+    for (size_t i = 0; i < k; i++)
+        printf("%s%d", i ? "," : "", pe_state_len(b[i]));
+    printf("]}\n");
+out:
+    for (size_t i = 0; i < k; i++) {
+        pe_state_free(a[i]);
+        pe_state_free(b[i]);
+    }
+    free(la);
+    free(lb);
+    return rc;
 }
 
 static int fail(int rc, const pb_err_t *e)
@@ -126,6 +237,10 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < ngen; i++)
             printf("%s%d", i ? "," : "", (int)gen[i]);
         printf("],\"stop\":%d}\n", (int)why);
+    } else if (!strcmp(mode, "batch") || !strcmp(mode, "batch-generate")) {
+        pe_gen_params_t gp = {.max_tokens = n, .temperature = temp, .top_p = top_p,
+                              .top_k = top_k, .seed = seed};
+        rc = run_batch(m, ids_s, n, !strcmp(mode, "batch-generate"), &gp, &err);
     } else if (!strcmp(mode, "loglik")) {
         double ll;
         int greedy;

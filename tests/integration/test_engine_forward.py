@@ -271,3 +271,49 @@ def test_bert_limits(ckpts):
     # an encoder cannot be extended token by token
     assert run(os.path.join(ckpts, "bert_mlm"), SHORT[:3], mode="decode", ok=False)["code"] == -2
     assert run(d, IDS + IDS, mode="embed", n=0, ok=False)["code"] == -6  # past 160 positions
+
+
+# ---- several sequences in one pass (pe_model_forward_batch) ------------------
+# Mixed lengths, one longer than a 128-row chunk (it spans chunks and shares
+# them with its neighbours), then 3 batched decode steps: last-token logits
+# equal per-sequence pe_model_forward within 1e-5 of the row's scale, and
+# every state holds what it would alone. nseq = 1 is the single path.
+BATCH_SEQS = [IDS[:5], IDS[:140], IDS[3:4], IDS[10:70], SHORT]
+
+
+def seqs_arg(seqs):
+    return ";".join(",".join(map(str, s)) for s in seqs)
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen2", "gpt2", "research_rope", "research_ape",
+                                  "research_ape_sin", "research_alibi", "research_t5", "neox",
+                                  "bloom"])
+def test_forward_batch_equals_per_sequence(ckpts, name):
+    d = os.path.join(ckpts, name)
+    for seqs in (BATCH_SEQS, [IDS[:140]], [SHORT, SHORT[:1]]):
+        got = run(d, [], mode="batch", n=3, extra=["--ids", seqs_arg(seqs)])
+        assert got["lens"] == got["want_lens"] == [len(s) + 3 for s in seqs]
+        assert got["max_rel"] <= 1e-5, got["max_rel"]
+
+
+def test_forward_batch_with_dynamic_ntk(ckpts):
+    # the rope table follows each sequence's own length: still per sequence
+    pe = {"type": "rope", "scaling": {"type": "dynamic", "factor": 2, "original_max_position": 8}}
+    got = run(os.path.join(ckpts, "llama"), [], mode="batch", n=2, pe=pe,
+              extra=["--ids", seqs_arg(BATCH_SEQS)])
+    assert got["lens"] == got["want_lens"] and got["max_rel"] <= 1e-5
+
+
+@pytest.mark.parametrize("extra", [[], ["--temperature", "0.9", "--top-k", "20", "--seed", "5"]])
+def test_generate_batch_equals_one_by_one(ckpts, extra):
+    d = os.path.join(ckpts, "llama")
+    got = run(d, [], mode="batch-generate", n=12, extra=["--ids", seqs_arg(BATCH_SEQS), *extra])
+    assert got["same"], got
+    assert [len(x) for x in got["ids"]] == [12] * len(BATCH_SEQS)
+
+
+def test_forward_batch_refuses_bad_input_before_running(ckpts):
+    d = os.path.join(ckpts, "llama")
+    got = run(d, [], mode="batch", n=0, ok=False,
+              extra=["--ids", seqs_arg([SHORT, [1, make_ckpt.VOCAB]])])
+    assert got["code"] == -2 and got["field"] == "ids"

@@ -3,8 +3,10 @@ test_native's tiny byte-level Llama checkpoint: every endpoint's documented
 shape, including server-sent event streams; greedy completions equal the
 engine's own generation (tests/engine/pe_forward); echo + logprobs sums
 equal the native backend's loglik (tests/engine/pb_loglik); a PE override
-from --rope-scaling reaches the model; eight concurrent clients get the
-answers they get alone; errors are OpenAI's shape with the right status."""
+from --rope-scaling reaches the model; eight concurrent clients are
+batched together (several sequences in one engine pass) and get the
+answers they get alone; a full queue answers 503; errors are OpenAI's
+shape with the right status."""
 
 import json
 import os
@@ -160,6 +162,17 @@ def test_echo_logprobs_equal_the_native_loglik(srv, ckpt):
     assert got["usage"]["completion_tokens"] == 0
 
 
+def test_text_offset_counts_characters(srv):
+    # OpenAI and vLLM count text_offset in characters; one byte per token
+    # here, so a character counts once its last byte is in
+    text = "caf\u00e9 \u00fc\u2192x"
+    lp = complete(srv, text, max_tokens=0, echo=True, logprobs=0)["choices"][0]["logprobs"]
+    raw = text.encode()
+    want = [len(raw[:i].decode("utf-8", "ignore")) for i in range(len(raw))]
+    assert lp["text_offset"] == want
+    assert want[-1] == len(text) - 1 < len(raw) - 1
+
+
 def test_logprobs_of_generated_tokens(srv):
     got = complete(srv, "Hello", max_tokens=4, logprobs=1)
     lp = got["choices"][0]["logprobs"]
@@ -297,9 +310,25 @@ def test_chatml_template_from_the_tokenizer_config(ckpt, tmp_path):
 
 # ---- load ----
 
+def metrics(srv):
+    _, ctype, text = curl(srv, "/metrics")
+    assert ctype.startswith("text/plain")
+    return {k: int(v) for k, v in (ln.rsplit(" ", 1) for ln in text.splitlines()
+                                   if not ln.startswith("#"))}
+
+
+def wait_running(srv):
+    """Until the model thread has taken a request."""
+    for _ in range(2000):
+        if metrics(srv)["posbench_serve_running"] >= 1:
+            return
+    raise AssertionError("the model thread never started the request")
+
+
 def test_concurrent_clients_get_their_own_answers(srv):
     prompts = [f"client {i} says {PROMPTS[i % 4]}" for i in range(8)]
     alone = {p: complete(srv, p, max_tokens=10)["choices"][0]["text"] for p in prompts}
+    before = metrics(srv)
     results, errors = {}, []
 
     def client(i):
@@ -315,25 +344,66 @@ def test_concurrent_clients_get_their_own_answers(srv):
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(repr(e))
 
+    slow = [f"slow {i}" for i in range(128)]
     for _ in range(2):
+        # a long request holds the model thread, so the eight queue up and
+        # join the engine's batch as its sequences end (--max-batch 4)
+        blocker = threading.Thread(target=complete, args=(srv, slow),
+                                   kwargs={"max_tokens": 400})
+        blocker.start()
+        wait_running(srv)
         threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
         for th in threads:
             th.start()
-        for th in threads:
+        for th in [blocker, *threads]:
             th.join(t(60))
         assert not errors, errors
         assert {prompts[i]: r for i, r in results.items()} == alone
-    _, ctype, metrics = curl(srv, "/metrics")
-    assert ctype.startswith("text/plain")
-    lines = dict(ln.rsplit(" ", 1) for ln in metrics.splitlines() if not ln.startswith("#"))
-    assert int(lines['posbench_serve_requests_total{endpoint="/v1/completions",status="200"}']) >= 24
-    assert int(lines["posbench_serve_batch_size_count"]) >= 1
-    assert int(lines["posbench_serve_batch_size_sum"]) >= 24
-    assert int(lines["posbench_serve_generation_tokens_total"]) > 0
-    assert lines["posbench_serve_queue_depth"] == "0"
-    # several requests were waiting together at least once
-    assert int(lines['posbench_serve_batch_size_bucket{le="1"}']) < \
-        int(lines["posbench_serve_batch_size_count"])
+    m = metrics(srv)
+    assert m['posbench_serve_requests_total{endpoint="/v1/completions",status="200"}'] >= 24
+    assert m["posbench_serve_batch_size_count"] >= 1
+    assert m["posbench_serve_batch_size_sum"] >= 24
+    assert m["posbench_serve_generation_tokens_total"] > 0
+    assert m["posbench_serve_queue_depth"] == 0
+
+    # requests went through the engine together: the tests before this one
+    # sent one request at a time
+    assert before["posbench_serve_generate_step_requests_max"] <= 1
+    assert m["posbench_serve_generate_step_requests_max"] > 1
+    assert m["posbench_serve_generate_step_sequences_max"] == 4  # --max-batch
+    assert m["posbench_serve_generate_step_sequences_total"] > \
+        m["posbench_serve_generate_steps_total"]
+
+
+def test_full_queue_answers_503(ckpt):
+    s = Server(ckpt, "--max-queue", "1", "--max-batch", "1")
+    slow = {"prompt": [f"slow {i}" for i in range(64)], "max_tokens": 400, "temperature": 0}
+    statuses, errs = [], []
+
+    def client():
+        status, _, text = curl(s, "/v1/completions", slow)
+        statuses.append(status)
+        if status != 200:
+            errs.append(json.loads(text)["error"])
+
+    try:
+        first = threading.Thread(target=client)
+        first.start()
+        wait_running(s)
+        # one more fits the queue (1); the rest are refused while it waits
+        threads = [threading.Thread(target=client) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in [first, *threads]:
+            th.join(t(60))
+        assert sorted(statuses)[:2] == [200, 200] and set(statuses) <= {200, 503}, statuses
+        assert statuses.count(503) >= 3, statuses
+        assert all("queue is full" in e["message"] for e in errs), errs
+        assert metrics(s)['posbench_serve_requests_total{endpoint="/v1/completions",status="503"}'] \
+            == statuses.count(503)
+        assert complete(s, "abc")["choices"][0]["text"]  # still serving
+    finally:
+        s.stop()
 
 
 # ---- errors ----
