@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
-from test_native import _byte_unicode, make_checkpoint  # noqa: E402
+from test_native import _byte_unicode, make_checkpoint, write_byte_tokenizer  # noqa: E402
 import make_engine_ckpt  # noqa: E402
 
 
@@ -42,21 +42,7 @@ def big_checkpoint(d):
                 break
             vocab.setdefault(bu[a] + bu[b], i)
             i += 1
-    (d / "tokenizer.json").write_text(json.dumps({
-        "version": "1.0",
-        "added_tokens": [{"id": 256, "content": "<|endoftext|>", "special": True,
-                          "single_word": False, "lstrip": False, "rstrip": False,
-                          "normalized": False}],
-        "normalizer": None,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-                          "use_regex": True},
-        "post_processor": None,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
-                    "use_regex": True},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None,
-                  "continuing_subword_prefix": "", "end_of_word_suffix": "",
-                  "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": []},
-    }, ensure_ascii=False))
+    write_byte_tokenizer(d, vocab)
     return d
 
 

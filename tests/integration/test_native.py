@@ -45,6 +45,26 @@ def write_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
+def write_byte_tokenizer(d, vocab):
+    """d/tokenizer.json: GPT-2's byte-level BPE over vocab (no merges), with
+    <|endoftext|> (id 256) as its special token."""
+    (d / "tokenizer.json").write_text(json.dumps({
+        "version": "1.0",
+        "added_tokens": [{"id": 256, "content": "<|endoftext|>", "special": True,
+                          "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False}],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                          "use_regex": True},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                    "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                  "continuing_subword_prefix": "", "end_of_word_suffix": "",
+                  "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": []},
+    }, ensure_ascii=False))
+
+
 def make_checkpoint(d):
     """A LlamaForCausalLM of 2 layers, d_model 32, grouped-query attention."""
     d.mkdir()
@@ -75,22 +95,7 @@ def make_checkpoint(d):
         "max_position_embeddings": MAX_POS, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
         "tie_word_embeddings": False}))
     vocab = {ch: b for b, ch in _byte_unicode().items()}
-    (d / "tokenizer.json").write_text(json.dumps({
-        "version": "1.0",
-        "added_tokens": [{"id": 256, "content": "<|endoftext|>", "special": True,
-                          "single_word": False, "lstrip": False, "rstrip": False,
-                          "normalized": False}],
-        "normalizer": None,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-                          "use_regex": True},
-        "post_processor": None,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
-                    "use_regex": True},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None,
-                  "continuing_subword_prefix": "", "end_of_word_suffix": "",
-                  "fuse_unk": False, "byte_fallback": False,
-                  "vocab": {**vocab, "<|endoftext|>": 256}, "merges": []},
-    }, ensure_ascii=False))
+    write_byte_tokenizer(d, {**vocab, "<|endoftext|>": 256})
     return d
 
 
