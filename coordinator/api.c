@@ -91,6 +91,14 @@ int64_t pb_api_parse_id(const char *s, size_t n)
 }
 
 /* Integer query parameter: absent -> dflt; present but bad -> 400. */
+int64_t pb_api_path_id(const char *p, const char **rest)
+{
+    const char *slash = strchr(p, '/');
+    size_t len = slash ? (size_t)(slash - p) : strlen(p);
+    *rest = slash ? slash + 1 : "";
+    return pb_api_parse_id(p, len);
+}
+
 int pb_api_query_int(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name,
                      int64_t dflt, int64_t min, int64_t max, int64_t *out)
 {
@@ -552,14 +560,12 @@ static void api_items(pb_coord_t *c, int64_t id, const pb_http_req_t *req, pb_ht
 
 static void api_job(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp, const char *rest)
 {
-    const char *slash = strchr(rest, '/');
-    size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    int64_t id = pb_api_parse_id(rest, idlen);
+    const char *sub;
+    int64_t id = pb_api_path_id(rest, &sub);
     if (id < 0) {
         pb_http_resp_error(resp, 404, "job id must be a positive integer", "id");
         return;
     }
-    const char *sub = slash ? slash + 1 : "";
     if (*sub == '\0') {
         if (!pb_api_method_is(req, "GET"))
             return pb_api_method_not_allowed(resp, "GET");

@@ -189,15 +189,6 @@ static void regression_scan(pb_coord_t *c, const pb_http_req_t *req, pb_http_res
         pb_api_reply_json(resp, 200, summary);
 }
 
-/* {id} or {id}/rest of a path; -1 when it does not start with an id. */
-static int64_t path_id(const char *p, const char **rest)
-{
-    const char *slash = strchr(p, '/');
-    size_t len = slash ? (size_t)(slash - p) : strlen(p);
-    *rest = slash ? slash + 1 : "";
-    return pb_api_parse_id(p, len);
-}
-
 int pb_api_regress_route(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp,
                          const char *p)
 {
@@ -211,7 +202,7 @@ int pb_api_regress_route(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t
         else
             series_list(c, req, resp);
     } else if (strncmp(p, "series/", 7) == 0) {
-        if ((id = path_id(p + 7, &rest)) < 0 || rest[0])
+        if ((id = pb_api_path_id(p + 7, &rest)) < 0 || rest[0])
             pb_http_resp_error(resp, 404, "series id must be a positive integer", "id");
         else if (!pb_api_method_is(req, "GET"))
             pb_api_method_not_allowed(resp, "GET");
@@ -228,7 +219,7 @@ int pb_api_regress_route(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t
         else
             regression_scan(c, req, resp);
     } else if (strncmp(p, "regressions/", 12) == 0) {
-        if ((id = path_id(p + 12, &rest)) < 0 || rest[0]) {
+        if ((id = pb_api_path_id(p + 12, &rest)) < 0 || rest[0]) {
             pb_http_resp_error(resp, 404, "regression id must be a positive integer", "id");
         } else if (pb_api_method_is(req, "GET")) {
             rc = pdb_regression_get(c->db, id, &out);

@@ -126,14 +126,12 @@ static void api_schedule_patch(pb_coord_t *c, int64_t id, const pb_http_req_t *r
 static void api_schedule(pb_coord_t *c, const pb_http_req_t *req, pb_http_resp_t *resp,
                          const char *rest)
 {
-    const char *slash = strchr(rest, '/');
-    size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-    int64_t id = pb_api_parse_id(rest, idlen);
+    const char *sub;
+    int64_t id = pb_api_path_id(rest, &sub);
     if (id < 0) {
         pb_http_resp_error(resp, 404, "schedule id must be a positive integer", "id");
         return;
     }
-    const char *sub = slash ? slash + 1 : "";
     json_t *s = NULL;
     int rc = pdb_schedule_get(c->db, id, &s);
     if (rc) {

@@ -147,6 +147,9 @@ int pb_api_query_str(const pb_http_req_t *req, pb_http_resp_t *resp, const char 
 int pb_api_query_int(const pb_http_req_t *req, pb_http_resp_t *resp, const char *name,
                      int64_t dflt, int64_t min, int64_t max, int64_t *out);
 int64_t pb_api_parse_id(const char *s, size_t n);
+/* The id at the start of path p ("{id}" or "{id}/rest"), -1 when there is
+ * none; *rest is what follows the slash ("" when none). */
+int64_t pb_api_path_id(const char *p, const char **rest);
 json_t *pb_api_parse_body(const pb_http_req_t *req, pb_http_resp_t *resp);
 int pb_api_method_is(const pb_http_req_t *req, const char *m);
 void pb_api_method_not_allowed(pb_http_resp_t *resp, const char *allow);
