@@ -54,3 +54,9 @@ EXTRA_DIST += tests/integration/regressdata.py tests/integration/test_web_regres
 EXTRA_DIST += tests/integration/test_kernels_suite.py
 EXTRA_DIST += tests/integration/test_openai.py tests/integration/fault_server.py
 EXTRA_DIST += tests/integration/test_serve.py
+# The browser tests keep screenshots in the build tree for people to look
+# at; "make clean" (and so distcheck's distclean) removes them.
+clean-local: clean-test-screenshots
+clean-test-screenshots:
+	-rm -rf test-screenshots
+.PHONY: clean-test-screenshots
