@@ -424,25 +424,32 @@ static int scan_series(pb_coord_t *c, int64_t sid, int *n_cps, json_t *created, 
     double x[PB_RG_MAX_POINTS];
     pb_detect_cp_t cps[PB_RG_MAX_POINTS];
     size_t n = 0;
-    int rc = pdb_series_points(c->db, sid, 0, 0, PB_RG_MAX_POINTS, pts, &n);
     int kind = PS_KIND_INFO;
-    rc = rc ? rc : pdb_series_info(c->db, sid, &kind, sched);
-    rc = rc ? rc : pdb_regressions_list(c->db, NULL, 0, sid, 1000, &regs);
+    int rc = pdb_series_info(c->db, sid, &kind, sched);
     if (rc)
         goto out;
     if (kind == PS_KIND_INFO)
         goto done;
+    if ((rc = pdb_series_points(c->db, sid, 0, 0, PB_RG_MAX_POINTS, pts, &n)) != 0)
+        goto out;
     for (size_t i = 0; i < n; i++)
         x[i] = pts[i].value;
     size_t ncps = pb_detect_change_points(x, n, cps);
+    *n_cps += (int)ncps;
+    if (ncps == 0)
+        goto done; /* most series on most nights: no settings or records to read */
     pb_detect_cfg_t cfg;
     char url[8];
     schedule_settings(c, *sched, &cfg, url, sizeof url);
     for (size_t i = 0; i < ncps; i++) {
         size_t k = cps[i].k;
         double mb = cps[i].mean_before, ma = cps[i].mean_after;
-        (*n_cps)++;
-        if (!step_worse(kind, &cfg, mb, ma) || already_known(regs, pts, n, k))
+        if (!step_worse(kind, &cfg, mb, ma))
+            continue;
+        /* The series' records, read once, only when a step is worth one. */
+        if (regs == NULL && (rc = pdb_regressions_list(c->db, NULL, 0, sid, 1000, &regs)) != 0)
+            goto out;
+        if (already_known(regs, pts, n, k))
             continue;
         json_t *changes = context_changes(c, pts[k - 1].context_id, pts[k].context_id);
         pdb_regression_t r = {.series_id = sid, .detector = "changepoint",

@@ -238,6 +238,16 @@
   }
   const error = (msg) => banner(msg instanceof Error ? msg.message : msg, "error");
 
+  // One term and its value appended to a <dl>: v a Node, or text (empty,
+  // null or undefined shows DASH).
+  function meta(dl, k, v) {
+    dl.appendChild(el("dt", null, k));
+    const dd = el("dd");
+    if (v instanceof Node) dd.appendChild(v);
+    else dd.textContent = v === undefined || v === null || v === "" ? DASH : String(v);
+    dl.appendChild(dd);
+  }
+
   // Replace container's content with an empty-state note (title + hint).
   function empty(container, title, hint) {
     const box = el("div", "empty");
@@ -441,7 +451,7 @@
 
   window.pb = {
     api, ApiError, isStatic, staticPath, el, href, link, fmt, query, setQuery, onNavigate,
-    nav, banner, error, empty, table, row, sortable, palette: PALETTE, color, alpha,
+    nav, banner, error, empty, meta, table, row, sortable, palette: PALETTE, color, alpha,
     seqColor, textOn, legend, debounce, select, groupBy, isNum, DASH,
     chartReady: () => typeof window.Chart === "function",
   };

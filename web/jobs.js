@@ -233,13 +233,7 @@
     const head = pb.el("div", "job-head");
     head.appendChild(stateBadge(job.state));
     const meta = pb.el("dl", "job-meta");
-    const add = (k, v) => {
-      meta.appendChild(pb.el("dt", null, k));
-      const dd = pb.el("dd");
-      if (v instanceof Node) dd.appendChild(v);
-      else dd.textContent = v;
-      meta.appendChild(dd);
-    };
+    const add = (k, v) => pb.meta(meta, k, v);
     add("Model", modelName(job));
     add("Created", pb.fmt.date(job.created_at));
     add("Started", pb.fmt.date(job.started_at));

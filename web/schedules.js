@@ -161,13 +161,7 @@
     h.appendChild(pb.el("span", "state " + (s.enabled ? "state-running" : "state-cancelled"), s.enabled ? "enabled" : "disabled"));
     card.appendChild(h);
     const meta = pb.el("dl", "job-meta");
-    const add = (k, v) => {
-      meta.appendChild(pb.el("dt", null, k));
-      const dd = pb.el("dd");
-      if (v instanceof Node) dd.appendChild(v);
-      else dd.textContent = v;
-      meta.appendChild(dd);
-    };
+    const add = (k, v) => pb.meta(meta, k, v);
     add("Cron (UTC)", s.cron);
     add("Next", s.enabled ? pb.fmt.date(s.next_fire_at) : pb.DASH);
     add("Last fired", pb.fmt.date(s.last_fired_at));

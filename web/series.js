@@ -82,14 +82,6 @@
     },
   };
 
-  function addMeta(dl, k, v) {
-    dl.appendChild(el("dt", null, k));
-    const dd = el("dd");
-    if (v instanceof Node) dd.appendChild(v);
-    else dd.textContent = v === undefined || v === null || v === "" ? pb.DASH : String(v);
-    dl.appendChild(dd);
-  }
-
   function params(p) {
     if (p === null || p === undefined) return pb.DASH;
     return typeof p === "string" ? p : JSON.stringify(p);
@@ -278,14 +270,14 @@
     $("subtitle").textContent = "Series " + s.id + ": one metric of one run configuration on one testbed, oldest run first.";
     const dl = $("meta");
     dl.replaceChildren();
-    addMeta(dl, "Schedule", s.schedule_id ? pb.link(pb.href("schedules.html", { schedule: s.schedule_id }), "#" + s.schedule_id) : pb.DASH);
-    addMeta(dl, "Model", s.model);
-    addMeta(dl, "Suite / task", s.suite + " / " + s.task);
-    addMeta(dl, "Params", el("span", "params", params(s.params)));
-    addMeta(dl, "Bucket", s.bucket);
-    addMeta(dl, "Metric", (s.metric || pb.DASH) + " (" + (s.kind || "?") + (s.unit ? ", " + s.unit : "") + ")");
-    addMeta(dl, "Testbed", s.testbed ? (s.testbed.name || "#" + s.testbed.id) : pb.DASH);
-    addMeta(dl, "Points", pb.fmt.int(points.length));
+    pb.meta(dl, "Schedule", s.schedule_id ? pb.link(pb.href("schedules.html", { schedule: s.schedule_id }), "#" + s.schedule_id) : pb.DASH);
+    pb.meta(dl, "Model", s.model);
+    pb.meta(dl, "Suite / task", s.suite + " / " + s.task);
+    pb.meta(dl, "Params", el("span", "params", params(s.params)));
+    pb.meta(dl, "Bucket", s.bucket);
+    pb.meta(dl, "Metric", (s.metric || pb.DASH) + " (" + (s.kind || "?") + (s.unit ? ", " + s.unit : "") + ")");
+    pb.meta(dl, "Testbed", s.testbed ? (s.testbed.name || "#" + s.testbed.id) : pb.DASH);
+    pb.meta(dl, "Points", pb.fmt.int(points.length));
     draw(s, points, cps, regs);
     $("regressions-box").hidden = !regs.length;
     if (regs.length) $("regressions").replaceChildren(R.table(regs, () => showOne(id), { series: s }));
